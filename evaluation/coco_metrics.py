@@ -1,0 +1,307 @@
+"""COCO bbox metrics with pycocotools' semantics: match once, accumulate for any image subset.
+
+The arrays follow ``COCOeval.eval``: ``precision`` is ``[T, R, K, A, M]`` (IoU thresholds,
+recall thresholds, classes, area ranges, max detections) and ``recall`` is ``[T, K, A, M]``;
+-1 marks "undefined" (no ground truth to find).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .detections import DetectionSet
+from .matching import candidate_pairs, greedy_match, rank_within_groups
+
+__all__ = [
+    "AREA_RANGES",
+    "IOU_THRESHOLDS",
+    "MAX_DETS",
+    "RECALL_THRESHOLDS",
+    "STAT_NAMES",
+    "CocoMatches",
+    "accumulate",
+    "match_coco",
+    "per_class_metrics",
+    "summarize",
+]
+
+# Exactly the expressions of pycocotools' Params.setDetParams (same floating-point values).
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
+RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
+AREA_RANGES: tuple[tuple[str, float, float], ...] = (
+    ("all", 0.0, 1e5**2),
+    ("small", 0.0, 32.0**2),
+    ("medium", 32.0**2, 96.0**2),
+    ("large", 96.0**2, 1e5**2),
+)
+MAX_DETS: tuple[int, ...] = (1, 10, 100)
+STAT_NAMES: tuple[str, ...] = (
+    "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
+)  # fmt: skip
+
+
+def _outside_area_ranges(areas: np.ndarray) -> np.ndarray:
+    """``(A, N)`` bool: which areas fall outside each range (bounds inclusive, as pycocotools)."""
+    low = np.array([r[1] for r in AREA_RANGES])[:, None]
+    high = np.array([r[2] for r in AREA_RANGES])[:, None]
+    return (areas[None, :] < low) | (areas[None, :] > high)
+
+
+@dataclass(frozen=True)
+class CocoMatches:
+    """Per-object COCO matching outcome, from which any image subset is accumulated.
+
+    Predictions are the ``D`` evaluated ones (the top ``max(MAX_DETS)`` per image and class),
+    stored in accumulation order: by class, descending score, image, rank (the order of
+    pycocotools' stable sort of the per-image lists).
+
+    Attributes:
+        pred_rows: ``(D,)`` rows of the predictions in the ``DetectionSet``.
+        pred_class: ``(D,)`` class index (non-decreasing).
+        pred_image: ``(D,)`` image index.
+        pred_rank: ``(D,)`` rank inside its image and class (0 = highest score).
+        pred_tp: ``(T, A, D)`` bool: true positive at IoU threshold ``t``, area range ``a``.
+        pred_fp: ``(T, A, D)`` bool: false positive (neither when ignored).
+        pred_counted: ``(A, D)`` bool: true or false positive at some threshold. The others
+            never change a precision/recall curve, so accumulation skips them.
+        gt_class: ``(G,)`` class index of every ground-truth object.
+        gt_image: ``(G,)`` image index.
+        gt_counted: ``(A, G)`` bool: object counts towards recall in area range ``a``
+            (not crowd, area inside the range).
+        num_classes: ``K``.
+    """
+
+    pred_rows: np.ndarray
+    pred_class: np.ndarray
+    pred_image: np.ndarray
+    pred_rank: np.ndarray
+    pred_tp: np.ndarray
+    pred_fp: np.ndarray
+    pred_counted: np.ndarray
+    gt_class: np.ndarray
+    gt_image: np.ndarray
+    gt_counted: np.ndarray
+    num_classes: int
+
+
+def match_coco(data: DetectionSet) -> CocoMatches:
+    """Runs COCO matching for all IoU thresholds and area ranges (``COCOeval.evaluate``)."""
+    num_classes = data.num_classes
+    pred_group = data.pred_image * num_classes + data.pred_class
+    _, rank = rank_within_groups(pred_group, data.pred_scores)
+    evaluated = np.flatnonzero(rank < MAX_DETS[-1])
+    order = np.lexsort(
+        (
+            rank[evaluated],
+            data.pred_image[evaluated],
+            -data.pred_scores[evaluated],
+            data.pred_class[evaluated],
+        )
+    )
+    rows = evaluated[order]
+    pairs = candidate_pairs(
+        rows,
+        pred_group[rows],
+        data.pred_boxes[rows],
+        np.arange(len(data.gt_ids)),
+        data.gt_image * num_classes + data.gt_class,
+        data.gt_boxes,
+        data.gt_crowd,
+        min_iou=float(IOU_THRESHOLDS.min()),
+    )
+    gt_ignore = data.gt_crowd[None, :] | _outside_area_ranges(data.gt_areas)  # (A, G)
+    match = greedy_match(pairs, rank, gt_ignore, data.gt_crowd, IOU_THRESHOLDS)[:, :, rows]
+
+    # Ignored: matched to an ignored object, or unmatched and outside the area range.
+    # Column G of the lookup (reached by index -1) stands for "unmatched".
+    lookup = np.concatenate([gt_ignore, np.zeros((len(AREA_RANGES), 1), bool)], axis=1)
+    area_index = np.arange(len(AREA_RANGES))[:, None, None]
+    unmatched = match < 0
+    ignored = lookup[area_index, match]
+    ignored |= unmatched & _outside_area_ranges(data.pred_areas[rows])[:, None, :]
+    counted = ~ignored
+    pred_tp = np.ascontiguousarray((counted & ~unmatched).transpose(1, 0, 2))
+    pred_fp = np.ascontiguousarray((counted & unmatched).transpose(1, 0, 2))
+    return CocoMatches(
+        pred_rows=rows,
+        pred_class=data.pred_class[rows],
+        pred_image=data.pred_image[rows],
+        pred_rank=rank[rows],
+        pred_tp=pred_tp,
+        pred_fp=pred_fp,
+        pred_counted=counted.any(axis=1),
+        gt_class=data.gt_class,
+        gt_image=data.gt_image,
+        gt_counted=~gt_ignore,
+        num_classes=num_classes,
+    )
+
+
+def accumulate(
+    matches: CocoMatches, image_mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall arrays (``COCOeval.accumulate``) over the selected images.
+
+    Every (class, area range, max detections) curve is computed in one vectorised pass:
+    the curves' predictions are laid end to end in a ``(N, T)`` table, with segmented
+    cumulative sums, an exact integer search for the recall thresholds and block maxima
+    for the interpolated precision. Predictions that are neither true nor false positives
+    (ignored, or beyond a max-detections cut) are left out: they never change a curve.
+
+    Args:
+        matches: output of :func:`match_coco`.
+        image_mask: ``(I,)`` bool images to include (default: all). Evaluating a subset this
+            way gives the same numbers as running pycocotools on those images alone.
+
+    Returns:
+        ``precision`` ``[T, R, K, A, M]`` and ``recall`` ``[T, K, A, M]``, -1 where undefined.
+    """
+    num_thr, num_rec = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS)
+    num_classes, num_areas, num_max = matches.num_classes, len(AREA_RANGES), len(MAX_DETS)
+    precision = -np.ones((num_thr, num_rec, num_classes, num_areas, num_max))
+    recall = -np.ones((num_thr, num_classes, num_areas, num_max))
+
+    counted, gt_class, gt_counted = matches.pred_counted, matches.gt_class, matches.gt_counted
+    if image_mask is not None:
+        image_mask = np.asarray(image_mask, bool)
+        counted = counted & image_mask[matches.pred_image][None, :]
+        gt_keep = image_mask[matches.gt_image]
+        gt_class, gt_counted = gt_class[gt_keep], gt_counted[:, gt_keep]
+    # (K, A) number of ground-truth objects to find; curves exist only where it is > 0.
+    num_positive = np.stack(
+        [np.bincount(gt_class[gt_counted[a]], minlength=num_classes) for a in range(num_areas)],
+        axis=1,
+    )
+
+    # One curve per (class, area, max dets): its predictions, in accumulation order.
+    curve_k, curve_a, curve_m, curve_len, curve_preds = [], [], [], [], []
+    for a in range(num_areas):
+        preds = np.flatnonzero(counted[a])
+        with_gt = num_positive[matches.pred_class[preds], a] > 0
+        preds = preds[with_gt]
+        classes = np.flatnonzero(num_positive[:, a] > 0)
+        for m, max_dets in enumerate(MAX_DETS):
+            if max_dets < MAX_DETS[-1]:
+                preds_m = preds[matches.pred_rank[preds] < max_dets]
+            else:
+                preds_m = preds
+            lengths = np.bincount(matches.pred_class[preds_m], minlength=num_classes)[classes]
+            curve_k.append(classes)
+            curve_a.append(np.full(len(classes), a))
+            curve_m.append(np.full(len(classes), m))
+            curve_len.append(lengths)
+            curve_preds.append(preds_m)
+    if not curve_k:
+        return precision, recall
+    curve_k, curve_a, curve_m = map(np.concatenate, (curve_k, curve_a, curve_m))
+    lengths, preds = np.concatenate(curve_len), np.concatenate(curve_preds)
+    num_curves = len(curve_k)
+    starts = np.cumsum(lengths) - lengths
+    curve_of = np.repeat(np.arange(num_curves), lengths)
+
+    # (T, N) flags of the curves' predictions, laid end to end.
+    num_preds = matches.pred_tp.shape[2]
+    columns = curve_a[curve_of] * num_preds + preds
+    tp = np.take(matches.pred_tp.reshape(num_thr, -1), columns, axis=1)
+    fp = np.take(matches.pred_fp.reshape(num_thr, -1), columns, axis=1)
+    # Predictions counted (tp or fp) up to each position, per curve.
+    seen = np.cumsum(tp | fp, axis=1, dtype=np.int64)
+    seen_before = np.zeros((num_thr, num_curves), dtype=np.int64)
+    inner = starts > 0
+    seen_before[:, inner] = seen[:, starts[inner] - 1]
+
+    # A curve's interpolated precision max(precision[i:]) is reached at position i or at a
+    # true positive (precision only falls at false positives), and pycocotools' recall
+    # lookup lands on a true positive. So only true positives are visited: for the v-th one
+    # of a curve, precision = v / (predictions counted so far + eps), as pycocotools.
+    tp_thr, tp_pos = np.nonzero(tp)
+    tp_curve = curve_of[tp_pos]
+    row = tp_thr * num_curves + tp_curve  # rows (t, curve), non-decreasing
+    per_row = np.bincount(row, minlength=num_thr * num_curves)
+    row_first = np.cumsum(per_row) - per_row
+    ordinal = (np.arange(len(row)) - row_first[row] + 1).astype(np.float64)
+    counted_so_far = seen[tp_thr, tp_pos] - seen_before[tp_thr, tp_curve]
+    tp_precision = ordinal / (counted_so_far.astype(np.float64) + np.spacing(1))
+
+    npig = num_positive[curve_k, curve_a]  # (C,)
+    found_tp = per_row.reshape(num_thr, num_curves)
+    recall[:, curve_k, curve_a, curve_m] = found_tp / npig[None, :]
+
+    # Recall threshold r is first reached at the v_r-th true positive (exact integer test,
+    # see _smallest_counts); precision there is the maximum over true positives >= v_r.
+    needed = np.maximum(_smallest_counts(npig), 1)  # (C, R)
+    needed = np.broadcast_to(needed, (num_thr, num_curves, num_rec)).reshape(-1, num_rec)
+    found = needed <= per_row[:, None]  # (T*C, R)
+    row_end = (row_first + per_row)[:, None]
+    lookup = np.minimum(row_first[:, None] + needed - 1, row_end)
+    bounds = np.concatenate([lookup, row_end], axis=1).ravel()
+    values = np.append(tp_precision, 0.0)
+    blocks = np.maximum.reduceat(values, bounds).reshape(-1, num_rec + 1)[:, :-1]
+    blocks[~found] = -1.0
+    envelope = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1]
+    result = np.where(found, envelope, 0.0).reshape(num_thr, num_curves, num_rec)
+    precision[:, :, curve_k, curve_a, curve_m] = result.transpose(0, 2, 1)
+    return precision, recall
+
+
+def _smallest_counts(num_positive: np.ndarray) -> np.ndarray:
+    """``(C, R)``: for each count ``n``, the smallest integer ``v`` with ``v / n >= r``.
+
+    Uses the same float division as pycocotools' ``tp / npig``, so comparisons are exact.
+    """
+    n = num_positive[:, None].astype(np.float64)
+    guess = np.ceil(RECALL_THRESHOLDS[None, :] * n)
+    out = guess + 1
+    for candidate in (guess + 1, guess, guess - 1):
+        ok = (candidate >= 0) & (candidate / n >= RECALL_THRESHOLDS[None, :])
+        out = np.where(ok, candidate, out)
+    return out.astype(np.int64)
+
+
+def _mean_defined(values: np.ndarray) -> float | None:
+    defined = values[values > -1]
+    return float(np.mean(defined)) if defined.size else None
+
+
+def summarize(precision: np.ndarray, recall: np.ndarray) -> dict[str, float | None]:
+    """The 12 ``COCOeval.summarize`` statistics; None where pycocotools prints -1."""
+    area = {name: i for i, (name, _, _) in enumerate(AREA_RANGES)}
+    max_index = {m: i for i, m in enumerate(MAX_DETS)}
+    t50 = np.where(IOU_THRESHOLDS == 0.5)[0]
+    t75 = np.where(IOU_THRESHOLDS == 0.75)[0]
+    every_t = np.arange(len(IOU_THRESHOLDS))
+
+    def ap(thr: np.ndarray, area_name: str) -> float | None:
+        return _mean_defined(precision[thr][:, :, :, area[area_name], max_index[100]])
+
+    def ar(area_name: str, max_dets: int) -> float | None:
+        return _mean_defined(recall[:, :, area[area_name], max_index[max_dets]])
+
+    values = (
+        ap(every_t, "all"), ap(t50, "all"), ap(t75, "all"),
+        ap(every_t, "small"), ap(every_t, "medium"), ap(every_t, "large"),
+        ar("all", 1), ar("all", 10), ar("all", 100),
+        ar("small", 100), ar("medium", 100), ar("large", 100),
+    )  # fmt: skip
+    return dict(zip(STAT_NAMES, values))
+
+
+def per_class_metrics(precision: np.ndarray, recall: np.ndarray) -> list[dict[str, float | None]]:
+    """Per class: AP@[.5:.95], AP50, AP75 and AR@100 over all areas; None without ground truth."""
+    t50 = int(np.where(IOU_THRESHOLDS == 0.5)[0][0])
+    t75 = int(np.where(IOU_THRESHOLDS == 0.75)[0][0])
+    all_area, max100 = 0, len(MAX_DETS) - 1
+    out = []
+    for k in range(precision.shape[2]):
+        p = precision[:, :, k, all_area, max100]
+        out.append(
+            {
+                "AP": _mean_defined(p),
+                "AP50": _mean_defined(p[t50]),
+                "AP75": _mean_defined(p[t75]),
+                "AR100": _mean_defined(recall[:, k, all_area, max100]),
+            }
+        )
+    return out

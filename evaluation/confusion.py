@@ -1,0 +1,222 @@
+"""The 4-way detection confusion matrix and the per-object outcomes behind it.
+
+At one IoU threshold and one score threshold, every prediction with ``score >= threshold``
+and every ground-truth object gets exactly one outcome, in three steps:
+
+1. class-aware greedy matching, as pycocotools (by descending score; best IoU >= threshold;
+   crowd regions absorb predictions, which are then ``ignored``): pairs are ``tp``;
+2. among the predictions and (non-crowd) ground truth still unmatched, greedy matching across
+   classes inside each image (by descending score, best IoU >= threshold): these pairs are
+   ``mispredicted`` (ground truth of class A found as class B);
+3. ground truth still unmatched is ``fn`` (undetected); predictions still unmatched are ``fp``
+   (ghosts), and ``duplicate`` when they overlap (IoU >= threshold) a ground-truth object of
+   their own class that another, higher-scored prediction already found (TIDE's definition).
+
+The matrix has ``K + 1`` rows (ground-truth classes, then ``background``) and ``K + 1``
+columns (predicted classes, then ``background``): ``tp`` on the diagonal, ``mispredicted`` off
+it, ``fn`` in the background column, ``fp`` and ``duplicate`` in the background row. Row ``k``
+sums to the number of non-crowd ground-truth objects of class ``k``; column ``k`` sums to the
+predictions of class ``k`` at or above the score threshold, less those ignored in crowds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from .detections import DetectionSet
+from .matching import candidate_pairs, greedy_match, pair_iou, rank_within_groups
+
+__all__ = [
+    "BACKGROUND",
+    "ConfusionMatrix",
+    "ObjectOutcomes",
+    "Outcome",
+    "confusion_matrix",
+    "match_outcomes",
+]
+
+BACKGROUND = "background"
+
+
+class Outcome(IntEnum):
+    """What happened to one object. ``str(outcome)`` is the name stored in datasets."""
+
+    TP = 0
+    FN = 1
+    MISPREDICTED = 2
+    FP = 3
+    DUPLICATE = 4
+    IGNORED = 5  # crowd ground truth, or a prediction absorbed by a crowd region
+    BELOW_THRESHOLD = 6  # a prediction under the score threshold: not counted
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class ObjectOutcomes:
+    """Outcome of every object; rows are those of the ``DetectionSet``.
+
+    Attributes:
+        gt_outcome: ``(G,)`` int8 :class:`Outcome` (TP, MISPREDICTED, FN or IGNORED).
+        gt_match: ``(G,)`` int64 prediction row it was matched to (TP, MISPREDICTED), else -1.
+        gt_iou: ``(G,)`` float64 IoU with that prediction, NaN when unmatched.
+        pred_outcome: ``(P,)`` int8 :class:`Outcome`.
+        pred_match: ``(P,)`` int64 ground-truth row: the matched object (TP, MISPREDICTED),
+            the crowd region (IGNORED) or the already-found object (DUPLICATE); else -1.
+        pred_iou: ``(P,)`` float64 IoU with ``pred_match``, NaN when there is none.
+        iou_threshold: the IoU threshold used.
+        score_threshold: the score threshold used.
+    """
+
+    gt_outcome: np.ndarray
+    gt_match: np.ndarray
+    gt_iou: np.ndarray
+    pred_outcome: np.ndarray
+    pred_match: np.ndarray
+    pred_iou: np.ndarray
+    iou_threshold: float
+    score_threshold: float
+
+
+@dataclass(frozen=True)
+class ConfusionMatrix:
+    """``matrix[i, j]``: objects of ground-truth label ``labels[i]`` predicted as ``labels[j]``.
+
+    ``labels`` are the classes then ``background``; ``matrix`` is ``(K + 1, K + 1)`` int64.
+    """
+
+    labels: tuple[str, ...]
+    matrix: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {"labels": list(self.labels), "matrix": self.matrix.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ConfusionMatrix:
+        return cls(labels=tuple(d["labels"]), matrix=np.asarray(d["matrix"], dtype=np.int64))
+
+
+def match_outcomes(
+    data: DetectionSet, iou_threshold: float = 0.5, score_threshold: float = 0.0
+) -> ObjectOutcomes:
+    """Assigns every object its outcome (see the module docstring for the rules)."""
+    num_classes, num_gt, num_pred = data.num_classes, len(data.gt_ids), len(data.pred_ids)
+    thresholds = np.array([iou_threshold], dtype=np.float64)
+    gt_rows = np.arange(num_gt)
+    gt_group = data.gt_image * num_classes + data.gt_class
+    pred_group = data.pred_image * num_classes + data.pred_class
+    active = np.flatnonzero(data.pred_scores >= score_threshold)
+
+    gt_outcome = np.where(data.gt_crowd, Outcome.IGNORED, Outcome.FN).astype(np.int8)
+    gt_match = np.full(num_gt, -1, dtype=np.int64)
+    pred_outcome = np.full(num_pred, Outcome.BELOW_THRESHOLD, dtype=np.int8)
+    pred_outcome[active] = Outcome.FP
+    pred_match = np.full(num_pred, -1, dtype=np.int64)
+
+    # 1. class-aware matching (crowd regions are ignored regions, as in pycocotools).
+    rank = np.zeros(num_pred, dtype=np.int64)
+    rank[active] = rank_within_groups(pred_group[active], data.pred_scores[active])[1]
+    same_class = candidate_pairs(
+        active, pred_group[active], data.pred_boxes[active],
+        gt_rows, gt_group, data.gt_boxes, data.gt_crowd, iou_threshold,
+    )  # fmt: skip
+    first = greedy_match(
+        same_class, rank, data.gt_crowd[None, :], data.gt_crowd, thresholds
+    )[0, 0]
+    found = np.flatnonzero(first >= 0)
+    in_crowd = data.gt_crowd[first[found]]
+    pred_match[found] = first[found]
+    pred_outcome[found] = np.where(in_crowd, Outcome.IGNORED, Outcome.TP)
+    tp_pred = found[~in_crowd]
+    gt_outcome[first[tp_pred]] = Outcome.TP
+    gt_match[first[tp_pred]] = tp_pred
+
+    # 2. cross-class matching of what is left, inside each image.
+    left_pred = np.flatnonzero(pred_outcome == Outcome.FP)
+    left_gt = np.flatnonzero(gt_outcome == Outcome.FN)
+    rank[:] = 0
+    rank[left_pred] = rank_within_groups(data.pred_image[left_pred], data.pred_scores[left_pred])[1]
+    no_crowd = np.zeros(num_gt, dtype=bool)
+    cross = candidate_pairs(
+        left_pred, data.pred_image[left_pred], data.pred_boxes[left_pred],
+        left_gt, data.gt_image[left_gt], data.gt_boxes[left_gt], no_crowd[left_gt],
+        iou_threshold,
+    )  # fmt: skip
+    second = greedy_match(cross, rank, no_crowd[None, :], no_crowd, thresholds)[0, 0]
+    swapped = np.flatnonzero(second >= 0)
+    pred_match[swapped] = second[swapped]
+    pred_outcome[swapped] = Outcome.MISPREDICTED
+    gt_outcome[second[swapped]] = Outcome.MISPREDICTED
+    gt_match[second[swapped]] = swapped
+
+    # 3. ghosts that sit on an object their class already found are duplicates.
+    is_duplicate = (pred_outcome[same_class.pred] == Outcome.FP) & (
+        gt_outcome[same_class.gt] == Outcome.TP
+    )
+    dup_pred, dup_gt, dup_iou = (
+        same_class.pred[is_duplicate],
+        same_class.gt[is_duplicate],
+        same_class.iou[is_duplicate],
+    )
+    best = np.lexsort((dup_iou, dup_pred))  # per prediction, highest IoU last
+    last = np.r_[dup_pred[best][1:] != dup_pred[best][:-1], True] if len(best) else best
+    chosen = best[last.astype(bool)] if len(best) else best
+    pred_outcome[dup_pred[chosen]] = Outcome.DUPLICATE
+    pred_match[dup_pred[chosen]] = dup_gt[chosen]
+
+    pred_iou = np.full(num_pred, np.nan)
+    has = np.flatnonzero(pred_match >= 0)
+    pred_iou[has] = pair_iou(
+        data.pred_boxes[has], data.gt_boxes[pred_match[has]], data.gt_crowd[pred_match[has]]
+    )
+    gt_iou = np.full(num_gt, np.nan)
+    matched_gt = np.flatnonzero(gt_match >= 0)
+    gt_iou[matched_gt] = pred_iou[gt_match[matched_gt]]
+    return ObjectOutcomes(
+        gt_outcome=gt_outcome,
+        gt_match=gt_match,
+        gt_iou=gt_iou,
+        pred_outcome=pred_outcome,
+        pred_match=pred_match,
+        pred_iou=pred_iou,
+        iou_threshold=float(iou_threshold),
+        score_threshold=float(score_threshold),
+    )
+
+
+def confusion_matrix(
+    data: DetectionSet, outcomes: ObjectOutcomes, image_mask: np.ndarray | None = None
+) -> ConfusionMatrix:
+    """Counts the outcomes of the selected images (default: all) into the 4-way matrix."""
+    num_classes = data.num_classes
+    background = num_classes
+    gt_keep = np.ones(len(data.gt_ids), bool)
+    pred_keep = np.ones(len(data.pred_ids), bool)
+    if image_mask is not None:
+        image_mask = np.asarray(image_mask, bool)
+        gt_keep, pred_keep = image_mask[data.gt_image], image_mask[data.pred_image]
+
+    found = gt_keep & np.isin(outcomes.gt_outcome, (Outcome.TP, Outcome.MISPREDICTED))
+    missed = gt_keep & (outcomes.gt_outcome == Outcome.FN)
+    ghosts = pred_keep & np.isin(outcomes.pred_outcome, (Outcome.FP, Outcome.DUPLICATE))
+    rows = np.concatenate(
+        [
+            data.gt_class[found],
+            data.gt_class[missed],
+            np.full(int(ghosts.sum()), background),
+        ]
+    )
+    cols = np.concatenate(
+        [
+            data.pred_class[outcomes.gt_match[found]],
+            np.full(int(missed.sum()), background),
+            data.pred_class[ghosts],
+        ]
+    )
+    size = num_classes + 1
+    matrix = np.bincount(rows * size + cols, minlength=size * size).reshape(size, size)
+    return ConfusionMatrix(labels=(*data.class_names, BACKGROUND), matrix=matrix.astype(np.int64))
