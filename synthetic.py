@@ -32,6 +32,7 @@ class SyntheticConfig:
         score_decimals: round scores to this many decimals (creates ties), None for no rounding.
         image_size: (width, height) of every image.
         seed: the random seed; the same config always gives the same set.
+        class_names: names of the classes (default ``class_0``, ``class_1``...).
     """
 
     num_images: int = 200
@@ -46,6 +47,7 @@ class SyntheticConfig:
     score_decimals: int | None = 3
     image_size: tuple[int, int] = (640, 480)
     seed: int = 0
+    class_names: tuple[str, ...] | None = None
 
 
 def _random_boxes(rng: np.random.Generator, n: int, width: int, height: int) -> np.ndarray:
@@ -81,7 +83,10 @@ def make_coco(config: SyntheticConfig = SyntheticConfig()) -> tuple[dict, list[d
         {"id": i + 1, "file_name": f"{i + 1:06d}.jpg", "width": width, "height": height}
         for i in range(num_images)
     ]
-    categories = [{"id": k + 1, "name": f"class_{k}"} for k in range(num_classes)]
+    names = config.class_names or tuple(f"class_{k}" for k in range(num_classes))
+    if len(names) != num_classes:
+        raise ValueError(f"{len(names)} class names for {num_classes} classes")
+    categories = [{"id": k + 1, "name": names[k]} for k in range(num_classes)]
 
     counts = rng.poisson(config.gt_per_image, size=num_images)
     counts[rng.random(num_images) < config.empty_image_rate] = 0

@@ -92,17 +92,15 @@ def match_coco(data: DetectionSet) -> CocoMatches:
     pred_group = data.pred_image * num_classes + data.pred_class
     _, rank = rank_within_groups(pred_group, data.pred_scores)
     evaluated = np.flatnonzero(rank < MAX_DETS[-1])
+    # lexsort is stable: equal (class, score, image) keep input order, which is rank order.
     order = np.lexsort(
-        (
-            rank[evaluated],
-            data.pred_image[evaluated],
-            -data.pred_scores[evaluated],
-            data.pred_class[evaluated],
-        )
+        (data.pred_image[evaluated], -data.pred_scores[evaluated], data.pred_class[evaluated])
     )
     rows = evaluated[order]
+    # Matching works on positions in `rows` (accumulation order) so that its output needs
+    # no reordering.
     pairs = candidate_pairs(
-        rows,
+        np.arange(len(rows)),
         pred_group[rows],
         data.pred_boxes[rows],
         np.arange(len(data.gt_ids)),
@@ -112,7 +110,7 @@ def match_coco(data: DetectionSet) -> CocoMatches:
         min_iou=float(IOU_THRESHOLDS.min()),
     )
     gt_ignore = data.gt_crowd[None, :] | _outside_area_ranges(data.gt_areas)  # (A, G)
-    match = greedy_match(pairs, rank, gt_ignore, data.gt_crowd, IOU_THRESHOLDS)[:, :, rows]
+    match = greedy_match(pairs, rank[rows], gt_ignore, data.gt_crowd, IOU_THRESHOLDS)
 
     # Ignored: matched to an ignored object, or unmatched and outside the area range.
     # Column G of the lookup (reached by index -1) stands for "unmatched".
@@ -207,8 +205,8 @@ def accumulate(
     tp = np.take(matches.pred_tp.reshape(num_thr, -1), columns, axis=1)
     fp = np.take(matches.pred_fp.reshape(num_thr, -1), columns, axis=1)
     # Predictions counted (tp or fp) up to each position, per curve.
-    seen = np.cumsum(tp | fp, axis=1, dtype=np.int64)
-    seen_before = np.zeros((num_thr, num_curves), dtype=np.int64)
+    seen = np.cumsum(tp | fp, axis=1, dtype=np.int32)
+    seen_before = np.zeros((num_thr, num_curves), dtype=np.int32)
     inner = starts > 0
     seen_before[:, inner] = seen[:, starts[inner] - 1]
 
@@ -216,7 +214,7 @@ def accumulate(
     # true positive (precision only falls at false positives), and pycocotools' recall
     # lookup lands on a true positive. So only true positives are visited: for the v-th one
     # of a curve, precision = v / (predictions counted so far + eps), as pycocotools.
-    tp_thr, tp_pos = np.nonzero(tp)
+    tp_thr, tp_pos = np.divmod(np.flatnonzero(tp), tp.shape[1])
     tp_curve = curve_of[tp_pos]
     row = tp_thr * num_curves + tp_curve  # rows (t, curve), non-decreasing
     per_row = np.bincount(row, minlength=num_thr * num_curves)

@@ -13,9 +13,20 @@ import numpy as np
 
 __all__ = ["DetectionSet", "InputError"]
 
+GT, PRED = "ground_truth", "predictions"  # InputError sources
+
 
 class InputError(ValueError):
-    """Invalid engine input; the message says which object and what is wrong."""
+    """Invalid engine input; the message says which object and what is wrong.
+
+    Attributes:
+        source: ``"ground_truth"`` or ``"predictions"`` when the bad object belongs to one of
+            them (callers use it to name the file), else None.
+    """
+
+    def __init__(self, message: str, source: str | None = None):
+        super().__init__(message)
+        self.source = source
 
 
 def _as_array(values, dtype, shape_tail=()) -> np.ndarray:
@@ -227,92 +238,71 @@ class DetectionSet:
         Raises:
             InputError: naming the annotation or detection (by position) that is invalid.
         """
-        categories = gt.get("categories", [])
-        category_ids = [int(c["id"]) for c in categories]
+        categories = list(gt.get("categories", []))
+        try:
+            category_ids = [int(c["id"]) for c in categories]
+        except (KeyError, TypeError, ValueError):
+            row = next(i for i, c in enumerate(categories) if not _has_int(c, "id"))
+            raise InputError(f"category {row}: missing or invalid id", GT) from None
         names = [str(c.get("name", c["id"])) for c in categories]
-        category_index = {cid: i for i, cid in enumerate(category_ids)}
-        all_images = [int(im["id"]) for im in gt.get("images", [])]
-        known_images = set(all_images)
+        images = list(gt.get("images", []))
+        try:
+            all_images = np.array([int(im["id"]) for im in images], dtype=np.int64)
+        except (KeyError, TypeError, ValueError):
+            row = next(i for i, im in enumerate(images) if not _has_int(im, "id"))
+            raise InputError(f"image {row}: missing or invalid id", GT) from None
         if image_ids is None:
-            selected = np.unique(np.asarray(all_images, dtype=np.int64))
+            selected = np.unique(all_images)
         else:
             selected = np.unique(np.asarray(list(image_ids), dtype=np.int64))
-            unknown = sorted(set(selected.tolist()) - known_images)
-            if unknown:
-                raise InputError(f"image id {unknown[0]} is not in the ground truth")
-        keep = set(selected.tolist())
+            unknown = selected[~np.isin(selected, all_images)]
+            if len(unknown):
+                raise InputError(f"image id {int(unknown[0])} is not in the ground truth")
 
-        anns = gt.get("annotations", [])
-        seen_ids: set[int] = set()
-        g_img, g_lab, g_box, g_area, g_crowd, g_id = [], [], [], [], [], []
-        for row, ann in enumerate(anns):
-            try:
-                image_id = int(ann["image_id"])
-                category_id = int(ann["category_id"])
-                bbox = [float(v) for v in ann["bbox"]]
-                ann_id = int(ann["id"])
-            except (KeyError, TypeError, ValueError) as error:
-                raise InputError(f"annotation {row}: missing or invalid field ({error})") from None
-            if len(bbox) != 4:
-                raise InputError(f"annotation {row} (id {ann_id}): bbox must have 4 numbers")
-            if ann_id in seen_ids:
-                raise InputError(f"annotation {row}: duplicate annotation id {ann_id}")
-            seen_ids.add(ann_id)
-            if image_id not in known_images:
-                raise InputError(f"annotation {row} (id {ann_id}): unknown image id {image_id}")
-            if category_id not in category_index:
-                raise InputError(
-                    f"annotation {row} (id {ann_id}): unknown category id {category_id}"
-                )
-            if image_id not in keep:
-                continue
-            g_img.append(image_id)
-            g_lab.append(category_index[category_id])
-            g_box.append(bbox)
-            g_area.append(float(ann["area"]) if "area" in ann else bbox[2] * bbox[3])
-            g_crowd.append(bool(ann.get("iscrowd", 0)))
-            g_id.append(ann_id)
+        anns = _records(
+            gt.get("annotations", []), ("id", "image_id", "category_id"), "annotation", GT
+        )
+        ann_ids = anns["id"]
+        unique_ids, first_seen = np.unique(ann_ids, return_index=True)
+        if len(unique_ids) != len(ann_ids):
+            dup = np.setdiff1d(np.arange(len(ann_ids)), first_seen)[0]
+            raise InputError(f"annotation {dup}: duplicate annotation id {int(ann_ids[dup])}", GT)
+        _check_known(anns, all_images, category_ids, "annotation", GT)
+        raw = gt.get("annotations", [])
+        areas = np.array(
+            [a["area"] if "area" in a else np.nan for a in raw], dtype=np.float64
+        ).reshape(-1)
+        missing_area = np.isnan(areas)
+        areas[missing_area] = anns["bbox"][missing_area, 2] * anns["bbox"][missing_area, 3]
+        crowd = np.array([bool(a.get("iscrowd", 0)) for a in raw], dtype=bool).reshape(-1)
 
-        p_img, p_lab, p_box, p_score = [], [], [], []
-        for row, det in enumerate(results):
-            try:
-                image_id = int(det["image_id"])
-                category_id = int(det["category_id"])
-                bbox = [float(v) for v in det["bbox"]]
-                score = float(det["score"])
-            except (KeyError, TypeError, ValueError) as error:
-                raise InputError(f"detection {row}: missing or invalid field ({error})") from None
-            if len(bbox) != 4:
-                raise InputError(f"detection {row}: bbox must have 4 numbers")
-            if image_id not in known_images:
-                raise InputError(f"detection {row}: unknown image id {image_id}")
-            if category_id not in category_index:
-                raise InputError(f"detection {row}: unknown category id {category_id}")
-            if bbox[2] < 0 or bbox[3] < 0:
-                raise InputError(f"detection {row}: bbox {bbox} has a negative width or height")
-            if image_id not in keep:
-                continue
-            p_img.append(image_id)
-            p_lab.append(category_index[category_id])
-            p_box.append(bbox)
-            p_score.append(score)
+        dets = _records(results, ("image_id", "category_id"), "detection", PRED, score=True)
+        _check_known(dets, all_images, category_ids, "detection", PRED)
+
+        g_keep = np.isin(anns["image_id"], selected)
+        p_keep = np.isin(dets["image_id"], selected)
+        category_index = np.argsort(category_ids, kind="stable")
+        sorted_category_ids = np.asarray(category_ids, dtype=np.int64)[category_index]
+
+        def labels(category: np.ndarray) -> np.ndarray:
+            return category_index[np.searchsorted(sorted_category_ids, category)]
 
         # pycocotools numbers detections 1.. in file order; ours are the same.
         return cls.from_arrays(
             image_ids=selected,
             class_names=names,
             class_ids=category_ids,
-            gt_image_ids=np.asarray(g_img, np.int64),
-            gt_labels=np.asarray(g_lab, np.int64),
-            gt_boxes=_as_array(g_box, np.float64, (4,)),
-            gt_areas=np.asarray(g_area, np.float64),
-            gt_crowd=np.asarray(g_crowd, bool),
-            gt_ids=np.asarray(g_id, np.int64),
-            pred_image_ids=np.asarray(p_img, np.int64),
-            pred_labels=np.asarray(p_lab, np.int64),
-            pred_boxes=_as_array(p_box, np.float64, (4,)),
-            pred_scores=np.asarray(p_score, np.float64),
-            pred_ids=np.arange(1, len(p_img) + 1, dtype=np.int64),
+            gt_image_ids=anns["image_id"][g_keep],
+            gt_labels=labels(anns["category_id"][g_keep]),
+            gt_boxes=anns["bbox"][g_keep],
+            gt_areas=areas[g_keep],
+            gt_crowd=crowd[g_keep],
+            gt_ids=ann_ids[g_keep],
+            pred_image_ids=dets["image_id"][p_keep],
+            pred_labels=labels(dets["category_id"][p_keep]),
+            pred_boxes=dets["bbox"][p_keep],
+            pred_scores=dets["score"][p_keep],
+            pred_ids=np.flatnonzero(p_keep) + 1,
         )
 
     def subset(self, image_mask: np.ndarray) -> DetectionSet:
@@ -337,3 +327,104 @@ class DetectionSet:
             pred_scores=self.pred_scores[pred_keep],
             pred_ids=self.pred_ids[pred_keep],
         )
+
+
+def _has_int(record, key: str) -> bool:
+    try:
+        int(record[key])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _valid_record(record, int_keys: tuple[str, ...], score: bool) -> str | None:
+    """What is wrong with one COCO record, or None."""
+    if not isinstance(record, Mapping):
+        return f"expected an object, got {type(record).__name__}"
+    for key in int_keys:
+        if key not in record:
+            return f"missing '{key}'"
+        value = record[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            return f"'{key}' must be an integer, got {value!r}"
+    bbox = record.get("bbox")
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        return f"'bbox' must be a list of 4 numbers, got {bbox!r}"
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox):
+        return f"'bbox' must be a list of 4 numbers, got {bbox!r}"
+    if score:
+        value = record.get("score")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"'score' must be a number, got {value!r}"
+    return None
+
+
+def _records(
+    records: Sequence[Mapping],
+    int_keys: tuple[str, ...],
+    what: str,
+    source: str,
+    score: bool = False,
+) -> dict[str, np.ndarray]:
+    """Columns of COCO annotation/detection records, validated; errors name the record."""
+    records = list(records)
+    try:
+        columns = {key: np.array([r[key] for r in records]) for key in int_keys}
+        columns["bbox"] = np.array([r["bbox"] for r in records], dtype=np.float64)
+        if score:
+            columns["score"] = np.array([r["score"] for r in records], dtype=np.float64)
+        shapes_ok = columns["bbox"].shape == (len(records), 4) or not records
+        types_ok = all(
+            columns[k].dtype.kind in "iu" or (columns[k].dtype.kind == "f" and records)
+            for k in int_keys
+        ) or not records
+        if not (shapes_ok and types_ok):
+            raise ValueError
+    except (KeyError, TypeError, ValueError, IndexError):
+        for row, record in enumerate(records):
+            problem = _valid_record(record, int_keys, score)
+            if problem:
+                raise InputError(f"{what} {row}: {problem}", source) from None
+        raise InputError(f"{what}s: malformed records", source) from None
+    for key in int_keys:
+        values = columns[key]
+        if values.dtype.kind == "f":
+            bad = ~np.isfinite(values) | (values != np.round(values))
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise InputError(f"{what} {row}: '{key}' must be an integer, got {values[row]}", source)
+        columns[key] = values.astype(np.int64).reshape(-1)
+    boxes = columns["bbox"].reshape(-1, 4)
+    columns["bbox"] = boxes
+    bad = ~np.isfinite(boxes).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{what} {row}: bbox {boxes[row].tolist()} is not finite", source)
+    bad = (boxes[:, 2] < 0) | (boxes[:, 3] < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{what} {row}: bbox {boxes[row].tolist()} has a negative width or height", source)
+    if score:
+        columns["score"] = columns["score"].reshape(-1)
+        bad = ~np.isfinite(columns["score"])
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(f"{what} {row}: score {columns['score'][row]} is not finite", source)
+    return columns
+
+
+def _check_known(
+    columns: dict[str, np.ndarray],
+    image_ids: np.ndarray,
+    category_ids: list[int],
+    what: str,
+    source: str,
+) -> None:
+    for key, known, name in (
+        ("image_id", image_ids, "image id"),
+        ("category_id", np.asarray(category_ids, dtype=np.int64), "category id"),
+    ):
+        bad = ~np.isin(columns[key], known)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(f"{what} {row}: unknown {name} {int(columns[key][row])}", source)

@@ -56,9 +56,9 @@ def rank_within_groups(group: np.ndarray, scores: np.ndarray) -> tuple[np.ndarra
         order (pycocotools' stable ``argsort(-score)``); ``rank``: ``(P,)`` position of each
         prediction inside its group in that order (0 = processed first).
     """
-    order = np.lexsort((np.arange(len(group)), -scores, group))
+    order = np.lexsort((-scores, group))  # stable: ties keep input order
     sorted_group = group[order]
-    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]]) if len(order) else []
+    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])[: len(order)]
     rank_sorted = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = rank_sorted
@@ -140,13 +140,14 @@ def greedy_match(
         thresholds: ``(T,)`` IoU thresholds.
 
     Returns:
-        ``(A, T, P)`` int64: the ground-truth row each prediction is matched to, or -1.
+        ``(A, T, P)`` int32 (int64 beyond 2**31 objects): the ground-truth row each prediction is matched to, or -1.
     """
     num_settings, num_gt = gt_ignore.shape
     thresholds = np.minimum(np.asarray(thresholds, dtype=np.float64), 1 - 1e-10)
     num_thr = len(thresholds)
     rows = num_settings * num_thr
-    matches = np.full((rows, len(pred_rank)), -1, dtype=np.int64)
+    index_type = np.int32 if num_gt < 2**31 else np.int64
+    matches = np.full((rows, len(pred_rank)), -1, dtype=index_type)
     if len(pairs.pred) == 0:
         return matches.reshape(num_settings, num_thr, len(pred_rank))
 

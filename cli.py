@@ -1,0 +1,159 @@
+"""The ``detection-debugger`` command line.
+
+Exit codes: 0 success, 2 bad input or usage (one line on stderr naming the file and the
+problem), 1 unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .evaluation import DetectionSet, EvaluationResult, InputError, MatchTable
+from .evaluation.detections import GT, PRED
+from .formats import FormatError, read_coco_ground_truth, read_coco_results, read_image_ids
+
+PROG = "detection-debugger"
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+
+def _iou(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Find why an object detector fails, by looking at the data."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="COCO metrics, per-class counts and the 4-way confusion matrix of COCO files",
+        description=(
+            "Evaluates COCO results against COCO ground truth: the 12 COCO statistics "
+            "(identical to pycocotools), per-class AP/AP50/AP75/AR100 and TP/FN/"
+            "mispredicted/FP counts, and the confusion matrix with a background row and "
+            "column. Writes JSON."
+        ),
+    )
+    evaluate.add_argument("--gt", required=True, metavar="GT.json", help="COCO ground truth")
+    evaluate.add_argument(
+        "--pred", required=True, metavar="DETS.json", help="COCO results (detections list)"
+    )
+    evaluate.add_argument(
+        "--iou", type=_iou, default=0.5, help="IoU threshold of the confusion matrix (0.5)"
+    )
+    evaluate.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.0,
+        help="predictions below this score are left out of the confusion matrix (0)",
+    )
+    evaluate.add_argument(
+        "--image-ids", metavar="FILE", help="evaluate only these COCO image ids (one a line)"
+    )
+    evaluate.add_argument("--output", metavar="OUT.json", help="write here instead of stdout")
+    evaluate.set_defaults(run=run_evaluate)
+
+    demo = commands.add_parser(
+        "demo",
+        help="evaluate a small generated traffic set and print the per-class table",
+        description=(
+            "Generates a seeded synthetic traffic detection set (ground truth and simulated "
+            "predictions), evaluates it and prints the per-class table and confusion matrix."
+        ),
+    )
+    demo.add_argument("--images", type=int, default=500, help="number of images (500)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    demo.set_defaults(run=run_demo)
+    return parser
+
+
+def _evaluate_coco(gt: dict, results: list, image_ids, paths: dict, iou: float, score: float):
+    try:
+        data = DetectionSet.from_coco(gt, results, image_ids=image_ids)
+        return MatchTable.build(data, iou, score).evaluate()
+    except InputError as error:
+        where = paths.get(error.source, "")
+        raise UsageError(f"{where}: {error}" if where else str(error)) from None
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    gt = read_coco_ground_truth(args.gt)
+    results = read_coco_results(args.pred)
+    image_ids = None
+    if args.image_ids:
+        image_ids = read_image_ids(args.image_ids)
+        known = {int(im["id"]) for im in gt["images"] if isinstance(im, dict) and "id" in im}
+        unknown = [i for i in image_ids if i not in known]
+        if unknown:
+            raise UsageError(f"{args.image_ids}: image id {unknown[0]} is not in {args.gt}")
+    result = _evaluate_coco(
+        gt, results, image_ids, {GT: args.gt, PRED: args.pred}, args.iou, args.score_threshold
+    )
+    text = json.dumps(result.to_dict(), indent=2)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+DEMO_CLASSES = ("vehicles", "pedestrians", "crosswalks", "bicycles", "motorcycles", "traffic_lights")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .synthetic import SyntheticConfig, make_coco
+
+    config = SyntheticConfig(
+        num_images=args.images,
+        num_classes=len(DEMO_CLASSES),
+        class_names=DEMO_CLASSES,
+        image_size=(640, 384),
+        seed=args.seed,
+    )
+    gt, results = make_coco(config)
+    result = _evaluate_coco(gt, results, None, {}, 0.5, 0.0)
+    print(
+        f"Synthetic traffic set: {args.images} images, {len(gt['annotations'])} objects, "
+        f"{len(results)} simulated predictions (seed {args.seed})\n"
+    )
+    print(result.format_table())
+    print()
+    print(format_confusion(result))
+    return 0
+
+
+def format_confusion(result: EvaluationResult) -> str:
+    """The confusion matrix as a text table (rows: ground truth, columns: predictions)."""
+    labels = result.confusion.labels
+    width = max(len(label) for label in labels) + 2
+    lines = ["confusion matrix (rows: ground truth, columns: predicted)"]
+    lines.append(" " * width + "".join(f"{label[:width - 2]:>{width}}" for label in labels))
+    for label, row in zip(labels, result.confusion.matrix.tolist()):
+        lines.append(f"{label:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (FormatError, UsageError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

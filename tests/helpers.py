@@ -1,0 +1,120 @@
+"""Trusted references the tests compare the engine with: pycocotools, and a plain-Python
+(loop-by-loop) implementation of the 4-way matching rules."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+
+def run_pycocotools(gt: dict, results: list, image_ids=None) -> COCOeval:
+    """COCOeval(bbox) on deep copies of the inputs, evaluated, accumulated and summarized."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = copy.deepcopy(gt)
+        coco_gt.createIndex()
+        if results:
+            coco_dt = coco_gt.loadRes(copy.deepcopy(results))
+        else:  # loadRes refuses an empty list; an empty results set is still valid input
+            coco_dt = COCO()
+            coco_dt.dataset = {
+                "images": copy.deepcopy(gt["images"]),
+                "categories": copy.deepcopy(gt["categories"]),
+                "annotations": [],
+            }
+            coco_dt.createIndex()
+        evaluator = COCOeval(coco_gt, coco_dt, "bbox")
+        if image_ids is not None:
+            evaluator.params.imgIds = list(image_ids)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return evaluator
+
+
+def stats_array(stats: dict) -> np.ndarray:
+    return np.array([-1.0 if v is None else v for v in stats.values()])
+
+
+def iou_xywh(a, b, crowd=False) -> float:
+    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    w = min(ax2, bx2) - max(a[0], b[0])
+    h = min(ay2, by2) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = a[2] * a[3] if crowd else a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union
+
+
+def reference_outcomes(gt: dict, results: list, iou_thr: float = 0.5, score_thr: float = 0.0):
+    """The 4-way rules, written as the README states them, one object at a time.
+
+    Returns ``(gt_outcome, pred_outcome)`` lists of strings in input order.
+    """
+    anns = gt["annotations"]
+    gt_out = ["ignored" if a.get("iscrowd", 0) else "fn" for a in anns]
+    pred_out = ["below_threshold" if d["score"] < score_thr else "fp" for d in results]
+    gt_taken = [False] * len(anns)
+    images = sorted({a["image_id"] for a in anns} | {d["image_id"] for d in results})
+
+    def by_score(indices):
+        return sorted(indices, key=lambda i: -results[i]["score"])  # stable
+
+    for image in images:
+        g_idx = [j for j, a in enumerate(anns) if a["image_id"] == image]
+        p_idx = [i for i, d in enumerate(results) if d["image_id"] == image and d["score"] >= score_thr]
+        # 1. class-aware, pycocotools style (non-crowd preferred, ties to the later object).
+        for cat in sorted({results[i]["category_id"] for i in p_idx}):
+            cands = [j for j in g_idx if anns[j]["category_id"] == cat]
+            cands = sorted(cands, key=lambda j: bool(anns[j].get("iscrowd", 0)))  # stable
+            for i in by_score([i for i in p_idx if results[i]["category_id"] == cat]):
+                best, best_iou = -1, min(iou_thr, 1 - 1e-10)
+                for j in cands:
+                    crowd = bool(anns[j].get("iscrowd", 0))
+                    if gt_taken[j] and not crowd:
+                        continue
+                    if best > -1 and not anns[best].get("iscrowd", 0) and crowd:
+                        break
+                    v = iou_xywh(results[i]["bbox"], anns[j]["bbox"], crowd)
+                    if v < best_iou:
+                        continue
+                    best, best_iou = j, v
+                if best >= 0:
+                    gt_taken[best] = True
+                    if anns[best].get("iscrowd", 0):
+                        pred_out[i] = "ignored"
+                    else:
+                        pred_out[i] = "tp"
+                        gt_out[best] = "tp"
+        # 2. cross-class among the rest.
+        left_gt = [j for j in g_idx if gt_out[j] == "fn"]
+        for i in by_score([i for i in p_idx if pred_out[i] == "fp"]):
+            best, best_iou = -1, iou_thr
+            for j in left_gt:
+                if gt_out[j] != "fn":
+                    continue
+                v = iou_xywh(results[i]["bbox"], anns[j]["bbox"])
+                if v >= best_iou:
+                    best, best_iou = j, v
+            if best >= 0:
+                pred_out[i] = "mispredicted"
+                gt_out[best] = "mispredicted"
+        # 3. duplicates: ghosts on an object of their class that was found.
+        for i in p_idx:
+            if pred_out[i] != "fp":
+                continue
+            for j in g_idx:
+                if (
+                    gt_out[j] == "tp"
+                    and anns[j]["category_id"] == results[i]["category_id"]
+                    and iou_xywh(results[i]["bbox"], anns[j]["bbox"]) >= iou_thr
+                ):
+                    pred_out[i] = "duplicate"
+                    break
+    return gt_out, pred_out
