@@ -109,7 +109,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-DEMO_CLASSES = ("vehicles", "pedestrians", "crosswalks", "bicycles", "motorcycles", "traffic_lights")
+DEMO_CLASSES = (
+    "vehicles",
+    "pedestrians",
+    "crosswalks",
+    "bicycles",
+    "motorcycles",
+    "traffic_lights",
+)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -139,7 +146,7 @@ def format_confusion(result: EvaluationResult) -> str:
     labels = result.confusion.labels
     width = max(len(label) for label in labels) + 2
     lines = ["confusion matrix (rows: ground truth, columns: predicted)"]
-    lines.append(" " * width + "".join(f"{label[:width - 2]:>{width}}" for label in labels))
+    lines.append(" " * width + "".join(f"{label[: width - 2]:>{width}}" for label in labels))
     for label, row in zip(labels, result.confusion.matrix.tolist()):
         lines.append(f"{label:<{width}}" + "".join(f"{v:>{width}}" for v in row))
     return "\n".join(lines)

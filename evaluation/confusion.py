@@ -124,9 +124,7 @@ def match_outcomes(
         active, pred_group[active], data.pred_boxes[active],
         gt_rows, gt_group, data.gt_boxes, data.gt_crowd, iou_threshold,
     )  # fmt: skip
-    first = greedy_match(
-        same_class, rank, data.gt_crowd[None, :], data.gt_crowd, thresholds
-    )[0, 0]
+    first = greedy_match(same_class, rank, data.gt_crowd[None, :], data.gt_crowd, thresholds)[0, 0]
     found = np.flatnonzero(first >= 0)
     in_crowd = data.gt_crowd[first[found]]
     pred_match[found] = first[found]

@@ -347,7 +347,10 @@ def _valid_record(record, int_keys: tuple[str, ...], score: bool) -> str | None:
         value = record[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
             return f"'{key}' must be an integer, got {value!r}"
-    bbox = record.get("bbox")
+    for key in ("bbox", "score") if score else ("bbox",):
+        if key not in record:
+            return f"missing '{key}'"
+    bbox = record["bbox"]
     if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
         return f"'bbox' must be a list of 4 numbers, got {bbox!r}"
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox):
@@ -374,10 +377,13 @@ def _records(
         if score:
             columns["score"] = np.array([r["score"] for r in records], dtype=np.float64)
         shapes_ok = columns["bbox"].shape == (len(records), 4) or not records
-        types_ok = all(
-            columns[k].dtype.kind in "iu" or (columns[k].dtype.kind == "f" and records)
-            for k in int_keys
-        ) or not records
+        types_ok = (
+            all(
+                columns[k].dtype.kind in "iu" or (columns[k].dtype.kind == "f" and records)
+                for k in int_keys
+            )
+            or not records
+        )
         if not (shapes_ok and types_ok):
             raise ValueError
     except (KeyError, TypeError, ValueError, IndexError):
@@ -392,7 +398,9 @@ def _records(
             bad = ~np.isfinite(values) | (values != np.round(values))
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
-                raise InputError(f"{what} {row}: '{key}' must be an integer, got {values[row]}", source)
+                raise InputError(
+                    f"{what} {row}: '{key}' must be an integer, got {values[row]}", source
+                )
         columns[key] = values.astype(np.int64).reshape(-1)
     boxes = columns["bbox"].reshape(-1, 4)
     columns["bbox"] = boxes
@@ -403,7 +411,9 @@ def _records(
     bad = (boxes[:, 2] < 0) | (boxes[:, 3] < 0)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{what} {row}: bbox {boxes[row].tolist()} has a negative width or height", source)
+        raise InputError(
+            f"{what} {row}: bbox {boxes[row].tolist()} has a negative width or height", source
+        )
     if score:
         columns["score"] = columns["score"].reshape(-1)
         bad = ~np.isfinite(columns["score"])

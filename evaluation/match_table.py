@@ -78,7 +78,8 @@ class MatchTable:
         counted = pred_keep & (data.pred_scores >= outcomes.score_threshold)
         num_pred = np.bincount(data.pred_class[counted], minlength=num_classes)
         duplicate = np.bincount(
-            data.pred_class[pred_keep & (outcomes.pred_outcome == Outcome.DUPLICATE)], minlength=num_classes
+            data.pred_class[pred_keep & (outcomes.pred_outcome == Outcome.DUPLICATE)],
+            minlength=num_classes,
         )
         m = confusion.matrix
         classes = {}

@@ -18,9 +18,7 @@ import numpy as np
 __all__ = ["CandidatePairs", "candidate_pairs", "greedy_match", "pair_iou", "rank_within_groups"]
 
 
-def pair_iou(
-    pred_boxes: np.ndarray, gt_boxes: np.ndarray, gt_crowd: np.ndarray
-) -> np.ndarray:
+def pair_iou(pred_boxes: np.ndarray, gt_boxes: np.ndarray, gt_crowd: np.ndarray) -> np.ndarray:
     """IoU of aligned pairs, with pycocotools' ``bbIou`` arithmetic (bit-identical).
 
     Args:

@@ -54,9 +54,7 @@ def read_coco_results(path: str | os.PathLike) -> list[dict]:
     if isinstance(data, dict) and isinstance(data.get("annotations"), list):
         data = data["annotations"]
     if not isinstance(data, list):
-        raise FormatError(
-            path, f"expected a list of detections, got a JSON {type(data).__name__}"
-        )
+        raise FormatError(path, f"expected a list of detections, got a JSON {type(data).__name__}")
     return data
 
 
@@ -72,7 +70,9 @@ def read_image_ids(path: str | os.PathLike) -> list[int]:
                 try:
                     ids.append(int(text))
                 except ValueError:
-                    raise FormatError(path, f"not an integer image id: {text!r}", line=number) from None
+                    raise FormatError(
+                        path, f"not an integer image id: {text!r}", line=number
+                    ) from None
     except FileNotFoundError:
         raise FormatError(path, "file not found") from None
     return ids

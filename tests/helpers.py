@@ -68,7 +68,9 @@ def reference_outcomes(gt: dict, results: list, iou_thr: float = 0.5, score_thr:
 
     for image in images:
         g_idx = [j for j, a in enumerate(anns) if a["image_id"] == image]
-        p_idx = [i for i, d in enumerate(results) if d["image_id"] == image and d["score"] >= score_thr]
+        p_idx = [
+            i for i, d in enumerate(results) if d["image_id"] == image and d["score"] >= score_thr
+        ]
         # 1. class-aware, pycocotools style (non-crowd preferred, ties to the later object).
         for cat in sorted({results[i]["category_id"] for i in p_idx}):
             cands = [j for j in g_idx if anns[j]["category_id"] == cat]

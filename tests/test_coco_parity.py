@@ -170,9 +170,9 @@ def test_parameters_are_pycocotools_own():
 
 # Boxes on a coarse grid make equal IoUs and equal scores frequent: the tie-breaking rules
 # (stable score order, later object on IoU ties, non-crowd first) are what is tested here.
-box = st.tuples(
-    st.integers(0, 6), st.integers(0, 6), st.integers(1, 6), st.integers(1, 6)
-).map(lambda b: [b[0] * 4.0, b[1] * 4.0, b[2] * 4.0, b[3] * 4.0])
+box = st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(1, 6), st.integers(1, 6)).map(
+    lambda b: [b[0] * 4.0, b[1] * 4.0, b[2] * 4.0, b[3] * 4.0]
+)
 
 
 @st.composite

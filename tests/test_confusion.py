@@ -66,7 +66,10 @@ FAR = [60, 60, 20, 20]
             id="right-class-wins-over-higher-scored-wrong-class",
         ),
         pytest.param(
-            [(0, BOX, True)], [(0, NEAR, 0.9), (0, BOX, 0.8)], ["ignored"], ["ignored", "ignored"],
+            [(0, BOX, True)],
+            [(0, NEAR, 0.9), (0, BOX, 0.8)],
+            ["ignored"],
+            ["ignored", "ignored"],
             id="crowd",
         ),
         pytest.param(

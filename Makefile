@@ -1,0 +1,33 @@
+# Every target sets up .venv from nothing when needed (scripts/ensure_venv.sh).
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench lint format setup clean
+
+## demo: the main job on the bundled (generated) demo data
+demo: setup
+	$(VENV)/bin/detection-debugger demo
+
+## test: linter, formatter check and the whole test suite (starts its own MongoDB)
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+## bench: evaluation speed and memory against pycocotools and faster-coco-eval
+bench: setup
+	$(PY) bench/evaluation.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+setup:
+	@bash scripts/ensure_venv.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache bench/out
