@@ -2,7 +2,8 @@
 
 The detections imitate a real detector: most objects are found with a jittered box (some
 twice), some are found with the wrong class, some are missed, and there are ghost boxes on
-background. Scores rise with box quality. Nothing here reads or writes files.
+background. Scores rise with box quality. :func:`make_coco` builds the set in memory;
+:func:`write_files` lays it out on disk as users bring it (images plus label files).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SyntheticConfig", "make_coco"]
+__all__ = ["SyntheticConfig", "make_coco", "records_from_coco", "write_files"]
 
 
 @dataclass(frozen=True)
@@ -148,3 +149,68 @@ def make_coco(config: SyntheticConfig = SyntheticConfig()) -> tuple[dict, list[d
     ]
     gt = {"images": images, "annotations": annotations, "categories": categories}
     return gt, detections
+
+
+def records_from_coco(gt: dict, results: list[dict]):
+    """Per-image records of a COCO set: ``(gt_images, pred_images, sizes)``.
+
+    Both lists hold every image (stem order as in ``gt["images"]``); ``sizes`` is
+    ``{stem: (width, height)}``.
+    """
+    from pathlib import PurePath
+
+    from .formats import ImageObjects, ObjectRecord
+
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    stems = {im["id"]: PurePath(im["file_name"]).stem for im in gt["images"]}
+    sizes = {stems[im["id"]]: (im["width"], im["height"]) for im in gt["images"]}
+    gt_images = {s: ImageObjects(stem=s) for s in stems.values()}
+    pred_images = {s: ImageObjects(stem=s) for s in stems.values()}
+    for ann in gt["annotations"]:
+        x, y, w, h = ann["bbox"]
+        gt_images[stems[ann["image_id"]]].objects.append(
+            ObjectRecord(
+                names[ann["category_id"]], (x, y, x + w, y + h), crowd=bool(ann["iscrowd"])
+            )
+        )
+    for det in results:
+        x, y, w, h = det["bbox"]
+        pred_images[stems[det["image_id"]]].objects.append(
+            ObjectRecord(names[det["category_id"]], (x, y, x + w, y + h), score=det["score"])
+        )
+    return list(gt_images.values()), list(pred_images.values()), sizes
+
+
+def write_files(folder, gt: dict, results: list[dict], gt_format: str = "kitti") -> dict:
+    """Writes a set as a user brings it: ``images/`` (blank JPEGs of the right sizes), ground
+    truth (``gt_format``: ``kitti`` folder ``labels/``, or ``coco`` file ``gt.json``) and TAO
+    predictions (``tao/labels/``, 16 columns with the confidence).
+
+    Returns the paths: ``{"images", "gt", "pred"}``.
+    """
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    from .formats import write_kitti_folder
+
+    folder = Path(folder)
+    images_dir = folder / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    for im in gt["images"]:
+        path = images_dir / im["file_name"]
+        if not path.exists():
+            Image.new("RGB", (im["width"], im["height"]), (90, 90, 90)).save(path, quality=50)
+    gt_images, pred_images, _ = records_from_coco(gt, results)
+    if gt_format == "kitti":
+        gt_path = folder / "labels"
+        write_kitti_folder(gt_path, gt_images, with_score=False)
+    elif gt_format == "coco":
+        gt_path = folder / "gt.json"
+        gt_path.write_text(json.dumps(gt))
+    else:
+        raise ValueError(f"unknown ground-truth format {gt_format!r}")
+    pred_path = folder / "tao" / "labels"
+    write_kitti_folder(pred_path, pred_images, with_score=True)
+    return {"images": str(images_dir), "gt": str(gt_path), "pred": str(pred_path)}

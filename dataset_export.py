@@ -1,0 +1,169 @@
+"""A FiftyOne label field out to files that TAO (KITTI), COCO or YOLO tools train on.
+
+When the label-quality review produced a corrected field (``<label_field>_fixed``), that is
+what gets exported; the original field is only read, never changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .formats import (
+    ImageObjects,
+    ObjectRecord,
+    write_class_names,
+    write_coco,
+    write_kitti_folder,
+    write_yolo_folder,
+)
+
+__all__ = ["EXPORT_FORMATS", "FIXED_SUFFIX", "ExportReport", "export_labels", "view_objects"]
+
+EXPORT_FORMATS = ("kitti", "coco", "yolo")
+FIXED_SUFFIX = "_fixed"  # the corrected copy of a ground-truth field (label-quality review)
+_KEPT_ATTRIBUTES = (
+    "truncated", "occluded", "alpha", "dimensions", "location", "rotation_y", "area", "coco_id",
+)  # fmt: skip
+
+
+@dataclass
+class ExportReport:
+    output_dir: str
+    format: str
+    label_field: str
+    images: int
+    objects: int
+    used_corrected_field: bool
+    files: list[str] = field(default_factory=list)
+
+    def summary(self) -> list[str]:
+        source = self.label_field + (" (corrected labels)" if self.used_corrected_field else "")
+        return [
+            f"exported {self.images} images and {self.objects} objects of {source} "
+            f"as {self.format} to {self.output_dir}",
+            *(f"  {f}" for f in self.files),
+        ]
+
+
+def view_objects(view, label_field: str) -> tuple[list[ImageObjects], dict, dict]:
+    """Reads a detections field in bulk into per-image records (absolute pixel boxes).
+
+    Returns ``(images, sizes, paths)``: records per image (stem-keyed, view order),
+    ``{stem: (width, height)}`` and ``{stem: filepath}``.
+    """
+    view.compute_metadata()
+    paths, widths, heights, detections = view.values(
+        ["filepath", "metadata.width", "metadata.height", f"{label_field}.detections"]
+    )
+    images, sizes, by_stem = [], {}, {}
+    for path, width, height, dets in zip(paths, widths, heights, detections):
+        stem = Path(path).stem
+        if stem in by_stem:
+            raise ValueError(
+                f"two samples share the file stem {stem!r} ({by_stem[stem]} and {path}); "
+                "label files are named by stem, so export them separately"
+            )
+        by_stem[stem] = path
+        sizes[stem] = (width, height)
+        records = []
+        for d in dets or []:
+            x, y, w, h = d.bounding_box
+            attributes = {k: d[k] for k in _KEPT_ATTRIBUTES if d.has_field(k) and d[k] is not None}
+            records.append(
+                ObjectRecord(
+                    label=d.label,
+                    box=(x * width, y * height, (x + w) * width, (y + h) * height),
+                    score=d.confidence,
+                    crowd=bool(d.has_field("iscrowd") and d["iscrowd"]),
+                    attributes=attributes,
+                )
+            )
+        images.append(ImageObjects(stem=stem, objects=records))
+    return images, sizes, by_stem
+
+
+def _prepare_output(output_dir: Path, overwrite: bool) -> None:
+    if output_dir.exists() and any(output_dir.iterdir()):
+        if not overwrite:
+            raise FileExistsError(
+                f"{output_dir} is not empty: choose an empty folder or pass --overwrite"
+            )
+        for sub in ("images", "labels"):
+            shutil.rmtree(output_dir / sub, ignore_errors=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+
+def export_labels(
+    view,
+    label_field: str,
+    format: str,
+    output_dir: str | os.PathLike,
+    overwrite: bool = False,
+    use_corrected: bool = True,
+) -> ExportReport:
+    """Exports ``label_field`` of the samples of ``view`` with their images.
+
+    Layouts: ``kitti``: ``images/`` + ``labels/<stem>.txt`` (15 columns; 16 with the
+    confidence for predictions), TAO-ready. ``coco``: ``images/`` + ``annotations.json``
+    (and ``results.json`` for predictions). ``yolo``: ``images/`` + ``labels/`` +
+    ``classes.txt``.
+
+    Args:
+        view: a FiftyOne dataset or view.
+        label_field: a ``Detections`` field.
+        format: one of :data:`EXPORT_FORMATS`.
+        output_dir: an empty (or missing) folder.
+        overwrite: write into a non-empty folder (its ``images/`` and ``labels/`` are replaced).
+        use_corrected: export ``<label_field>_fixed`` when the dataset has it.
+    """
+    if format not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {format!r}; choose from {EXPORT_FORMATS}")
+    corrected = label_field + FIXED_SUFFIX
+    used_corrected = bool(use_corrected and view.has_field(corrected))
+    source_field = corrected if used_corrected else label_field
+    if not view.has_field(source_field):
+        raise ValueError(f"no label field {source_field!r} in {view.dataset_name!r}")
+
+    images, sizes, paths = view_objects(view, source_field)
+    output = Path(output_dir)
+    _prepare_output(output, overwrite)
+    image_dir = output / "images"
+    image_dir.mkdir(exist_ok=True)
+    file_names = {}
+    for stem, path in paths.items():
+        target = image_dir / Path(path).name
+        shutil.copy2(path, target)
+        file_names[stem] = target.name
+    with_score = any(o.score is not None for im in images for o in im.objects)
+    files = ["images/"]
+    if format == "kitti":
+        write_kitti_folder(output / "labels", images, with_score)
+        files.append("labels/")
+    elif format == "coco":
+        names = sorted({o.label for im in images for o in im.objects if not o.crowd})
+        names += sorted({o.label for im in images for o in im.objects if o.crowd} - set(names))
+        document = write_coco(images, sizes, names, file_names, with_score=False)
+        (output / "annotations.json").write_text(json.dumps(document))
+        files.append("annotations.json")
+        if with_score:
+            scored = write_coco(images, sizes, names, file_names, with_score=True)
+            (output / "results.json").write_text(json.dumps(scored["annotations"]))
+            files.append("results.json")
+    else:
+        names = sorted({o.label for im in images for o in im.objects if not o.crowd})
+        write_yolo_folder(output / "labels", images, names, sizes, with_score)
+        write_class_names(output / "classes.txt", names)
+        files += ["labels/", "classes.txt"]
+    return ExportReport(
+        output_dir=str(output),
+        format=format,
+        label_field=source_field,
+        images=len(images),
+        objects=sum(len(im.objects) for im in images),
+        used_corrected_field=used_corrected,
+        files=files,
+    )

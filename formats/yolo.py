@@ -1,0 +1,149 @@
+"""YOLO labels: ``<stem>.txt`` with ``class cx cy w h [score]`` lines, normalised to [0, 1],
+and a class names file (one name a line, line ``i`` names class ``i``)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from .errors import FormatError
+from .numbers import format_number
+from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
+
+__all__ = ["read_class_names", "read_yolo_folder", "write_class_names", "write_yolo_folder"]
+
+
+def read_class_names(path: str | os.PathLike) -> list[str]:
+    """Reads a class names file: ``classes.txt`` / ``obj.names`` (one a line) or a YOLO
+    ``data.yaml`` with ``names`` (list or ``{index: name}``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(str(path), "class names file not found")
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(path.read_text())
+        names = data.get("names") if isinstance(data, dict) else None
+        if isinstance(names, dict):
+            names = [names[k] for k in sorted(names)]
+        if not isinstance(names, list):
+            raise FormatError(str(path), "expected a 'names' list in the YAML file")
+        return [str(n) for n in names]
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def _parse_line(text, path, line, names, size, predictions) -> ObjectRecord:
+    cols = text.split()
+    allowed = (5, 6) if predictions else (5,)
+    if len(cols) not in allowed:
+        expected = "5 or 6" if predictions else "5"
+        raise FormatError(path, f"expected {expected} columns, found {len(cols)}", line=line)
+    try:
+        index = int(cols[0])
+    except ValueError:
+        raise FormatError(path, f"class index is not an integer: {cols[0]!r}", line=line) from None
+    if not 0 <= index < len(names):
+        raise FormatError(path, f"class index {index} is not in the {len(names)} names", line=line)
+    values = []
+    for i, name in enumerate(("cx", "cy", "w", "h", "confidence")[: len(cols) - 1]):
+        try:
+            value = float(cols[1 + i])
+        except ValueError:
+            raise FormatError(
+                path, f"column {i + 2} ({name}) is not a number: {cols[1 + i]!r}", line=line
+            ) from None
+        if not math.isfinite(value):
+            raise FormatError(path, f"column {i + 2} ({name}) is not finite", line=line)
+        values.append(value)
+    cx, cy, w, h = values[:4]
+    if w < 0 or h < 0:
+        raise FormatError(path, "negative width or height", line=line)
+    width, height = size
+    box = ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
+    score = values[4] if len(values) == 5 else (1.0 if predictions else None)
+    return ObjectRecord(label=names[index], box=box, score=score, source=(path, line))
+
+
+def read_yolo_folder(
+    folder: str | os.PathLike,
+    class_names: list[str],
+    image_sizes: Mapping[str, tuple[int, int]],
+    predictions: bool,
+    skip_invalid: bool = False,
+) -> tuple[list[ImageObjects], ReadReport]:
+    """Reads ``<stem>.txt`` files; boxes are scaled by ``image_sizes[stem]`` (width, height).
+
+    Files whose stem has no image size are returned without objects and named in the
+    report: there is no image to scale them to.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FormatError(str(folder), "not a folder of YOLO .txt files")
+    report = ReadReport()
+    images = []
+    for path in sorted(folder.glob("*.txt")):
+        if path.name in ("classes.txt", "obj.names"):
+            continue
+        report.files += 1
+        image = ImageObjects(stem=path.stem)
+        images.append(image)
+        size = image_sizes.get(path.stem)
+        if size is None:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                image.objects.append(
+                    _parse_line(line, str(path), number, class_names, size, predictions)
+                )
+            except FormatError as error:
+                if not skip_invalid:
+                    raise
+                report.skipped.append(SkippedLine(str(path), number, error.reason))
+    return images, report
+
+
+def write_class_names(path: str | os.PathLike, names: list[str]) -> None:
+    Path(path).write_text("".join(f"{n}\n" for n in names))
+
+
+def write_yolo_folder(
+    folder: str | os.PathLike,
+    images: Iterable[ImageObjects],
+    class_names: list[str],
+    image_sizes: Mapping[str, tuple[int, int]],
+    with_score: bool,
+) -> int:
+    """Writes ``<stem>.txt`` per image, boxes normalised by the image size."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    index = {name: i for i, name in enumerate(class_names)}
+    count = 0
+    for image in images:
+        width, height = image_sizes[image.stem]
+        lines = []
+        for r in image.objects:
+            if r.crowd:
+                continue  # YOLO has no ignore regions
+            x1, y1, x2, y2 = r.box
+            cols = [
+                str(index[r.label]),
+                *(
+                    format_number(v, 8)
+                    for v in (
+                        (x1 + x2) / 2 / width,
+                        (y1 + y2) / 2 / height,
+                        (x2 - x1) / width,
+                        (y2 - y1) / height,
+                    )
+                ),
+            ]
+            if with_score:
+                cols.append(format_number(r.score if r.score is not None else 1.0))
+            lines.append(" ".join(cols))
+        (folder / f"{image.stem}.txt").write_text("".join(f"{x}\n" for x in lines))
+        count += 1
+    return count
