@@ -17,6 +17,7 @@ test: setup
 ## bench: evaluation speed and memory against pycocotools and faster-coco-eval
 bench: setup
 	$(PY) bench/evaluation.py
+	$(PY) bench/import_speed.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

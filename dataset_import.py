@@ -255,19 +255,53 @@ def plan_import(
     return ImportPlan(dataset_name=dataset_name, images=images, labels=plans)
 
 
-def _detection(record: ObjectRecord, width: int, height: int):
-    import fiftyone as fo
+def _detection_doc(record: ObjectRecord, width: int, height: int) -> dict:
+    """A ``fo.Detection`` in FiftyOne's stored form (what ``Detection.to_mongo()`` gives):
+    building documents directly is ~50x faster than constructing label objects."""
+    from bson import ObjectId
 
     x1, y1, x2, y2 = record.box
-    attributes = dict(record.attributes)
+    doc = {
+        "_id": ObjectId(),
+        "_cls": "Detection",
+        "tags": [],
+        "label": record.label,
+        "bounding_box": [x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height],
+        "confidence": record.score,
+        **record.attributes,
+    }
     if record.crowd:
-        attributes["iscrowd"] = True
-    return fo.Detection(
-        label=record.label,
-        bounding_box=[x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height],
-        confidence=record.score,
-        **attributes,
-    )
+        doc["iscrowd"] = True
+    return doc
+
+
+def _declare_field(dataset, field: str, plan: LabelPlan) -> None:
+    """Declares the ``Detections`` field and the attributes its objects carry."""
+    import fiftyone as fo
+
+    if not dataset.has_field(field):
+        dataset.add_sample_field(field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+    kinds: dict[str, type] = {}
+    for records in plan.objects.values():
+        for record in records:
+            for key, value in record.attributes.items():
+                kinds.setdefault(key, type(value))
+            if record.crowd:
+                kinds.setdefault("iscrowd", bool)
+    field_types = {
+        bool: fo.BooleanField,
+        int: fo.IntField,
+        float: fo.FloatField,
+        str: fo.StringField,
+    }
+    for key, kind in kinds.items():
+        path = f"{field}.detections.{key}"
+        if dataset.has_field(path):
+            continue
+        if kind is list:
+            dataset.add_sample_field(path, fo.ListField, subfield=fo.FloatField)
+        else:
+            dataset.add_sample_field(path, field_types.get(kind, fo.StringField))
 
 
 def apply_import(plan: ImportPlan, replace: bool = False, progress: bool = True):
@@ -303,6 +337,8 @@ def apply_import(plan: ImportPlan, replace: bool = False, progress: bool = True)
             for path in bar(new):
                 samples.append(fo.Sample(filepath=path, metadata=fo.ImageMetadata.build_for(path)))
         dataset.add_samples(samples, progress=progress)
+        # Live Sample objects are reloaded by every later bulk write: let them go.
+        del samples
     dataset.compute_metadata(progress=progress)  # samples added by others may lack it
     paths = list(plan.images.values())
     view = dataset.select_by("filepath", paths)
@@ -312,16 +348,19 @@ def apply_import(plan: ImportPlan, replace: bool = False, progress: bool = True)
     info = dict(dataset.info.get(INFO_KEY, {}))
     imports = dict(info.get("imports", {}))
     for label_plan in plan.labels:
+        _declare_field(dataset, label_plan.source.field, label_plan)
         values = {}
         with fou.ProgressBar(total=len(plan.images), progress=progress) as bar:
             for stem in bar(plan.images):
                 path = plan.images[stem]
                 width, height = size_of[path]
                 records = label_plan.objects.get(stem, [])
-                values[path] = fo.Detections(
-                    detections=[_detection(r, width, height) for r in records]
-                )
-        dataset.set_values(label_plan.source.field, values, key_field="filepath")
+                values[path] = {
+                    "_cls": "Detections",
+                    "detections": [_detection_doc(r, width, height) for r in records],
+                }
+        # Documents are built above in FiftyOne's stored form, so validation is not needed.
+        dataset.set_values(label_plan.source.field, values, key_field="filepath", validate=False)
         source = label_plan.source
         imports[source.field] = {
             "path": os.path.abspath(source.path),

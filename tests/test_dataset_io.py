@@ -66,6 +66,13 @@ def test_kitti_and_tao_import(files, name):
     info = dataset.info["detection_debugger"]["imports"]
     assert info["predictions"]["format"] == "tao" and info["ground_truth"]["format"] == "kitti"
     assert any("predictions:" in line for line in plan.summary())
+    schema = dataset.get_field_schema(flat=True)
+    for attribute in ("truncated", "occluded", "alpha", "dimensions", "location", "rotation_y"):
+        assert f"ground_truth.detections.{attribute}" in schema
+    assert "ground_truth.detections.iscrowd" in schema
+    detection = dataset.first()["predictions"].detections[0]
+    assert isinstance(detection, fo.Detection) and 0 <= detection.confidence <= 1
+    assert detection["dimensions"] == [0.0, 0.0, 0.0]
 
 
 def test_imported_data_evaluates_like_the_coco_files(files, name):
