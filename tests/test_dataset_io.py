@@ -222,3 +222,11 @@ def test_cli_import_and_export(files, name, tmp_path):
     run = _cli("export", "--dataset", name, "--format", "kitti", "--label-field", "ground_truth",
                "--output", str(out))  # fmt: skip
     assert run.returncode == 2 and "not empty" in run.stderr
+    dataset = fo.load_dataset(name)
+    dataset.save_view("first-three", dataset.limit(3))
+    run = _cli("export", "--dataset", name, "--view", "first-three", "--format", "kitti",
+               "--label-field", "predictions", "--output", str(tmp_path / "three"))  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert len(list((tmp_path / "three" / "labels").glob("*.txt"))) == 3
+    line = next((tmp_path / "three" / "labels").glob("*.txt")).read_text().splitlines()[0]
+    assert len(line.split()) == 16  # predictions keep their confidence
