@@ -125,14 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="evaluate a small generated traffic set and print the per-class table",
+        help="the crosswalk case study: generate, import, evaluate, open the App",
         description=(
-            "Generates a seeded synthetic traffic detection set (ground truth and simulated "
-            "predictions), evaluates it and prints the per-class table and confusion matrix."
+            "Generates the demo traffic scenes (rendered images, labels with planted errors, "
+            "two simulated TAO prediction sets) if missing, imports them into FiftyOne, "
+            "evaluates both models and serves the App with the plugin until Ctrl-C."
         ),
     )
     demo.add_argument("--images", type=int, default=500, help="number of images (500)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    demo.add_argument("--data-dir", default=".data", help="where data and database live")
+    demo.add_argument("--port", type=int, default=5151, help="App port (5151)")
+    demo.add_argument("--no-app", action="store_true", help="run headless, print the story")
     demo.set_defaults(run=run_demo)
     return parser
 
@@ -233,36 +237,12 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-DEMO_CLASSES = (
-    "vehicles",
-    "pedestrians",
-    "crosswalks",
-    "bicycles",
-    "motorcycles",
-    "traffic_lights",
-)
-
-
 def run_demo(args: argparse.Namespace) -> int:
-    from .synthetic import SyntheticConfig, make_coco
+    from .demo import run_demo as demo
 
-    config = SyntheticConfig(
-        num_images=args.images,
-        num_classes=len(DEMO_CLASSES),
-        class_names=DEMO_CLASSES,
-        image_size=(640, 384),
-        seed=args.seed,
-    )
-    gt, results = make_coco(config)
-    result = _evaluate_coco(gt, results, None, {}, 0.5, 0.0)
-    print(
-        f"Synthetic traffic set: {args.images} images, {len(gt['annotations'])} objects, "
-        f"{len(results)} simulated predictions (seed {args.seed})\n"
-    )
-    print(result.format_table())
-    print()
-    print(format_confusion(result))
-    return 0
+    if args.images < 1:
+        raise UsageError("--images must be at least 1")
+    return demo(args.images, args.seed, args.data_dir, app=not args.no_app, port=args.port)
 
 
 def format_confusion(result: EvaluationResult) -> str:

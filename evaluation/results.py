@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from .confusion import ConfusionMatrix
@@ -77,16 +78,17 @@ class EvaluationResult:
         )
 
     def most_room_to_improve(self) -> str | None:
-        """The class whose AP gap, weighted by its share of ground truth, is largest.
+        """The class with the lowest AP, weighted by how often it occurs.
 
-        ``(1 - AP) * num_gt / total_gt``: a rare class with poor AP matters less to the
-        detector's overall quality than a frequent one. None when no class has ground truth.
+        Score: ``(1 - AP) * ln(1 + num_gt)``. The AP gap counts most; the logarithm of the
+        number of ground-truth objects lets a frequent class outrank a slightly worse rare
+        one, without letting sheer frequency hide a class that fails. None when no class has
+        ground truth.
         """
-        total = sum(m.num_gt for m in self.classes.values())
         gaps = {
-            name: (1.0 - m.AP) * m.num_gt / total
+            name: (1.0 - m.AP) * math.log1p(m.num_gt)
             for name, m in self.classes.items()
-            if m.AP is not None and total
+            if m.AP is not None
         }
         return max(gaps, key=gaps.__getitem__) if gaps else None
 

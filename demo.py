@@ -1,0 +1,219 @@
+"""The main job: the crosswalk case study, end to end, offline (``make demo``).
+
+Generates the demo data if missing (``demo_data``), starts the project's own MongoDB, imports
+the images, ground truth and both TAO prediction sets through the importers, saves the
+"faded crosswalks" slice, evaluates both models with the engine (whole set and slice), prints
+the story, and serves the FiftyOne App with the plugin until Ctrl-C. A second run reuses the
+data and the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .dbserver import MongoServer, fiftyone_environment
+from .demo_data import CLASSES, FADED_AT, DemoConfig, ensure_demo_files
+
+__all__ = ["DEMO_SLICE", "build_demo_dataset", "evaluate_demo", "run_demo"]
+
+PLUGIN_ROOT = Path(__file__).resolve().parent
+DEMO_SLICE = "faded crosswalks"
+MODELS = ("baseline", "retrained")
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def build_demo_dataset(config: DemoConfig, data_dir: Path, name: str | None = None):
+    """Creates the demo dataset from the demo files (reused when it is already complete)."""
+    import fiftyone as fo
+    from fiftyone import ViewField as F
+
+    from .dataset_import import LabelSource, apply_import, plan_import
+
+    files = ensure_demo_files(data_dir, config, progress=_say)
+    name = name or f"crosswalks-demo-{config.num_images}-{config.seed}"
+    if fo.dataset_exists(name):
+        dataset = fo.load_dataset(name)
+        if dataset.info.get("demo_key") == config.key and dataset.has_saved_view(DEMO_SLICE):
+            _say(f"reusing dataset {name!r} ({len(dataset)} images)")
+            return dataset, files
+        dataset.delete()
+    _say(f"importing into dataset {name!r} through the TAO/KITTI importers ...")
+    sources = [
+        LabelSource(files["labels"], "kitti", "ground_truth", predictions=False),
+        *(LabelSource(files[m], "tao", m, predictions=True) for m in MODELS),
+    ]
+    plan = plan_import(name, files["images"], sources)
+    dataset = apply_import(plan, progress=False)
+    for line in plan.summary():
+        _say("  " + line)
+
+    # Scene attributes from the manifest, for slicing.
+    manifest = json.loads(Path(files["manifest"]).read_text())
+    stems = [Path(p).stem for p in dataset.values("filepath")]
+    crosswalks = [[o for o in manifest["scenes"][s] if o["label"] == "crosswalks"] for s in stems]
+    dataset.set_values(
+        "faded_crosswalks", [sum(o["fade"] >= FADED_AT for o in c) for c in crosswalks]
+    )
+    dataset.set_values(
+        "crosswalk_fade", [max((o["fade"] for o in c), default=None) for c in crosswalks]
+    )
+    dataset.set_values("diagonal_crosswalks", [sum(o["angle"] != 0 for o in c) for c in crosswalks])
+    dataset.set_values(
+        "occluded_crosswalks", [sum(o["occlusion"] > 0.1 for o in c) for c in crosswalks]
+    )
+    dataset.save_view(
+        DEMO_SLICE,
+        dataset.match(F("faded_crosswalks") > 0),
+        description=f"Images with a crosswalk whose paint is worn (fade >= {FADED_AT})",
+    )
+    dataset.info["demo_key"] = config.key
+    dataset.info["demo_note"] = manifest["note"]
+    dataset.save()
+    return dataset, files
+
+
+def evaluate_demo(dataset) -> dict:
+    """Evaluates both models on the whole set and on the faded-crosswalk slice."""
+    from fiftyone import ViewField as F
+
+    from .dataset_arrays import detection_set_from_view
+    from .evaluation import MatchTable
+
+    classes = list(CLASSES)
+    faded_ids = set(dataset.match(F("faded_crosswalks") > 0).values("id"))
+    out = {}
+    for model in MODELS:
+        data, ids = detection_set_from_view(dataset, "ground_truth", model, classes=classes)
+        table = MatchTable.build(data)
+        mask = np.array([sid in faded_ids for sid in ids["samples"]])
+        out[model] = {"all": table.evaluate(), "slice": table.evaluate(mask)}
+    return out
+
+
+def _story(results: dict) -> list[str]:
+    base, new = results["baseline"], results["retrained"]
+    cw_all, cw_slice = base["all"].classes["crosswalks"], base["slice"].classes["crosswalks"]
+    cw_new = new["all"].classes["crosswalks"]
+    worst = min(
+        (n for n, m in base["all"].classes.items() if m.AP is not None),
+        key=lambda n: base["all"].classes[n].AP,
+    )
+    lines = [
+        f"lowest AP: {worst} ({base['all'].classes[worst].AP:.3f}); "
+        f"most room to improve: {base['all'].most_room_to_improve()}",
+        f"crosswalks confusion: {cw_all.tp} correct, {cw_all.fn} undetected, "
+        f"{cw_all.fp} ghosts, {cw_all.mispredicted} mispredicted",
+    ]
+    if cw_slice.AP is not None and cw_all.AP:
+        lines.append(
+            f"slice {DEMO_SLICE!r} ({base['slice'].params['num_images']} images): crosswalks "
+            f"AP {cw_slice.AP:.3f} vs {cw_all.AP:.3f} on all images "
+            f"({cw_slice.AP / cw_all.AP:.0%} of it)"
+        )
+    lines.append(
+        f"retrained model: crosswalks AP {cw_all.AP:.3f} -> {cw_new.AP:.3f}, "
+        f"AR {cw_all.AR100:.3f} -> {cw_new.AR100:.3f}"
+    )
+    return lines
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the App server exited with code {process.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.25)
+    raise RuntimeError(f"the App server did not open port {port} in {timeout:.0f} s")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM stops the demo like Ctrl-C: clean shutdown
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def run_demo(
+    num_images: int = 500,
+    seed: int = 0,
+    data_dir: str | os.PathLike = ".data",
+    app: bool = True,
+    port: int = 5151,
+) -> int:
+    """The whole pipeline; serves the App until Ctrl-C when ``app`` is True."""
+    data_dir = Path(data_dir).resolve()
+    config = DemoConfig(num_images=num_images, seed=seed)
+    if app and not _port_free(port):
+        _say(f"port {port} is in use: stop what runs there or pass --port")
+        return 2
+    plugins = data_dir / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    link = plugins / "detection-debugger"
+    if not link.exists():
+        link.symlink_to(PLUGIN_ROOT, target_is_directory=True)
+
+    server = MongoServer(data_dir / "mongo")
+    app_process = None
+    # Ctrl-C and SIGTERM both stop the demo cleanly (SIGINT is set explicitly because a
+    # shell that starts us in the background leaves it ignored).
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.start()
+        env = {
+            **fiftyone_environment(server.uri, "detection_debugger_demo"),
+            "FIFTYONE_PLUGINS_DIR": str(plugins),
+        }
+        os.environ.update(env)
+        dataset, _ = build_demo_dataset(config, data_dir)
+        _say("evaluating both prediction sets ...")
+        results = evaluate_demo(dataset)
+        for model in MODELS:
+            _say(f"\n== {model} ==")
+            _say(results[model]["all"].format_table())
+        _say("\n== the story ==")
+        for line in _story(results):
+            _say("  " + line)
+        _say(f"\n(note: {dataset.info.get('demo_note')})")
+        if not app:
+            return 0
+        app_process = subprocess.Popen(
+            [sys.executable, "-m", "fiftyone.server.main", "--address", "127.0.0.1",
+             "--port", str(port)],
+            env={**os.environ, **env},
+            start_new_session=True,
+        )  # fmt: skip
+        _wait_for_port(port, app_process)
+        _say(f"\nFiftyOne App with the plugin: http://127.0.0.1:{port}/datasets/{dataset.name}")
+        _say("press Ctrl-C to stop (the App and the database stop with it)")
+        app_process.wait()
+        return app_process.returncode or 0
+    except KeyboardInterrupt:
+        _say("\nstopping ...")
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if app_process is not None and app_process.poll() is None:
+            os.killpg(app_process.pid, signal.SIGTERM)
+            try:
+                app_process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(app_process.pid, signal.SIGKILL)
+        server.stop()
