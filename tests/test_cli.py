@@ -122,10 +122,3 @@ def test_bad_iou_is_a_usage_error(coco_files):
               "--iou", "1.5")  # fmt: skip
     assert run.returncode == 2
     assert "must be in (0, 1]" in run.stderr
-
-
-def test_demo_prints_the_per_class_table():
-    run = cli("demo", "--images", "40")
-    assert run.returncode == 0, run.stderr
-    assert "crosswalks" in run.stdout
-    assert "confusion matrix" in run.stdout
