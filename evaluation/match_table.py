@@ -47,6 +47,36 @@ class MatchTable:
             outcomes=match_outcomes(data, iou_threshold, score_threshold),
         )
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every array of the table, flat (for ``np.savez``); :meth:`from_arrays` inverts it."""
+        out: dict[str, np.ndarray] = {}
+        for prefix, part in (("data", self.data), ("coco", self.coco), ("outcomes", self.outcomes)):
+            for name in part.__dataclass_fields__:
+                value = getattr(part, name)
+                out[f"{prefix}.{name}"] = np.asarray(value)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> MatchTable:
+        """Rebuilds a table saved with :meth:`to_arrays` (no IoU is recomputed)."""
+
+        def part(kind, prefix):
+            values = {}
+            for name, f in kind.__dataclass_fields__.items():
+                value = arrays[f"{prefix}.{name}"]
+                if f.type in ("int", "float"):
+                    value = value.item()
+                elif name == "class_names":
+                    value = tuple(str(v) for v in value)
+                values[name] = value
+            return kind(**values)
+
+        return cls(
+            data=part(DetectionSet, "data"),
+            coco=part(CocoMatches, "coco"),
+            outcomes=part(ObjectOutcomes, "outcomes"),
+        )
+
     def image_mask(self, image_ids: Iterable[int]) -> np.ndarray:
         """``(I,)`` bool mask of the given image ids; unknown ids raise :class:`InputError`."""
         wanted = np.unique(np.fromiter((int(i) for i in image_ids), dtype=np.int64))

@@ -1,8 +1,15 @@
 """The plugin's operators; every one is listed in ``fiftyone.yml``."""
 
+from .evaluate_detections import EvaluateDetections
 from .export_dataset import ExportDataset
 from .import_labels import ImportGroundTruth, ImportPredictions
 
-OPERATORS = (ImportGroundTruth, ImportPredictions, ExportDataset)
+OPERATORS = (ImportGroundTruth, ImportPredictions, EvaluateDetections, ExportDataset)
 
-__all__ = ["OPERATORS", "ExportDataset", "ImportGroundTruth", "ImportPredictions"]
+__all__ = [
+    "OPERATORS",
+    "EvaluateDetections",
+    "ExportDataset",
+    "ImportGroundTruth",
+    "ImportPredictions",
+]

@@ -1,0 +1,383 @@
+"""The engine as a FiftyOne detection evaluation run.
+
+:func:`evaluate_detections` reads boxes in bulk, runs the engine once, writes every
+per-object field in bulk and registers the run FiftyOne's way (config, method, results), so
+``dataset.list_evaluations()``, ``load_evaluation_results``, ``load_evaluation_view``,
+``to_evaluation_patches`` and the App's Model Evaluation panel work on it. The run's results
+carry the whole match table, so slices and panels never recompute an IoU.
+
+Fields written for eval key ``KEY`` (FiftyOne's convention, plus the finer outcome):
+
+- on each object of both fields: ``KEY`` (``tp``/``fp``/``fn``; mispredictions count as
+  ``fn`` for the ground truth and ``fp`` for the prediction, as FiftyOne's classwise
+  matching does), ``KEY_id`` (the matched object's id, ``""`` when none), ``KEY_iou``,
+  ``KEY_outcome`` (``tp``/``fn``/``mispredicted``/``fp``/``duplicate``/``ignored``/
+  ``below_threshold``) and ``KEY_confused_with`` (the other class of a misprediction);
+- on each sample: ``KEY_tp``, ``KEY_fp``, ``KEY_fn``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import fiftyone.core.fields as fof
+import fiftyone.utils.eval.coco as fouc
+import fiftyone.utils.eval.detection as foud
+import numpy as np
+
+from .dataset_arrays import detection_set_from_view
+from .evaluation import (
+    IOU_THRESHOLDS,
+    RECALL_THRESHOLDS,
+    EvaluationResult,
+    MatchTable,
+    Outcome,
+    accumulate,
+)
+
+__all__ = [
+    "METHOD",
+    "DebuggerEvaluation",
+    "DebuggerEvaluationConfig",
+    "DebuggerResults",
+    "evaluate_detections",
+    "register_backend",
+]
+
+METHOD = "detection-debugger"
+OBJECT_SUFFIXES = ("_outcome", "_confused_with")
+
+
+class DebuggerEvaluationConfig(foud.DetectionEvaluationConfig):
+    """Parameters of a detection-debugger evaluation run.
+
+    Args:
+        pred_field: the ``Detections`` field of predictions.
+        gt_field: the ``Detections`` field of ground truth.
+        iou (0.5): IoU threshold of the per-object outcomes and the confusion matrix.
+        score_threshold (0.0): predictions below it are left out of the outcomes.
+        classes (None): class names in order (default: labels seen in both fields).
+    """
+
+    def __init__(self, pred_field, gt_field, iou=0.5, score_threshold=0.0, classes=None, **kwargs):
+        kwargs.pop("classwise", None)
+        super().__init__(pred_field, gt_field, iou=iou, classwise=True, **kwargs)
+        self.score_threshold = score_threshold
+        self.classes = classes
+        self.compute_mAP = True
+        self.iou_threshs = [float(t) for t in IOU_THRESHOLDS]
+
+    @property
+    def method(self):
+        return METHOD
+
+
+class DebuggerEvaluation(foud.DetectionEvaluation):
+    """The run's method: fields, rename and cleanup (evaluation itself is done in bulk)."""
+
+    def register_samples(self, samples, eval_key, dynamic=True):
+        super().register_samples(samples, eval_key, dynamic=dynamic)
+        if eval_key is None:
+            return
+        dataset = samples._dataset
+        for field in (self.config.gt_field, self.config.pred_field):
+            for suffix in OBJECT_SUFFIXES:
+                dataset.add_sample_field(f"{field}.detections.{eval_key}{suffix}", fof.StringField)
+
+    def evaluate(self, doc, eval_key=None):
+        raise NotImplementedError(
+            "detection-debugger evaluates whole collections in bulk: use "
+            "detection_debugger.evaluation_run.evaluate_detections(samples, ...)"
+        )
+
+    def _extra_fields(self, eval_key):
+        return [
+            f"{field}.detections.{eval_key}{suffix}"
+            for field in (self.config.pred_field, self.config.gt_field)
+            for suffix in OBJECT_SUFFIXES
+        ]
+
+    def get_fields(self, samples, eval_key, include_custom_metrics=True):
+        fields = super().get_fields(samples, eval_key, include_custom_metrics)
+        return fields + self._extra_fields(eval_key)
+
+    def cleanup(self, samples, eval_key):
+        super().cleanup(samples, eval_key)
+        dataset = samples._dataset
+        for path in self._extra_fields(eval_key):
+            if dataset.has_field(path):
+                dataset.delete_sample_field(path, error_level=1)
+
+    def generate_results(self, samples, matches, eval_key=None, classes=None, **kwargs):
+        raise NotImplementedError("results are built by evaluate_detections()")
+
+
+class DebuggerResults(fouc.COCODetectionResults):
+    """FiftyOne COCO detection results plus this engine's summary and match table.
+
+    Args:
+        summary: :meth:`EvaluationResult.to_dict` of the whole run.
+        match_table: the :class:`MatchTable` arrays, ``np.savez_compressed`` then base64.
+        sample_ids: ids of the evaluated samples, in the table's image order.
+    """
+
+    def __init__(
+        self,
+        samples,
+        config,
+        eval_key,
+        matches,
+        precision,
+        recall,
+        iou_threshs,
+        classes,
+        recall_sweep=None,
+        thresholds=None,
+        missing=None,
+        custom_metrics=None,
+        backend=None,
+        summary=None,
+        match_table=None,
+        sample_ids=None,
+    ):
+        super().__init__(
+            samples, config, eval_key, matches, precision, recall, iou_threshs, classes,
+            recall_sweep=recall_sweep, thresholds=thresholds, missing=missing,
+            custom_metrics=custom_metrics, backend=backend,
+        )  # fmt: skip
+        self.summary = summary
+        self.match_table = match_table
+        self.sample_ids = list(sample_ids or [])
+        self._table = None
+
+    def attributes(self):
+        return super().attributes() + ["summary", "match_table", "sample_ids"]
+
+    @classmethod
+    def _from_dict(cls, d, samples, config, eval_key, **kwargs):
+        return super()._from_dict(
+            d, samples, config, eval_key, summary=d.get("summary"),
+            match_table=d.get("match_table"), sample_ids=d.get("sample_ids"), **kwargs,
+        )  # fmt: skip
+
+    @property
+    def result(self) -> EvaluationResult:
+        """The engine's result for the whole run (stats, per class, confusion matrix)."""
+        return EvaluationResult.from_dict(self.summary)
+
+    def table(self) -> MatchTable:
+        """The stored match table (decoded once)."""
+        if self._table is None:
+            raw = base64.b64decode(self.match_table)
+            with np.load(io.BytesIO(raw)) as arrays:
+                self._table = MatchTable.from_arrays(dict(arrays))
+        return self._table
+
+    def evaluate_samples(self, sample_ids) -> EvaluationResult:
+        """Exact re-evaluation of a subset of the evaluated samples, from the match table.
+
+        Raises:
+            ValueError: some of ``sample_ids`` were not part of the run.
+        """
+        index = {sid: i for i, sid in enumerate(self.sample_ids)}
+        missing = [sid for sid in sample_ids if sid not in index]
+        if missing:
+            raise ValueError(f"{len(missing)} samples are not in evaluation {self.key!r}")
+        mask = np.zeros(len(self.sample_ids), dtype=bool)
+        mask[[index[sid] for sid in sample_ids]] = True
+        return self.table().evaluate(mask)
+
+
+def _encode_table(table: MatchTable) -> str:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **table.to_arrays())
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _per_sample(values: np.ndarray, image: np.ndarray, num_images: int) -> list[list]:
+    """Splits a flat per-object array into per-sample lists (objects are in sample order)."""
+    counts = np.bincount(image, minlength=num_images)
+    return [chunk.tolist() for chunk in np.split(values, np.cumsum(counts)[:-1])]
+
+
+def _object_fields(table: MatchTable, ids: dict, classes: list[str]) -> dict[str, dict]:
+    """Per-object values of both fields: ``{"gt"|"pred": {suffix: flat array}}``."""
+    data, out = table.data, table.outcomes
+    gt_ids, pred_ids = np.array(ids["gt"], dtype=object), np.array(ids["pred"], dtype=object)
+    names = np.array(classes + [None], dtype=object)
+    O = Outcome  # noqa: N806
+
+    # FiftyOne's convention: crowd regions absorb predictions as "tp" matches.
+    crowd_match = out.pred_outcome == O.IGNORED
+    pred_partner = np.where(out.pred_match >= 0, out.pred_match, -1)
+    pred_eval = np.where(
+        np.isin(out.pred_outcome, (O.TP, O.IGNORED)), "tp",
+        np.where(out.pred_outcome == O.BELOW_THRESHOLD, None, "fp"),
+    ).astype(object)  # fmt: skip
+    show_pred_match = np.isin(out.pred_outcome, (O.TP, O.IGNORED))
+    pred_id = np.where(
+        show_pred_match, gt_ids[np.maximum(pred_partner, 0)] if len(gt_ids) else "", ""
+    )
+    pred_iou = np.where(show_pred_match, out.pred_iou, np.nan)
+    pred_confused = np.where(
+        out.pred_outcome == O.MISPREDICTED,
+        names[np.where(pred_partner >= 0, data.gt_class[np.maximum(pred_partner, 0)], -1)]
+        if len(gt_ids) else None,
+        None,
+    )  # fmt: skip
+
+    # Crowd regions: "tp" with the first (highest-scored) prediction they absorbed.
+    gt_eval = np.where(out.gt_outcome == O.TP, "tp", "fn").astype(object)
+    gt_id = np.where(
+        out.gt_outcome == O.TP, pred_ids[np.maximum(out.gt_match, 0)] if len(pred_ids) else "", ""
+    )
+    gt_iou = np.where(out.gt_outcome == O.TP, out.gt_iou, np.nan)
+    absorbed = np.flatnonzero(crowd_match)
+    if len(absorbed):
+        order = absorbed[np.lexsort((absorbed, -data.pred_scores[absorbed]))]
+        crowd_rows, first = np.unique(out.pred_match[order], return_index=True)
+        gt_eval[crowd_rows] = "tp"
+        gt_id[crowd_rows] = pred_ids[order[first]]
+        gt_iou[crowd_rows] = out.pred_iou[order[first]]
+    gt_partner = out.gt_match
+    gt_confused = np.where(
+        out.gt_outcome == O.MISPREDICTED,
+        names[np.where(gt_partner >= 0, data.pred_class[np.maximum(gt_partner, 0)], -1)]
+        if len(pred_ids) else None,
+        None,
+    )  # fmt: skip
+
+    def outcome_names(codes):
+        return np.array([str(O(c)) for c in range(len(O))], dtype=object)[codes]
+
+    def iou_values(values):
+        return np.array([None if np.isnan(v) else float(v) for v in values], dtype=object)
+
+    return {
+        "pred": {
+            "": pred_eval, "_id": pred_id.astype(object), "_iou": iou_values(pred_iou),
+            "_outcome": outcome_names(out.pred_outcome), "_confused_with": pred_confused,
+        },
+        "gt": {
+            "": gt_eval, "_id": gt_id.astype(object), "_iou": iou_values(gt_iou),
+            "_outcome": outcome_names(out.gt_outcome), "_confused_with": gt_confused,
+        },
+    }  # fmt: skip
+
+
+def _matches(table: MatchTable, ids: dict, classes: list[str]) -> list[tuple]:
+    """FiftyOne's flat match list: ``(gt_label, pred_label, iou, conf, gt_id, pred_id)``.
+
+    True positives and mispredictions are pairs (so FiftyOne's confusion matrix shows the
+    mispredictions), undetected objects have no prediction, ghosts no ground truth.
+    """
+    data, out = table.data, table.outcomes
+    matches = []
+    for j in range(len(data.gt_ids)):
+        if data.gt_crowd[j]:
+            continue
+        p = int(out.gt_match[j])
+        if p >= 0:
+            matches.append((
+                classes[data.gt_class[j]], classes[data.pred_class[p]], float(out.gt_iou[j]),
+                float(data.pred_scores[p]), ids["gt"][j], ids["pred"][p],
+            ))  # fmt: skip
+        else:
+            matches.append((classes[data.gt_class[j]], None, None, None, ids["gt"][j], None))
+    ghosts = np.flatnonzero(np.isin(out.pred_outcome, (Outcome.FP, Outcome.DUPLICATE)))
+    for p in ghosts:
+        matches.append(
+            (
+                None,
+                classes[data.pred_class[p]],
+                None,
+                float(data.pred_scores[p]),
+                None,
+                ids["pred"][p],
+            )
+        )
+    return matches
+
+
+def evaluate_detections(
+    samples,
+    pred_field: str,
+    gt_field: str = "ground_truth",
+    eval_key: str | None = None,
+    iou: float = 0.5,
+    score_threshold: float = 0.0,
+    classes: list[str] | None = None,
+) -> DebuggerResults:
+    """Evaluates ``pred_field`` against ``gt_field`` on ``samples`` with the engine.
+
+    With an ``eval_key``, writes the per-object and per-sample fields and saves the run (an
+    existing run with that key is replaced). Returns FiftyOne-compatible results.
+    """
+    config = DebuggerEvaluationConfig(
+        pred_field, gt_field, iou=iou, score_threshold=score_threshold, classes=classes
+    )
+    method = config.build()
+    method.ensure_requirements()
+    dataset = samples._dataset
+    if eval_key is not None and dataset.has_evaluation(eval_key):
+        dataset.delete_evaluation(eval_key)
+    if eval_key is not None:
+        method.register_run(samples, eval_key)
+        method.register_samples(samples, eval_key)
+
+    data, ids = detection_set_from_view(samples, gt_field, pred_field, classes=classes)
+    classes = list(data.class_names)
+    table = MatchTable.build(data, iou, score_threshold)
+    summary = table.evaluate()
+
+    if eval_key is not None:
+        values = _object_fields(table, ids, classes)
+        for side, field, image in (
+            ("gt", gt_field, data.gt_image), ("pred", pred_field, data.pred_image)
+        ):  # fmt: skip
+            for suffix, flat in values[side].items():
+                samples.set_values(
+                    f"{field}.detections.{eval_key}{suffix}",
+                    _per_sample(flat, image, data.num_images),
+                )
+        counts = {
+            "_tp": (data.pred_image, values["pred"][""] == "tp"),
+            "_fp": (data.pred_image, values["pred"][""] == "fp"),
+            "_fn": (data.gt_image, values["gt"][""] == "fn"),
+        }
+        for suffix, (image, flags) in counts.items():
+            samples.set_values(
+                f"{eval_key}{suffix}",
+                np.bincount(image[flags], minlength=data.num_images).tolist(),
+            )
+
+    precision, recall = accumulate(table.coco)
+    results = DebuggerResults(
+        samples,
+        config,
+        eval_key,
+        _matches(table, ids, classes),
+        precision=precision[:, :, :, 0, -1].transpose(0, 2, 1),  # (T, K, R)
+        recall=RECALL_THRESHOLDS,
+        iou_threshs=IOU_THRESHOLDS,
+        classes=classes,
+        recall_sweep=recall[:, :, 0, -1],  # (T, K)
+        backend=method,
+        summary=summary.to_dict(),
+        match_table=_encode_table(table),
+        sample_ids=ids["samples"],
+    )
+    if eval_key is not None:
+        method.save_run_results(samples, eval_key, results)
+        method.add_fields_to_sidebar_group(samples, eval_key, omit_fields=(pred_field, gt_field))
+    return results
+
+
+def register_backend() -> None:
+    """Makes ``method="detection-debugger"`` known to FiftyOne's evaluation config."""
+    import fiftyone as fo
+
+    fo.evaluation_config.detection_backends[METHOD] = {
+        "config_cls": f"{__name__}.DebuggerEvaluationConfig"
+    }

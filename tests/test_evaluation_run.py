@@ -1,0 +1,122 @@
+"""The engine as a FiftyOne evaluation run: fields, FiftyOne's tools, parity."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+from helpers import run_pycocotools
+
+from detection_debugger.dataset_import import LabelSource, apply_import, plan_import
+from detection_debugger.evaluation import MatchTable
+from detection_debugger.evaluation_run import DebuggerResults, evaluate_detections
+from detection_debugger.synthetic import SyntheticConfig, make_coco, write_files
+
+pytestmark = pytest.mark.fiftyone
+fo = pytest.importorskip("fiftyone")
+from fiftyone.operators import execute_operator  # noqa: E402
+
+PLUGIN = "@datacentric/detection-debugger"
+
+
+@pytest.fixture(scope="module")
+def coco(tmp_path_factory):
+    config = SyntheticConfig(num_images=25, num_classes=3, crowd_rate=0.08, seed=11,
+                             image_size=(240, 180), class_names=("car", "bike", "crosswalks"))  # fmt: skip
+    gt, results = make_coco(config)
+    paths = write_files(tmp_path_factory.mktemp("eval"), gt, results, gt_format="coco")
+    return gt, results, paths
+
+
+@pytest.fixture
+def dataset(coco):
+    _, _, paths = coco
+    name = f"eval-{uuid.uuid4().hex[:8]}"
+    plan = plan_import(name, paths["images"], [
+        LabelSource(paths["gt"], "coco", "ground_truth", predictions=False),
+        LabelSource(paths["pred"], "tao", "predictions", predictions=True),
+    ])  # fmt: skip
+    ds = apply_import(plan, progress=False)
+    yield ds
+    ds.delete()
+
+
+def test_operator_saves_a_run_fiftyone_understands(dataset, coco):
+    gt, results, _ = coco
+    out = execute_operator(
+        f"{PLUGIN}/evaluate_detections",
+        ctx={"dataset": dataset, "params": {"pred_field": "predictions", "eval_key": "dd"}},
+    )
+    assert out.error is None, out.error
+    assert out.result["eval_key"] == "dd"
+    assert dataset.list_evaluations() == ["dd"]
+    info = dataset.get_evaluation_info("dd")
+    assert info.config.method == "detection-debugger" and info.config.type == "detection"
+    loaded = dataset.load_evaluation_results("dd")
+    assert isinstance(loaded, DebuggerResults)
+    # The stats are pycocotools' on the same boxes (up to the relative-coordinate round trip).
+    reference = run_pycocotools(gt, results)
+    ours = np.array([-1 if v is None else v for v in loaded.result.stats.values()])
+    np.testing.assert_allclose(ours, reference.stats, atol=1e-6)
+    assert loaded.mAP() == pytest.approx(reference.stats[0], abs=1e-6)
+    category_order = [c["name"] for c in sorted(gt["categories"], key=lambda c: c["id"])]
+    for name in loaded.classes:
+        p = reference.eval["precision"][:, :, category_order.index(name), 0, -1]
+        assert loaded.result.classes[name].AP == pytest.approx(p[p > -1].mean(), abs=1e-6)
+    # FiftyOne's own tools.
+    assert len(dataset.load_evaluation_view("dd")) == len(dataset)
+    patches = dataset.to_evaluation_patches("dd")
+    counts = patches.count_values("type")
+    assert counts["tp"] == dataset.sum("dd_tp") and counts["fp"] == dataset.sum("dd_fp")
+    outcomes = dataset.count_values("predictions.detections.dd_outcome")
+    assert set(outcomes) <= {"tp", "fp", "duplicate", "mispredicted", "ignored", "below_threshold"}
+    confused = dataset.filter_labels("ground_truth", fo.ViewField("dd_outcome") == "mispredicted")
+    names = confused.values("ground_truth.detections.dd_confused_with", unwind=True)
+    assert all(n in loaded.classes for n in names)
+
+
+def test_per_object_outcomes_equal_fiftyones_classwise_evaluation(dataset):
+    evaluate_detections(dataset, "predictions", eval_key="dd")
+    dataset.evaluate_detections("predictions", gt_field="ground_truth", eval_key="fo",
+                                classwise=True, progress=False)  # fmt: skip
+    for field in ("predictions", "ground_truth"):
+        for suffix in ("", "_id"):
+            assert dataset.values(f"{field}.detections.dd{suffix}") == dataset.values(
+                f"{field}.detections.fo{suffix}"
+            )
+        ours = dataset.values(f"{field}.detections.dd_iou", unwind=True)
+        theirs = dataset.values(f"{field}.detections.fo_iou", unwind=True)
+        assert [v is None for v in ours] == [v is None for v in theirs]
+        assert np.allclose([v for v in ours if v is not None], [v for v in theirs if v is not None])
+    for suffix in ("_tp", "_fp", "_fn"):
+        assert dataset.values(f"dd{suffix}") == dataset.values(f"fo{suffix}")
+
+
+def test_rename_and_delete_clean_up_every_field(dataset):
+    before = set(dataset.get_field_schema(flat=True))
+    evaluate_detections(dataset, "predictions", eval_key="dd")
+    written = set(dataset.get_field_schema(flat=True)) - before
+    assert "predictions.detections.dd_outcome" in written and "dd_tp" in written
+    dataset.rename_evaluation("dd", "renamed")
+    after_rename = set(dataset.get_field_schema(flat=True)) - before
+    assert after_rename == {f.replace("dd", "renamed") for f in written}
+    dataset.delete_evaluation("renamed")
+    assert set(dataset.get_field_schema(flat=True)) == before
+
+
+def test_subsets_are_re_evaluated_exactly_from_the_stored_table(dataset):
+    results = evaluate_detections(dataset, "predictions", eval_key="dd")
+    loaded = dataset.load_evaluation_results("dd")
+    subset = dataset.take(9, seed=1)
+    sliced = loaded.evaluate_samples(subset.values("id"))
+    from detection_debugger.dataset_arrays import detection_set_from_view
+
+    data, _ = detection_set_from_view(
+        subset, "ground_truth", "predictions", classes=results.classes.tolist()
+    )
+    assert sliced.to_dict()["stats"] == MatchTable.build(data).evaluate().to_dict()["stats"]
+    with pytest.raises(ValueError, match="not in evaluation"):
+        fresh = fo.Dataset()
+        fresh.add_sample(fo.Sample(filepath="/tmp/x.jpg"))
+        loaded.evaluate_samples(fresh.values("id"))
