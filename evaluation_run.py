@@ -206,33 +206,33 @@ def _object_fields(table: MatchTable, ids: dict, classes: list[str]) -> dict[str
     data, out = table.data, table.outcomes
     gt_ids, pred_ids = np.array(ids["gt"], dtype=object), np.array(ids["pred"], dtype=object)
     names = np.array(classes + [None], dtype=object)
-    O = Outcome  # noqa: N806
-
     # FiftyOne's convention: crowd regions absorb predictions as "tp" matches.
-    crowd_match = out.pred_outcome == O.IGNORED
+    crowd_match = out.pred_outcome == Outcome.IGNORED
     pred_partner = np.where(out.pred_match >= 0, out.pred_match, -1)
     pred_eval = np.where(
-        np.isin(out.pred_outcome, (O.TP, O.IGNORED)), "tp",
-        np.where(out.pred_outcome == O.BELOW_THRESHOLD, None, "fp"),
+        np.isin(out.pred_outcome, (Outcome.TP, Outcome.IGNORED)), "tp",
+        np.where(out.pred_outcome == Outcome.BELOW_THRESHOLD, None, "fp"),
     ).astype(object)  # fmt: skip
-    show_pred_match = np.isin(out.pred_outcome, (O.TP, O.IGNORED))
+    show_pred_match = np.isin(out.pred_outcome, (Outcome.TP, Outcome.IGNORED))
     pred_id = np.where(
         show_pred_match, gt_ids[np.maximum(pred_partner, 0)] if len(gt_ids) else "", ""
     )
     pred_iou = np.where(show_pred_match, out.pred_iou, np.nan)
     pred_confused = np.where(
-        out.pred_outcome == O.MISPREDICTED,
+        out.pred_outcome == Outcome.MISPREDICTED,
         names[np.where(pred_partner >= 0, data.gt_class[np.maximum(pred_partner, 0)], -1)]
         if len(gt_ids) else None,
         None,
     )  # fmt: skip
 
     # Crowd regions: "tp" with the first (highest-scored) prediction they absorbed.
-    gt_eval = np.where(out.gt_outcome == O.TP, "tp", "fn").astype(object)
+    gt_eval = np.where(out.gt_outcome == Outcome.TP, "tp", "fn").astype(object)
     gt_id = np.where(
-        out.gt_outcome == O.TP, pred_ids[np.maximum(out.gt_match, 0)] if len(pred_ids) else "", ""
+        out.gt_outcome == Outcome.TP,
+        pred_ids[np.maximum(out.gt_match, 0)] if len(pred_ids) else "",
+        "",
     )
-    gt_iou = np.where(out.gt_outcome == O.TP, out.gt_iou, np.nan)
+    gt_iou = np.where(out.gt_outcome == Outcome.TP, out.gt_iou, np.nan)
     absorbed = np.flatnonzero(crowd_match)
     if len(absorbed):
         order = absorbed[np.lexsort((absorbed, -data.pred_scores[absorbed]))]
@@ -242,14 +242,14 @@ def _object_fields(table: MatchTable, ids: dict, classes: list[str]) -> dict[str
         gt_iou[crowd_rows] = out.pred_iou[order[first]]
     gt_partner = out.gt_match
     gt_confused = np.where(
-        out.gt_outcome == O.MISPREDICTED,
+        out.gt_outcome == Outcome.MISPREDICTED,
         names[np.where(gt_partner >= 0, data.pred_class[np.maximum(gt_partner, 0)], -1)]
         if len(pred_ids) else None,
         None,
     )  # fmt: skip
 
     def outcome_names(codes):
-        return np.array([str(O(c)) for c in range(len(O))], dtype=object)[codes]
+        return np.array([str(o) for o in Outcome], dtype=object)[codes]
 
     def iou_values(values):
         return np.array([None if np.isnan(v) else float(v) for v in values], dtype=object)
