@@ -18,6 +18,7 @@ test: setup
 bench: setup
 	$(PY) bench/evaluation.py
 	$(PY) bench/import_speed.py
+	$(PY) bench/evaluation_run.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -18,8 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .dbserver import MongoServer, fiftyone_environment
 from .demo_data import CLASSES, FADED_AT, DemoConfig, ensure_demo_files
 
@@ -85,20 +83,21 @@ def build_demo_dataset(config: DemoConfig, data_dir: Path, name: str | None = No
 
 
 def evaluate_demo(dataset) -> dict:
-    """Evaluates both models on the whole set and on the faded-crosswalk slice."""
-    from fiftyone import ViewField as F
+    """Evaluates both models as saved evaluation runs (``eval_baseline``, ``eval_retrained``)
+    and re-evaluates the faded-crosswalk slice from each run's stored match table."""
+    from .evaluation_run import evaluate_detections
 
-    from .dataset_arrays import detection_set_from_view
-    from .evaluation import MatchTable
-
-    classes = list(CLASSES)
-    faded_ids = set(dataset.match(F("faded_crosswalks") > 0).values("id"))
+    faded_ids = dataset.load_saved_view(DEMO_SLICE).values("id")
     out = {}
     for model in MODELS:
-        data, ids = detection_set_from_view(dataset, "ground_truth", model, classes=classes)
-        table = MatchTable.build(data)
-        mask = np.array([sid in faded_ids for sid in ids["samples"]])
-        out[model] = {"all": table.evaluate(), "slice": table.evaluate(mask)}
+        key = f"eval_{model}"
+        if dataset.has_evaluation(key):
+            results = dataset.load_evaluation_results(key)
+        else:
+            results = evaluate_detections(
+                dataset, model, "ground_truth", eval_key=key, classes=list(CLASSES)
+            )
+        out[model] = {"all": results.result, "slice": results.evaluate_samples(faded_ids)}
     return out
 
 

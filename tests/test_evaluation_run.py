@@ -121,3 +121,15 @@ def test_subsets_are_re_evaluated_exactly_from_the_stored_table(dataset):
         fresh = fo.Dataset()
         fresh.add_sample(fo.Sample(filepath="/tmp/x.jpg"))
         loaded.evaluate_samples(fresh.values("id"))
+
+
+def test_label_filtered_views_write_to_the_right_objects(dataset):
+    F = fo.ViewField
+    confident = dataset.filter_labels("predictions", F("confidence") > 0.5, only_matches=False)
+    evaluate_detections(confident, "predictions", eval_key="dd")
+    pairs = list(zip(dataset.values("predictions.detections.confidence", unwind=True),
+                     dataset.values("predictions.detections.dd", unwind=True)))  # fmt: skip
+    assert all((value is None) == (conf <= 0.5) for conf, value in pairs)
+    assert dataset.count_values("predictions.detections.dd")[None] == sum(
+        c <= 0.5 for c, _ in pairs
+    )
