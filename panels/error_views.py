@@ -1,0 +1,92 @@
+"""From a number on screen to the objects behind it: FiftyOne views of an evaluation run.
+
+Every function takes the dataset (or view) the user is looking at, the run's key and
+fields, and returns a view showing exactly the objects of one confusion-matrix cell or one
+error type, using the per-object fields the run wrote (``KEY_outcome``,
+``KEY_confused_with``).
+"""
+
+from __future__ import annotations
+
+from fiftyone import ViewField as F
+
+__all__ = ["BACKGROUND", "ERROR_TYPES", "cell_view", "class_view", "error_view"]
+
+BACKGROUND = "background"
+ERROR_TYPES = {
+    "correct": ("tp",),
+    "undetected": ("fn",),
+    "mispredicted": ("mispredicted",),
+    "ghosts": ("fp", "duplicate"),
+}
+
+
+def _hide(view, field: str):
+    """Shows no object of ``field`` (samples are kept)."""
+    return view.filter_labels(field, F("_id") == None, only_matches=False)  # noqa: E711
+
+
+def cell_view(view, eval_key: str, gt_field: str, pred_field: str, gt_label: str, pred_label: str):
+    """The objects of one confusion-matrix cell (row ``gt_label``, column ``pred_label``).
+
+    - same class: the true positives, as evaluation patches (each pair side by side);
+    - two classes: the mispredictions (ground truth of ``gt_label`` found as ``pred_label``),
+      both objects shown on their images;
+    - ``background`` column: the undetected ground truth, as patches;
+    - ``background`` row: the ghosts of ``pred_label``, as patches.
+    """
+    outcome, confused = F(f"{eval_key}_outcome"), F(f"{eval_key}_confused_with")
+    if gt_label == BACKGROUND and pred_label == BACKGROUND:
+        raise ValueError("the background/background cell is empty by definition")
+    if pred_label == BACKGROUND:
+        found = view.filter_labels(gt_field, (outcome == "fn") & (F("label") == gt_label))
+        return found.to_patches(gt_field)
+    if gt_label == BACKGROUND:
+        ghosts = view.filter_labels(
+            pred_field, outcome.is_in(ERROR_TYPES["ghosts"]) & (F("label") == pred_label)
+        )
+        return ghosts.to_patches(pred_field)
+    if gt_label == pred_label:
+        patches = view.to_evaluation_patches(eval_key)
+        # Crowd regions are "tp" patches in FiftyOne's convention; the outcome excludes them.
+        return patches.match(F("type") == "tp").filter_labels(
+            gt_field, (F("label") == gt_label) & (outcome == "tp")
+        )
+    both = view.filter_labels(
+        gt_field,
+        (outcome == "mispredicted") & (F("label") == gt_label) & (confused == pred_label),
+    ).filter_labels(
+        pred_field,
+        (outcome == "mispredicted") & (F("label") == pred_label) & (confused == gt_label),
+    )
+    return both
+
+
+def error_view(view, eval_key: str, gt_field: str, pred_field: str, label: str, error: str):
+    """The objects of class ``label`` with one error type (keys of :data:`ERROR_TYPES`)."""
+    if error not in ERROR_TYPES:
+        raise ValueError(f"unknown error type {error!r}; choose from {list(ERROR_TYPES)}")
+    outcome = F(f"{eval_key}_outcome")
+    wanted = outcome.is_in(ERROR_TYPES[error]) & (F("label") == label)
+    if error == "ghosts":
+        return _hide(view.filter_labels(pred_field, wanted), gt_field)
+    if error == "undetected":
+        return _hide(view.filter_labels(gt_field, wanted), pred_field)
+    if error == "correct":
+        return view.filter_labels(gt_field, wanted).filter_labels(pred_field, wanted)
+    # mispredicted ground truth of this class, with the predictions that took it
+    return view.filter_labels(gt_field, wanted).filter_labels(
+        pred_field, (outcome == "mispredicted") & (F(f"{eval_key}_confused_with") == label)
+    )
+
+
+def class_view(view, gt_field: str, pred_field: str, label: str):
+    """Only the objects of class ``label`` (both fields), on the images that have any."""
+    return (
+        view.filter_labels(gt_field, F("label") == label, only_matches=False)
+        .filter_labels(pred_field, F("label") == label, only_matches=False)
+        .match(
+            (F(f"{gt_field}.detections").length() > 0)
+            | (F(f"{pred_field}.detections").length() > 0)
+        )
+    )

@@ -1,0 +1,103 @@
+"""The Detection Debugger panel and the views behind its numbers, on a real dataset."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from detection_debugger.dataset_import import LabelSource, apply_import, plan_import
+from detection_debugger.evaluation_run import evaluate_detections
+from detection_debugger.synthetic import SyntheticConfig, make_coco, write_files
+
+pytestmark = pytest.mark.fiftyone
+fo = pytest.importorskip("fiftyone")
+from fiftyone.operators import execute_operator  # noqa: E402
+
+from detection_debugger.panels.error_views import cell_view, error_view  # noqa: E402
+
+PANEL = "@datacentric/detection-debugger/detection_debugger"
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    config = SyntheticConfig(num_images=20, num_classes=3, seed=4, image_size=(200, 150),
+                             confusion_rate=0.2, duplicates_per_object=0.5,
+                             class_names=("car", "bike", "crosswalks"))  # fmt: skip
+    gt, results = make_coco(config)
+    paths = write_files(tmp_path_factory.mktemp("panel"), gt, results, gt_format="coco")
+    name = f"panel-{uuid.uuid4().hex[:8]}"
+    dataset = apply_import(plan_import(name, paths["images"], [
+        LabelSource(paths["gt"], "coco", "ground_truth", predictions=False),
+        LabelSource(paths["pred"], "tao", "predictions", predictions=True),
+    ]), progress=False)  # fmt: skip
+    run = evaluate_detections(dataset, "predictions", eval_key="dd")
+    yield dataset, run.result
+    dataset.delete()
+
+
+def _count(view, field):
+    if view._is_patches:
+        return len(view)
+    return view.count(f"{field}.detections")
+
+
+def test_every_cell_view_holds_exactly_its_objects(evaluated):
+    dataset, result = evaluated
+    labels = result.confusion.labels
+    matrix = result.confusion.matrix
+    for i, gt_label in enumerate(labels):
+        for j, pred_label in enumerate(labels):
+            if gt_label == pred_label == "background":
+                continue
+            view = cell_view(dataset, "dd", "ground_truth", "predictions", gt_label, pred_label)
+            field = "predictions" if gt_label == "background" else "ground_truth"
+            assert _count(view, field) == matrix[i, j], (gt_label, pred_label)
+            if gt_label not in ("background", pred_label) and pred_label != "background":
+                assert view.count("predictions.detections") == matrix[i, j]
+
+
+def test_error_views_match_the_class_counts(evaluated):
+    dataset, result = evaluated
+    for name, m in result.classes.items():
+
+        def count(error, field):
+            view = error_view(dataset, "dd", "ground_truth", "predictions", name, error)
+            return view.count(f"{field}.detections")
+
+        assert count("undetected", "ground_truth") == m.fn
+        assert count("undetected", "predictions") == 0
+        assert count("ghosts", "predictions") == m.fp
+        assert count("correct", "ground_truth") == m.tp
+        assert count("mispredicted", "ground_truth") == m.mispredicted
+
+
+def _run(dataset, method, state, **params):
+    out = execute_operator(PANEL, ctx={"dataset": dataset, "params": {
+        "panel_id": "p", "__method__": method, "panel_state": state, **params,
+    }})  # fmt: skip
+    assert out.error is None, out.error
+    return out.executor._requests
+
+
+def test_panel_loads_and_cells_set_the_view(evaluated):
+    dataset, result = evaluated
+    requests = _run(dataset, "on_load", {})
+    names = [r.operator_uri for r in requests]
+    assert "show_panel_output" in names
+    state = {}
+    for r in requests:
+        if r.operator_uri == "patch_panel_state":
+            state.update(r.params["state"])
+    assert state["eval_key"] == "dd" and "whole run" in state["summary"]
+    assert any(row["class"].startswith("★ ") for row in state["classes"])
+    data = next(r.params["data"]["confusion"] for r in requests
+                if r.operator_uri == "patch_panel_data" and "confusion" in r.params["data"])  # fmt: skip
+    assert data[0]["text"] == result.confusion.matrix.tolist()
+
+    requests = _run(dataset, "on_cell_click", state, x="background", y="car")
+    set_view = [r for r in requests if r.operator_uri == "set_view"]
+    assert set_view, [r.operator_uri for r in requests]
+    view = fo.DatasetView._build(dataset, set_view[0].params["view"])
+    k = result.confusion.labels.index("car")
+    assert len(view) == result.confusion.matrix[k, -1]
