@@ -59,17 +59,17 @@ def test_every_cell_view_holds_exactly_its_objects(evaluated):
 
 def test_error_views_match_the_class_counts(evaluated):
     dataset, result = evaluated
+
+    def count(label, error, field):
+        view = error_view(dataset, "dd", "ground_truth", "predictions", label, error)
+        return view.count(f"{field}.detections")
+
     for name, m in result.classes.items():
-
-        def count(error, field):
-            view = error_view(dataset, "dd", "ground_truth", "predictions", name, error)
-            return view.count(f"{field}.detections")
-
-        assert count("undetected", "ground_truth") == m.fn
-        assert count("undetected", "predictions") == 0
-        assert count("ghosts", "predictions") == m.fp
-        assert count("correct", "ground_truth") == m.tp
-        assert count("mispredicted", "ground_truth") == m.mispredicted
+        assert count(name, "undetected", "ground_truth") == m.fn
+        assert count(name, "undetected", "predictions") == 0
+        assert count(name, "ghosts", "predictions") == m.fp
+        assert count(name, "correct", "ground_truth") == m.tp
+        assert count(name, "mispredicted", "ground_truth") == m.mispredicted
 
 
 def _run(dataset, method, state, **params):
