@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import FormatError
 from .numbers import format_number as _fmt
+from .numbers import parse_column as _number
 from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
 
 __all__ = [
@@ -27,18 +28,6 @@ __all__ = [
 ]
 
 DONT_CARE = "DontCare"
-
-
-def _number(text: str, path: str, line: int, column: int, name: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise FormatError(
-            path, f"column {column} ({name}) is not a number: {text!r}", line=line
-        ) from None
-    if not math.isfinite(value):
-        raise FormatError(path, f"column {column} ({name}) is not finite: {text!r}", line=line)
-    return value
 
 
 def parse_kitti_line(text: str, path: str, line: int, predictions: bool) -> ObjectRecord:

@@ -1,8 +1,26 @@
-"""Number formatting shared by the writers."""
+"""Number parsing and formatting shared by the text formats."""
 
 from __future__ import annotations
 
-__all__ = ["format_number"]
+import math
+
+from .errors import FormatError
+
+__all__ = ["format_number", "parse_column"]
+
+
+def parse_column(text: str, path: str, line: int, column: int, name: str) -> float:
+    """A finite number from one column of a label file, or a :class:`FormatError` naming
+    the file, line, column and what is wrong."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise FormatError(
+            path, f"column {column} ({name}) is not a number: {text!r}", line=line
+        ) from None
+    if not math.isfinite(value):
+        raise FormatError(path, f"column {column} ({name}) is not finite: {text!r}", line=line)
+    return value
 
 
 def format_number(value: float, decimals: int = 6) -> str:

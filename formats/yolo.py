@@ -3,13 +3,12 @@ and a class names file (one name a line, line ``i`` names class ``i``)."""
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .errors import FormatError
-from .numbers import format_number
+from .numbers import format_number, parse_column
 from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
 
 __all__ = ["read_class_names", "read_yolo_folder", "write_class_names", "write_yolo_folder"]
@@ -46,17 +45,8 @@ def _parse_line(text, path, line, names, size, predictions) -> ObjectRecord:
         raise FormatError(path, f"class index is not an integer: {cols[0]!r}", line=line) from None
     if not 0 <= index < len(names):
         raise FormatError(path, f"class index {index} is not in the {len(names)} names", line=line)
-    values = []
-    for i, name in enumerate(("cx", "cy", "w", "h", "confidence")[: len(cols) - 1]):
-        try:
-            value = float(cols[1 + i])
-        except ValueError:
-            raise FormatError(
-                path, f"column {i + 2} ({name}) is not a number: {cols[1 + i]!r}", line=line
-            ) from None
-        if not math.isfinite(value):
-            raise FormatError(path, f"column {i + 2} ({name}) is not finite", line=line)
-        values.append(value)
+    names_of = ("cx", "cy", "w", "h", "confidence")[: len(cols) - 1]
+    values = [parse_column(cols[1 + i], path, line, i + 2, n) for i, n in enumerate(names_of)]
     cx, cy, w, h = values[:4]
     if w < 0 or h < 0:
         raise FormatError(path, "negative width or height", line=line)
