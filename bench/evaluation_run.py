@@ -51,6 +51,7 @@ def main() -> int:
         start = time.perf_counter()
         ours = evaluate_detections(dataset, "predictions", "ground_truth", eval_key="dd")
         ours_s = time.perf_counter() - start
+        print(f"detection-debugger: {ours_s:.2f} s (mAP {ours.mAP():.4f})", flush=True)
 
         print("running FiftyOne evaluate_detections(compute_mAP=True) (minutes) ...", flush=True)
         start = time.perf_counter()
@@ -59,6 +60,7 @@ def main() -> int:
             progress=False,
         )  # fmt: skip
         theirs_s = time.perf_counter() - start
+        print(f"FiftyOne: {theirs_s:.2f} s", flush=True)
         same = dataset.values("predictions.detections.dd") == dataset.values(
             "predictions.detections.fo"
         )
