@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from .dataset_export import EXPORT_FORMATS
 from .dataset_import import GT_FORMATS, PRED_FORMATS
-from .evaluation import DetectionSet, EvaluationResult, InputError, MatchTable
+from .evaluation import DetectionSet, InputError, MatchTable
 from .evaluation.detections import GT, PRED
 from .formats import (
     ClassMap,
@@ -243,17 +243,6 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.images < 1:
         raise UsageError("--images must be at least 1")
     return demo(args.images, args.seed, args.data_dir, app=not args.no_app, port=args.port)
-
-
-def format_confusion(result: EvaluationResult) -> str:
-    """The confusion matrix as a text table (rows: ground truth, columns: predictions)."""
-    labels = result.confusion.labels
-    width = max(len(label) for label in labels) + 2
-    lines = ["confusion matrix (rows: ground truth, columns: predicted)"]
-    lines.append(" " * width + "".join(f"{label[: width - 2]:>{width}}" for label in labels))
-    for label, row in zip(labels, result.confusion.matrix.tolist()):
-        lines.append(f"{label:<{width}}" + "".join(f"{v:>{width}}" for v in row))
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

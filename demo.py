@@ -186,6 +186,7 @@ def run_demo(
         for model in MODELS:
             _say(f"\n== {model} ==")
             _say(results[model]["all"].format_table())
+        _say("\n" + results["baseline"]["all"].format_confusion())
         _say("\n== the story ==")
         for line in _story(results):
             _say("  " + line)

@@ -118,3 +118,13 @@ class EvaluationResult:
         if worst is not None:
             lines.append(f"most room to improve: {worst}")
         return "\n".join(lines)
+
+    def format_confusion(self) -> str:
+        """The confusion matrix as a text table (rows: ground truth, columns: predicted)."""
+        labels = self.confusion.labels
+        width = max(len(label) for label in labels) + 2
+        lines = ["confusion matrix (rows: ground truth, columns: predicted)"]
+        lines.append(" " * width + "".join(f"{label[: width - 2]:>{width}}" for label in labels))
+        for label, row in zip(labels, self.confusion.matrix.tolist()):
+            lines.append(f"{label:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+        return "\n".join(lines)
