@@ -173,7 +173,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from .dataset_import import LabelSource, apply_import, plan_import
+    from .dataset_import import LabelSource, apply_import, existing_classes, plan_import
 
     if not args.gt and not args.pred:
         raise UsageError("nothing to import: give --gt and/or --pred")
@@ -193,7 +193,7 @@ def run_import(args: argparse.Namespace) -> int:
             )
         )  # fmt: skip
     class_map = ClassMap.load(args.class_map) if args.class_map else None
-    known = _existing_classes(args.dataset, args.gt_field) if not args.gt else None
+    known = existing_classes(args.dataset, args.gt_field) if not args.gt else None
     plan = plan_import(args.dataset, args.images, sources, class_map, args.skip_invalid, known)
     try:
         apply_import(plan, replace=args.replace)
@@ -201,17 +201,6 @@ def run_import(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     print("\n".join(plan.summary()))
     return 0
-
-
-def _existing_classes(dataset_name: str, gt_field: str) -> list[str] | None:
-    import fiftyone as fo
-
-    if not fo.dataset_exists(dataset_name):
-        return None
-    dataset = fo.load_dataset(dataset_name)
-    if not dataset.has_field(gt_field):
-        return None
-    return dataset.distinct(f"{gt_field}.detections.label")
 
 
 def run_export(args: argparse.Namespace) -> int:

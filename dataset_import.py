@@ -38,6 +38,7 @@ __all__ = [
     "ImportPlan",
     "LabelSource",
     "apply_import",
+    "existing_classes",
     "list_images",
     "plan_import",
 ]
@@ -124,6 +125,18 @@ class ImportPlan:
         for plan in self.labels:
             lines.extend(plan.summary())
         return lines
+
+
+def existing_classes(dataset_name: str, gt_field: str = "ground_truth") -> list[str] | None:
+    """Class names already in a dataset's ground truth (None when there is none yet)."""
+    import fiftyone as fo
+
+    if not fo.dataset_exists(dataset_name):
+        return None
+    dataset = fo.load_dataset(dataset_name)
+    if not dataset.has_field(gt_field):
+        return None
+    return dataset.distinct(f"{gt_field}.detections.label")
 
 
 def list_images(folder: str | os.PathLike) -> dict[str, str]:

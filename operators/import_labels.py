@@ -12,7 +12,14 @@ from pathlib import Path
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..dataset_import import GT_FORMATS, PRED_FORMATS, LabelSource, apply_import, plan_import
+from ..dataset_import import (
+    GT_FORMATS,
+    PRED_FORMATS,
+    LabelSource,
+    apply_import,
+    existing_classes,
+    plan_import,
+)
 from ..formats import ClassMap, FormatError
 from .forms import path_input, path_param, show_error
 
@@ -144,10 +151,7 @@ class _ImportLabels(foo.Operator):
             if path_param(params, "class_map")
             else None
         )
-        known = None
-        gt_field = "ground_truth"
-        if self.predictions and ctx.dataset is not None and ctx.dataset.has_field(gt_field):
-            known = ctx.dataset.distinct(f"{gt_field}.detections.label")
+        known = existing_classes(ctx.dataset.name) if self.predictions else None
         return plan_import(
             ctx.dataset.name, path_param(params, "images"), [source], class_map,
             bool(params.get("skip_invalid")), known,
