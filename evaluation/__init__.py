@@ -1,7 +1,8 @@
 """The evaluation engine: pure numpy, no FiftyOne.
 
 Matching, COCO metrics (identical to pycocotools), the 4-way confusion matrix, per-object
-outcomes and exact re-evaluation of image slices from a cached match table.
+outcomes and exact re-evaluation of slices (images or objects) from a cached match table, and
+comparisons of two results.
 """
 
 from .coco_metrics import (
@@ -14,7 +15,15 @@ from .coco_metrics import (
     accumulate,
     match_coco,
     per_class_metrics,
+    select_objects,
     summarize,
+)
+from .comparison import (
+    CHANGES,
+    OutcomeChanges,
+    ResultComparison,
+    compare_results,
+    outcome_changes,
 )
 from .confusion import (
     BACKGROUND,
@@ -31,6 +40,7 @@ from .results import ClassMetrics, EvaluationResult
 __all__ = [
     "AREA_RANGES",
     "BACKGROUND",
+    "CHANGES",
     "IOU_THRESHOLDS",
     "MAX_DETS",
     "RECALL_THRESHOLDS",
@@ -44,11 +54,16 @@ __all__ = [
     "MatchTable",
     "ObjectOutcomes",
     "Outcome",
+    "OutcomeChanges",
+    "ResultComparison",
     "accumulate",
+    "compare_results",
     "confusion_matrix",
     "evaluate",
     "match_coco",
     "match_outcomes",
+    "outcome_changes",
     "per_class_metrics",
+    "select_objects",
     "summarize",
 ]

@@ -7,11 +7,11 @@ recall thresholds, classes, area ranges, max detections) and ``recall`` is ``[T,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .detections import DetectionSet
+from .detections import DetectionSet, InputError
 from .matching import candidate_pairs, greedy_match, rank_within_groups
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "CocoMatches",
     "accumulate",
     "match_coco",
+    "select_objects",
     "per_class_metrics",
     "summarize",
 ]
@@ -71,6 +72,8 @@ class CocoMatches:
         gt_counted: ``(A, G)`` bool: object counts towards recall in area range ``a``
             (not crowd, area inside the range).
         num_classes: ``K``.
+        pred_gt: ``(T, A, D)`` int32 ground-truth row each prediction is matched to, or -1
+            (needed only for object-level slices; None in tables saved before it existed).
     """
 
     pred_rows: np.ndarray
@@ -84,6 +87,7 @@ class CocoMatches:
     gt_image: np.ndarray
     gt_counted: np.ndarray
     num_classes: int
+    pred_gt: np.ndarray | None = None
 
 
 def match_coco(data: DetectionSet) -> CocoMatches:
@@ -134,11 +138,63 @@ def match_coco(data: DetectionSet) -> CocoMatches:
         gt_image=data.gt_image,
         gt_counted=~gt_ignore,
         num_classes=num_classes,
+        pred_gt=np.ascontiguousarray(match.transpose(1, 0, 2)),
+    )
+
+
+def select_objects(
+    matches: CocoMatches,
+    image_mask: np.ndarray | None,
+    gt_mask: np.ndarray | None,
+    pred_mask: np.ndarray | None,
+) -> CocoMatches:
+    """The matches of an object-level slice, under the stored (whole-set) matching.
+
+    Keeps the predictions of the selected images; a true positive stays one only if its
+    ground-truth object is in ``gt_mask`` (else it is ignored: neither true nor false
+    positive); a false positive stays one only if the prediction is in ``pred_mask``.
+
+    Args:
+        matches: output of :func:`match_coco` (with ``pred_gt``).
+        image_mask: ``(I,)`` bool selected images, or None for all.
+        gt_mask: ``(G,)`` bool ground-truth rows in the slice, or None for all.
+        pred_mask: ``(P,)`` bool prediction rows (of the ``DetectionSet``) whose unmatched
+            predictions count, or None for all.
+    """
+    if gt_mask is not None and matches.pred_gt is None:
+        raise InputError(
+            "this match table has no per-threshold matches (saved by an older version): "
+            "evaluate again to use object-level slices"
+        )
+    if image_mask is None:
+        cols = np.arange(len(matches.pred_rows))
+    else:
+        cols = np.flatnonzero(np.asarray(image_mask, bool)[matches.pred_image])
+    tp, fp = matches.pred_tp[:, :, cols], matches.pred_fp[:, :, cols]
+    if gt_mask is not None and len(gt_mask):
+        # A true positive always has a partner (>= 0); -1 rows read gt_mask[0] and are
+        # masked out by `tp` itself.
+        tp = tp & np.asarray(gt_mask, bool)[np.maximum(matches.pred_gt[:, :, cols], 0)]
+    if pred_mask is not None:
+        fp = fp & np.asarray(pred_mask, bool)[matches.pred_rows[cols]][None, None, :]
+    return replace(
+        matches,
+        pred_rows=matches.pred_rows[cols],
+        pred_class=matches.pred_class[cols],
+        pred_image=matches.pred_image[cols],
+        pred_rank=matches.pred_rank[cols],
+        pred_tp=tp,
+        pred_fp=fp,
+        pred_counted=(tp | fp).any(axis=0),
+        pred_gt=None if matches.pred_gt is None else matches.pred_gt[:, :, cols],
     )
 
 
 def accumulate(
-    matches: CocoMatches, image_mask: np.ndarray | None = None
+    matches: CocoMatches,
+    image_mask: np.ndarray | None = None,
+    gt_mask: np.ndarray | None = None,
+    pred_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Precision and recall arrays (``COCOeval.accumulate``) over the selected images.
 
@@ -152,6 +208,9 @@ def accumulate(
         matches: output of :func:`match_coco`.
         image_mask: ``(I,)`` bool images to include (default: all). Evaluating a subset this
             way gives the same numbers as running pycocotools on those images alone.
+        gt_mask, pred_mask: an object-level selection (see :func:`select_objects`):
+            ``(G,)`` ground truth in the slice, ``(P,)`` predictions whose false positives
+            count. Default: every object of the selected images.
 
     Returns:
         ``precision`` ``[T, R, K, A, M]`` and ``recall`` ``[T, K, A, M]``, -1 where undefined.
@@ -161,11 +220,17 @@ def accumulate(
     precision = -np.ones((num_thr, num_rec, num_classes, num_areas, num_max))
     recall = -np.ones((num_thr, num_classes, num_areas, num_max))
 
+    if gt_mask is not None or pred_mask is not None:
+        matches = select_objects(matches, image_mask, gt_mask, pred_mask)
     counted, gt_class, gt_counted = matches.pred_counted, matches.gt_class, matches.gt_counted
+    gt_keep = np.ones(len(gt_class), bool)
     if image_mask is not None:
         image_mask = np.asarray(image_mask, bool)
         counted = counted & image_mask[matches.pred_image][None, :]
-        gt_keep = image_mask[matches.gt_image]
+        gt_keep &= image_mask[matches.gt_image]
+    if gt_mask is not None:
+        gt_keep &= np.asarray(gt_mask, bool)
+    if image_mask is not None or gt_mask is not None:
         gt_class, gt_counted = gt_class[gt_keep], gt_counted[:, gt_keep]
     # (K, A) number of ground-truth objects to find; curves exist only where it is > 0.
     num_positive = np.stack(

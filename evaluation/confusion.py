@@ -187,9 +187,20 @@ def match_outcomes(
 
 
 def confusion_matrix(
-    data: DetectionSet, outcomes: ObjectOutcomes, image_mask: np.ndarray | None = None
+    data: DetectionSet,
+    outcomes: ObjectOutcomes,
+    image_mask: np.ndarray | None = None,
+    gt_mask: np.ndarray | None = None,
+    pred_mask: np.ndarray | None = None,
 ) -> ConfusionMatrix:
-    """Counts the outcomes of the selected images (default: all) into the 4-way matrix."""
+    """Counts the outcomes of the selected objects (default: all) into the 4-way matrix.
+
+    Args:
+        image_mask: ``(I,)`` bool images to count (default: all).
+        gt_mask: ``(G,)`` bool ground truth in the slice; a pair (true positive or
+            misprediction) counts only when its ground-truth object does.
+        pred_mask: ``(P,)`` bool predictions whose ghosts (fp, duplicate) count.
+    """
     num_classes = data.num_classes
     background = num_classes
     gt_keep = np.ones(len(data.gt_ids), bool)
@@ -197,6 +208,10 @@ def confusion_matrix(
     if image_mask is not None:
         image_mask = np.asarray(image_mask, bool)
         gt_keep, pred_keep = image_mask[data.gt_image], image_mask[data.pred_image]
+    if gt_mask is not None:
+        gt_keep = gt_keep & np.asarray(gt_mask, bool)
+    if pred_mask is not None:
+        pred_keep = pred_keep & np.asarray(pred_mask, bool)
 
     found = gt_keep & np.isin(outcomes.gt_outcome, (Outcome.TP, Outcome.MISPREDICTED))
     missed = gt_keep & (outcomes.gt_outcome == Outcome.FN)

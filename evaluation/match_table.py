@@ -53,7 +53,8 @@ class MatchTable:
         for prefix, part in (("data", self.data), ("coco", self.coco), ("outcomes", self.outcomes)):
             for name in part.__dataclass_fields__:
                 value = getattr(part, name)
-                out[f"{prefix}.{name}"] = np.asarray(value)
+                if value is not None:
+                    out[f"{prefix}.{name}"] = np.asarray(value)
         return out
 
     @classmethod
@@ -63,6 +64,8 @@ class MatchTable:
         def part(kind, prefix):
             values = {}
             for name, f in kind.__dataclass_fields__.items():
+                if f"{prefix}.{name}" not in arrays:
+                    continue  # an optional array missing from an older table
                 value = arrays[f"{prefix}.{name}"]
                 if f.type in ("int", "float"):
                     value = value.item()
@@ -89,19 +92,57 @@ class MatchTable:
         mask[index] = True
         return mask
 
-    def evaluate(self, image_mask: np.ndarray | None = None) -> EvaluationResult:
-        """Metrics of the selected images (``(I,)`` bool; default all) from the cached matches."""
+    def selection(
+        self,
+        image_mask: np.ndarray | None = None,
+        gt_mask: np.ndarray | None = None,
+        pred_mask: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(G,)`` ground truth and ``(P,)`` predictions that belong to a slice.
+
+        The slice rule (the stored matching is kept, nothing is re-matched): ground truth
+        belongs if its image is selected and it is in ``gt_mask``; a prediction paired with
+        ground truth (true positive, misprediction, absorbed by a crowd) belongs exactly when
+        that ground truth does; an unpaired prediction (ghost, duplicate, below the score
+        threshold) belongs if its image is selected and it is in ``pred_mask``.
+        """
         data, outcomes = self.data, self.outcomes
-        precision, recall = accumulate(self.coco, image_mask)
-        confusion = confusion_matrix(data, outcomes, image_mask)
-        if image_mask is None:
-            gt_keep = np.ones(len(data.gt_ids), bool)
-            pred_keep = np.ones(len(data.pred_ids), bool)
-            num_images = data.num_images
-        else:
+        gt_in = np.ones(len(data.gt_ids), bool)
+        pred_in = np.ones(len(data.pred_ids), bool)
+        if image_mask is not None:
             image_mask = np.asarray(image_mask, bool)
-            gt_keep, pred_keep = image_mask[data.gt_image], image_mask[data.pred_image]
-            num_images = int(image_mask.sum())
+            gt_in, pred_in = image_mask[data.gt_image], image_mask[data.pred_image]
+        if gt_mask is not None:
+            gt_in = gt_in & np.asarray(gt_mask, bool)
+        paired = np.isin(
+            outcomes.pred_outcome, (Outcome.TP, Outcome.MISPREDICTED, Outcome.IGNORED)
+        )
+        if gt_mask is not None and len(gt_in):
+            pred_in = np.where(paired, gt_in[np.maximum(outcomes.pred_match, 0)], pred_in)
+        if pred_mask is not None:
+            pred_in = np.where(paired, pred_in, pred_in & np.asarray(pred_mask, bool))
+        return gt_in, pred_in
+
+    def evaluate(
+        self,
+        image_mask: np.ndarray | None = None,
+        gt_mask: np.ndarray | None = None,
+        pred_mask: np.ndarray | None = None,
+    ) -> EvaluationResult:
+        """Metrics of a slice from the cached matches (default: everything).
+
+        With ``image_mask`` alone (``(I,)`` bool) the numbers equal those of pycocotools run
+        on the selected images. ``gt_mask`` (``(G,)``) and ``pred_mask`` (``(P,)``) select
+        objects: see :meth:`selection` for the rule, applied to the COCO matches of every
+        IoU threshold (a prediction matched to excluded ground truth is ignored) and to the
+        confusion matrix.
+        """
+        data, outcomes = self.data, self.outcomes
+        objects = gt_mask is not None or pred_mask is not None
+        precision, recall = accumulate(self.coco, image_mask, gt_mask, pred_mask)
+        confusion = confusion_matrix(data, outcomes, image_mask, gt_mask, pred_mask)
+        gt_keep, pred_keep = self.selection(image_mask, gt_mask, pred_mask)
+        num_images = data.num_images if image_mask is None else int(np.sum(image_mask))
 
         num_classes = data.num_classes
         num_gt = np.bincount(data.gt_class[gt_keep & ~data.gt_crowd], minlength=num_classes)
@@ -134,6 +175,7 @@ class MatchTable:
                 "iou": outcomes.iou_threshold,
                 "score_threshold": outcomes.score_threshold,
                 "num_images": num_images,
+                "selection": "objects" if objects else "images",
             },
         )
 

@@ -1,0 +1,653 @@
+"""Label quality: score annotation errors from one or more sets of predictions.
+
+Four issue types, each scored in ``[0, 1]`` with every threshold a parameter of
+:class:`LabelIssueConfig`:
+
+- ``missing``: a confident prediction that overlaps no ground truth of any class (an object
+  nobody annotated). Predictions of every set on the same spot form one candidate; the score
+  combines their confidences, each weighted by how often that set's confident predictions of
+  that class are right elsewhere (noisy-OR: it rises when several sets agree), and by how
+  well the class is represented in the annotations (similar objects annotated elsewhere).
+  Duplicates of a candidate (same set, same spot) only add their best confidence once.
+- ``wrong_class``: a ground-truth object that a confident prediction of another class covers
+  (IoU >= ``wrong_class_iou``) while no prediction of its own class does. The score is the
+  mean, over the prediction sets, of that other class's confidence (so agreement counts);
+  optionally blended with embedding-neighbour support (the share of the object's nearest
+  neighbours that carry the proposed class).
+- ``spurious``: a ground-truth box on which no prediction of any class fires, while the sets
+  find the class reliably elsewhere. Each set votes with its recall of the class on the other
+  objects (weighted by its precision for the class); a set that fires on the box votes less
+  the more confidently it fires.
+- ``loose_box``: a confident same-class prediction overlapping at ``loose_min_iou <= IoU <
+  loose_max_iou`` while the set has no good (``IoU >= loose_max_iou``) same-class match; the
+  score is the mean over the sets of that prediction's confidence.
+
+Every prediction set shares the ground truth: pass the :class:`DetectionSet` of each set (same
+images, classes and ground-truth arrays). Crowd regions are never issues and a prediction in
+one is never a missing object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .detections import DetectionSet, InputError
+from .matching import candidate_pairs, pair_iou
+
+__all__ = [
+    "ISSUE_TYPES",
+    "IssueScores",
+    "LabelIssueConfig",
+    "LabelIssues",
+    "find_label_issues",
+]
+
+MISSING, WRONG_CLASS, SPURIOUS, LOOSE_BOX = "missing", "wrong_class", "spurious", "loose_box"
+ISSUE_TYPES = (MISSING, WRONG_CLASS, SPURIOUS, LOOSE_BOX)
+_ANY_OVERLAP = 1e-12  # "overlaps at all" as an IoU floor (candidate_pairs needs > 0)
+
+
+@dataclass(frozen=True)
+class LabelIssueConfig:
+    """Thresholds of the label-issue scores.
+
+    Args:
+        confidence: a prediction at or above it is *confident* (missing, wrong_class and
+            loose_box evidence; the reliability statistics count these).
+        fire_confidence: a prediction at or above it *fires*: it counts as the model seeing
+            an object (an own-class prediction that vetoes wrong_class, a good match that
+            vetoes loose_box, a prediction that weakens spurious).
+        missing_max_iou: a missing candidate overlaps no ground truth of any class (nor a crowd
+            region) at this IoU or more.
+        agreement_iou: predictions of the same class at this IoU or more (across sets, or
+            duplicates within one) are the same object.
+        min_annotated: a class annotated at least this often elsewhere gives a missing
+            candidate full support; fewer scales the score down linearly.
+        reliability_iou: IoU at which a prediction "finds" a ground-truth object when the
+            per-set, per-class precision and recall are estimated.
+        wrong_class_iou: a prediction of another class covers the object at this IoU or more,
+            and own-class predictions at this IoU or more veto the issue.
+        spurious_iou: a prediction of any class at this IoU or more fires on the object.
+        loose_min_iou, loose_max_iou: a loose-box prediction overlaps in
+            ``[loose_min_iou, loose_max_iou)``; a same-class one at ``loose_max_iou`` or more
+            is a good match (no issue for that set).
+        neighbour_weight: weight of the embedding-neighbour support in the wrong_class score
+            (only when neighbour support is given).
+        missing_threshold, wrong_class_threshold, spurious_threshold, loose_box_threshold:
+            the score at which an issue is flagged (tagged in FiftyOne).
+    """
+
+    confidence: float = 0.5
+    fire_confidence: float = 0.2
+    missing_max_iou: float = 0.2
+    agreement_iou: float = 0.5
+    min_annotated: int = 5
+    reliability_iou: float = 0.5
+    wrong_class_iou: float = 0.5
+    spurious_iou: float = 0.3
+    loose_min_iou: float = 0.1
+    loose_max_iou: float = 0.5
+    neighbour_weight: float = 0.5
+    missing_threshold: float = 0.5
+    wrong_class_threshold: float = 0.5
+    spurious_threshold: float = 0.5
+    loose_box_threshold: float = 0.5
+
+    def __post_init__(self):
+        for name in ("confidence", "fire_confidence", "neighbour_weight") + tuple(
+            f"{t}_threshold" for t in ISSUE_TYPES
+        ):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise InputError(f"{name} must be in [0, 1], got {value}")
+        for name in ("missing_max_iou", "agreement_iou", "reliability_iou", "wrong_class_iou",
+                     "spurious_iou", "loose_min_iou", "loose_max_iou"):  # fmt: skip
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise InputError(f"{name} must be in (0, 1], got {value}")
+        if self.loose_min_iou >= self.loose_max_iou:
+            raise InputError("loose_min_iou must be below loose_max_iou")
+        if self.min_annotated < 0:
+            raise InputError(f"min_annotated must be >= 0, got {self.min_annotated}")
+
+    def threshold(self, issue_type: str) -> float:
+        """The flagging threshold of ``issue_type``."""
+        return getattr(self, f"{issue_type}_threshold")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LabelIssueConfig:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(frozen=True)
+class IssueScores:
+    """Scored candidates of one issue type, one row per candidate (score > 0).
+
+    Attributes:
+        issue_type: one of :data:`ISSUE_TYPES`.
+        image: ``(N,)`` int64 image index (into ``DetectionSet.image_ids``).
+        gt: ``(N,)`` int64 ground-truth row of the object, -1 for ``missing``.
+        label: ``(N,)`` int64 class index of the object as annotated (``missing``: predicted).
+        proposed_label: ``(N,)`` int64 class index after the fix (``wrong_class``: the other
+            class; else ``label``).
+        box: ``(N, 4)`` float64 ``[x, y, w, h]`` after the fix (``missing``/``loose_box``: the
+            evidence prediction's box; else the ground-truth box).
+        score: ``(N,)`` float64 in ``(0, 1]``.
+        pred_set: ``(N,)`` int64 prediction set of the strongest evidence, -1 when none
+            (``spurious`` with no prediction near).
+        pred: ``(N,)`` int64 prediction row in that set, -1 when none.
+        iou: ``(N,)`` float64 IoU of that prediction with the object (``missing``: the largest
+            IoU with any ground truth), NaN when none.
+        confidence: ``(N,)`` float64 its confidence, NaN when none.
+        support: ``(N,)`` int64 number of prediction sets backing the issue (``spurious``:
+            the sets that do not fire on the object).
+        flagged: ``(N,)`` bool ``score >= threshold`` of the type.
+    """
+
+    issue_type: str
+    image: np.ndarray
+    gt: np.ndarray
+    label: np.ndarray
+    proposed_label: np.ndarray
+    box: np.ndarray
+    score: np.ndarray
+    pred_set: np.ndarray
+    pred: np.ndarray
+    iou: np.ndarray
+    confidence: np.ndarray
+    support: np.ndarray
+    flagged: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    def order(self) -> np.ndarray:
+        """Row order by descending score (ties: input order)."""
+        return np.argsort(-self.score, kind="stable")
+
+    def records(self, class_names: Sequence[str], set_names: Sequence[str]) -> list[dict]:
+        """One JSON-ready dict per candidate, by descending score."""
+        out = []
+        for i in self.order():
+            s = int(self.pred_set[i])
+            out.append({
+                "type": self.issue_type,
+                "image": int(self.image[i]),
+                "gt": int(self.gt[i]),
+                "label": class_names[self.label[i]],
+                "proposed_label": class_names[self.proposed_label[i]],
+                "box": [float(v) for v in self.box[i]],
+                "score": float(self.score[i]),
+                "flagged": bool(self.flagged[i]),
+                "evidence": None if s < 0 else {
+                    "prediction_set": set_names[s],
+                    "prediction": int(self.pred[i]),
+                    "iou": float(self.iou[i]),
+                    "confidence": float(self.confidence[i]),
+                    "support": int(self.support[i]),
+                },
+            })  # fmt: skip
+        return out
+
+    def to_dict(self) -> dict:
+        """The arrays as lists (``from_dict`` inverts it)."""
+        out = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            out[name] = value.tolist() if isinstance(value, np.ndarray) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> IssueScores:
+        dtypes = {"box": np.float64, "score": np.float64, "iou": np.float64,
+                  "confidence": np.float64, "flagged": bool}  # fmt: skip
+        values = {}
+        for name in cls.__dataclass_fields__:
+            if name == "issue_type":
+                values[name] = d[name]
+            else:
+                array = np.asarray(d[name], dtype=dtypes.get(name, np.int64))
+                values[name] = array.reshape(-1, 4) if name == "box" else array
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class LabelIssues:
+    """Every scored label issue of a set of images.
+
+    Attributes:
+        scores: ``{issue type: IssueScores}`` for every type of :data:`ISSUE_TYPES`.
+        class_names: the ``K`` class names (``label`` indexes them).
+        set_names: names of the prediction sets (``pred_set`` indexes them).
+        config: the thresholds used.
+        precision: ``(S, K)`` float64 share of each set's confident predictions of each class
+            that find a ground-truth object of that class (NaN: no confident prediction).
+        recall: ``(S, K)`` float64 share of each class's ground truth that each set finds
+            with a confident prediction (NaN: no ground truth).
+    """
+
+    scores: dict[str, IssueScores]
+    class_names: tuple[str, ...]
+    set_names: tuple[str, ...]
+    config: LabelIssueConfig
+    precision: np.ndarray = field(repr=False)
+    recall: np.ndarray = field(repr=False)
+
+    def __getitem__(self, issue_type: str) -> IssueScores:
+        return self.scores[issue_type]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{type: {"candidates": n, "flagged": n}}``."""
+        return {
+            t: {"candidates": len(s), "flagged": int(s.flagged.sum())}
+            for t, s in self.scores.items()
+        }
+
+    def to_dict(self) -> dict:
+        def nan_to_none(array):
+            return [[None if np.isnan(v) else float(v) for v in row] for row in array]
+
+        return {
+            "config": self.config.to_dict(),
+            "class_names": list(self.class_names),
+            "set_names": list(self.set_names),
+            "counts": self.counts(),
+            "precision": nan_to_none(self.precision),
+            "recall": nan_to_none(self.recall),
+            "issues": {t: s.to_dict() for t, s in self.scores.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LabelIssues:
+        def none_to_nan(rows):
+            return np.array([[np.nan if v is None else v for v in r] for r in rows], np.float64)
+
+        return cls(
+            scores={t: IssueScores.from_dict(s) for t, s in d["issues"].items()},
+            class_names=tuple(d["class_names"]),
+            set_names=tuple(d["set_names"]),
+            config=LabelIssueConfig.from_dict(d["config"]),
+            precision=none_to_nan(d["precision"]),
+            recall=none_to_nan(d["recall"]),
+        )
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class _Overlaps:
+    """Every overlapping (prediction, ground truth) pair of one set, same image, any class.
+
+    Attributes:
+        pred, gt: ``(N,)`` int64 rows; ``iou``: ``(N,)`` float64 (crowd regions: the share
+        of the prediction inside them); ``same``: ``(N,)`` bool same class.
+    """
+
+    pred: np.ndarray
+    gt: np.ndarray
+    iou: np.ndarray
+    same: np.ndarray
+
+
+def _overlaps(data: DetectionSet) -> _Overlaps:
+    pairs = candidate_pairs(
+        np.arange(len(data.pred_ids)), data.pred_image, data.pred_boxes,
+        np.arange(len(data.gt_ids)), data.gt_image, data.gt_boxes, data.gt_crowd, _ANY_OVERLAP,
+    )  # fmt: skip
+    same = data.pred_class[pairs.pred] == data.gt_class[pairs.gt]
+    return _Overlaps(pairs.pred, pairs.gt, pairs.iou, same)
+
+
+def _group_max(
+    keys: np.ndarray, values: np.ndarray, size: int, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per key (``0..size-1``), the largest value and the row holding it (first on ties).
+
+    Returns ``(best (size,) float64, -inf where empty; row (size,) int64, -1 where empty)``.
+    """
+    best = np.full(size, -np.inf)
+    row = np.full(size, -1, dtype=np.int64)
+    if len(keys) == 0:
+        return best, row
+    order = np.lexsort((-values, keys))  # by key, then descending value
+    k, v = keys[order], values[order]
+    first = np.r_[True, k[1:] != k[:-1]]
+    best[k[first]] = v[first]
+    row[k[first]] = (order if rows is None else rows[order])[first]
+    return best, row
+
+
+def _reliability(data: DetectionSet, ov: _Overlaps, config: LabelIssueConfig):
+    """Per-class statistics of one set, from its confident predictions.
+
+    Returns ``(found (G,) bool, precision (K,), recall (K,))``: whether each ground-truth
+    object has a confident same-class prediction at ``reliability_iou``; the share of
+    confident predictions of each class with such a ground-truth object; the share of each
+    class's non-crowd ground truth found.
+    """
+    num_classes = data.num_classes
+    confident = data.pred_scores >= config.confidence
+    hit = ov.same & (ov.iou >= config.reliability_iou) & confident[ov.pred]
+    hit &= ~data.gt_crowd[ov.gt]
+    found = np.zeros(len(data.gt_ids), bool)
+    found[ov.gt[hit]] = True
+    right = np.zeros(len(data.pred_ids), bool)
+    right[ov.pred[hit]] = True
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n_pred = np.bincount(data.pred_class[confident], minlength=num_classes)
+        precision = np.bincount(data.pred_class[right], minlength=num_classes) / n_pred
+        counted = ~data.gt_crowd
+        n_gt = np.bincount(data.gt_class[counted], minlength=num_classes)
+        recall = np.bincount(data.gt_class[found & counted], minlength=num_classes) / n_gt
+    return found, precision, recall
+
+
+def _empty(issue_type: str) -> IssueScores:
+    i, f = np.zeros(0, np.int64), np.zeros(0, np.float64)
+    return IssueScores(issue_type, i, i, i, i, np.zeros((0, 4)), f, i, i, f, f, i,
+                       np.zeros(0, bool))  # fmt: skip
+
+
+def _check_sets(sets: Sequence[DetectionSet]) -> DetectionSet:
+    if not sets:
+        raise InputError("at least one prediction set is needed")
+    first = sets[0]
+    for i, other in enumerate(sets[1:], 1):
+        same = (
+            np.array_equal(first.image_ids, other.image_ids)
+            and first.class_names == other.class_names
+            and np.array_equal(first.gt_image, other.gt_image)
+            and np.array_equal(first.gt_class, other.gt_class)
+            and np.array_equal(first.gt_boxes, other.gt_boxes)
+        )
+        if not same:
+            raise InputError(f"prediction set {i} does not share the images, classes and "
+                             "ground truth of set 0")  # fmt: skip
+    return first
+
+
+# ---------------------------------------------------------------------------- issue types
+
+
+def _missing(sets, overlaps, precision, config: LabelIssueConfig) -> IssueScores:
+    """Confident predictions on no ground truth, clustered across sets into candidates."""
+    gt = sets[0]
+    rows = []  # (set, pred) of every candidate prediction
+    for s, (data, ov) in enumerate(zip(sets, overlaps)):
+        near, _ = _group_max(ov.pred, ov.iou, len(data.pred_ids))
+        near = np.maximum(near, 0.0)
+        keep = (data.pred_scores >= config.confidence) & (near < config.missing_max_iou)
+        for p in np.flatnonzero(keep):
+            rows.append((s, int(p), float(near[p])))
+    if not rows:
+        return _empty(MISSING)
+    set_of = np.array([r[0] for r in rows])
+    pred_of = np.array([r[1] for r in rows])
+    near_of = np.array([r[2] for r in rows])
+    image = np.array([sets[s].pred_image[p] for s, p in zip(set_of, pred_of)])
+    label = np.array([sets[s].pred_class[p] for s, p in zip(set_of, pred_of)])
+    conf = np.array([sets[s].pred_scores[p] for s, p in zip(set_of, pred_of)])
+    boxes = np.array([sets[s].pred_boxes[p] for s, p in zip(set_of, pred_of)]).reshape(-1, 4)
+    weight = precision[set_of, label]
+    evidence = conf * np.nan_to_num(weight, nan=0.0)
+
+    # Greedy clustering by descending evidence: a prediction joins the first (strongest)
+    # cluster of its image and class whose leading box it overlaps at agreement_iou.
+    order = np.lexsort((-evidence, label, image))
+    cluster = np.full(len(rows), -1, dtype=np.int64)
+    leaders: list[int] = []
+    start = 0
+    keys = image * gt.num_classes + label
+    while start < len(order):
+        end = start
+        while end < len(order) and keys[order[end]] == keys[order[start]]:
+            end += 1
+        group_leaders: list[int] = []
+        for r in order[start:end]:
+            if group_leaders:
+                lead = np.array(group_leaders)
+                ious = pair_iou(
+                    np.repeat(boxes[r][None], len(lead), 0), boxes[lead], np.zeros(len(lead), bool)
+                )
+                best = int(np.argmax(ious))
+                if ious[best] >= config.agreement_iou:
+                    cluster[r] = cluster[lead[best]]
+                    continue
+            cluster[r] = len(leaders)
+            leaders.append(int(r))
+            group_leaders.append(int(r))
+        start = end
+
+    lead = np.array(leaders)
+    num = len(lead)
+    # Per cluster and set, the best evidence (a duplicate of the same set counts once).
+    per_set = np.zeros((num, len(sets)))
+    np.maximum.at(per_set, (cluster, set_of), evidence)
+    agree = np.zeros((num, len(sets)), bool)
+    agree[cluster, set_of] = True
+    combined = 1.0 - np.prod(1.0 - per_set, axis=1)
+    counted = ~gt.gt_crowd
+    annotated = np.bincount(gt.gt_class[counted], minlength=gt.num_classes)
+    if config.min_annotated > 0:
+        support = np.minimum(1.0, annotated / config.min_annotated)
+    else:
+        support = np.ones(gt.num_classes)
+    score = np.clip(combined * support[label[lead]], 0.0, 1.0)
+    # The evidence shown is the most confident member prediction of the cluster.
+    _, best_row = _group_max(cluster, conf, num)
+    keep = score > 0
+    b = best_row[keep]
+    return IssueScores(
+        issue_type=MISSING,
+        image=image[b],
+        gt=np.full(len(b), -1, dtype=np.int64),
+        label=label[b],
+        proposed_label=label[b],
+        box=boxes[b],
+        score=score[keep],
+        pred_set=set_of[b],
+        pred=pred_of[b],
+        iou=near_of[b],
+        confidence=conf[b],
+        support=agree[keep].sum(axis=1),
+        flagged=score[keep] >= config.missing_threshold,
+    )
+
+
+def _wrong_class(sets, overlaps, config: LabelIssueConfig, neighbour_support) -> IssueScores:
+    gt = sets[0]
+    num_gt, num_classes, num_sets = len(gt.gt_ids), gt.num_classes, len(sets)
+    other_conf = np.zeros((num_sets, num_gt, num_classes))
+    other_row = np.full((num_sets, num_gt, num_classes), -1, dtype=np.int64)
+    other_iou = np.full((num_sets, num_gt, num_classes), np.nan)
+    vetoed = np.zeros(num_gt, bool)
+    for s, (data, ov) in enumerate(zip(sets, overlaps)):
+        covers = ov.iou >= config.wrong_class_iou
+        own = covers & ov.same & (data.pred_scores[ov.pred] >= config.fire_confidence)
+        vetoed[ov.gt[own]] = True
+        other = covers & ~ov.same & (data.pred_scores[ov.pred] >= config.confidence)
+        keys = ov.gt[other] * num_classes + data.pred_class[ov.pred[other]]
+        best, row = _group_max(keys, data.pred_scores[ov.pred[other]], num_gt * num_classes,
+                               rows=np.flatnonzero(other))  # fmt: skip
+        has = row >= 0
+        other_conf[s].reshape(-1)[has] = best[has]
+        other_row[s].reshape(-1)[has] = ov.pred[row[has]]
+        other_iou[s].reshape(-1)[has] = ov.iou[row[has]]
+    mean_conf = other_conf.mean(axis=0)  # (G, K): agreement counts
+    proposed = np.argmax(mean_conf, axis=1)
+    rows = np.arange(num_gt)
+    score = mean_conf[rows, proposed]
+    if neighbour_support is not None:
+        nb = np.asarray(neighbour_support, dtype=np.float64)
+        if nb.shape != (num_gt, num_classes):
+            raise InputError(f"neighbour_support must have shape {(num_gt, num_classes)}, "
+                             f"got {nb.shape}")  # fmt: skip
+        w = config.neighbour_weight
+        score = np.where(score > 0, (1 - w) * score + w * np.clip(nb[rows, proposed], 0, 1), 0)
+    keep = (score > 0) & ~vetoed & ~gt.gt_crowd
+    g = np.flatnonzero(keep)
+    k = proposed[g]
+    best_set = np.argmax(other_conf[:, g, k], axis=0) if len(g) else np.zeros(0, np.int64)
+    return IssueScores(
+        issue_type=WRONG_CLASS,
+        image=gt.gt_image[g],
+        gt=g,
+        label=gt.gt_class[g],
+        proposed_label=k,
+        box=gt.gt_boxes[g],
+        score=np.clip(score[g], 0.0, 1.0),
+        pred_set=best_set,
+        pred=other_row[best_set, g, k],
+        iou=other_iou[best_set, g, k],
+        confidence=other_conf[best_set, g, k],
+        support=(other_conf[:, g, k] > 0).sum(axis=0),
+        flagged=score[g] >= config.wrong_class_threshold,
+    )
+
+
+def _spurious(sets, overlaps, found, precision, recall, config) -> IssueScores:
+    gt = sets[0]
+    num_gt, num_sets = len(gt.gt_ids), len(sets)
+    counted = ~gt.gt_crowd
+    n_gt = np.bincount(gt.gt_class[counted], minlength=gt.num_classes)
+    votes = np.zeros((num_sets, num_gt))
+    weights = np.zeros((num_sets, num_gt))
+    fire_conf = np.zeros((num_sets, num_gt))
+    fire_row = np.full((num_sets, num_gt), -1, dtype=np.int64)
+    fire_iou = np.full((num_sets, num_gt), np.nan)
+    for s, (data, ov) in enumerate(zip(sets, overlaps)):
+        fires = (ov.iou >= config.spurious_iou) & (data.pred_scores[ov.pred] >= config.fire_confidence)
+        best, row = _group_max(ov.gt[fires], data.pred_scores[ov.pred[fires]], num_gt,
+                               rows=np.flatnonzero(fires))  # fmt: skip
+        has = row >= 0
+        fire_conf[s, has] = best[has]
+        fire_row[s, has] = ov.pred[row[has]]
+        fire_iou[s, has] = ov.iou[row[has]]
+        # Recall of the class on the *other* objects (leave this one out).
+        found_k = np.bincount(gt.gt_class[found[s] & counted], minlength=gt.num_classes)
+        others = n_gt[gt.gt_class] - 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recall_elsewhere = (found_k[gt.gt_class] - found[s]) / others
+        recall_elsewhere = np.where(others > 0, recall_elsewhere, 0.0)
+        w = np.nan_to_num(precision[s, gt.gt_class], nan=0.0)
+        weights[s] = w
+        votes[s] = w * recall_elsewhere * (1.0 - fire_conf[s])
+    total = weights.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.where(total > 0, votes.sum(axis=0) / total, 0.0)
+    keep = (score > 0) & counted
+    g = np.flatnonzero(keep)
+    best_set = np.argmax(fire_conf[:, g], axis=0) if len(g) else np.zeros(0, np.int64)
+    fired = fire_row[best_set, g] >= 0
+    return IssueScores(
+        issue_type=SPURIOUS,
+        image=gt.gt_image[g],
+        gt=g,
+        label=gt.gt_class[g],
+        proposed_label=gt.gt_class[g],
+        box=gt.gt_boxes[g],
+        score=np.clip(score[g], 0.0, 1.0),
+        pred_set=np.where(fired, best_set, -1),
+        pred=np.where(fired, fire_row[best_set, g], -1),
+        iou=np.where(fired, fire_iou[best_set, g], np.nan),
+        confidence=np.where(fired, fire_conf[best_set, g], np.nan),
+        support=(fire_row[:, g] < 0).sum(axis=0),
+        flagged=score[g] >= config.spurious_threshold,
+    )
+
+
+def _loose_box(sets, overlaps, config: LabelIssueConfig) -> IssueScores:
+    gt = sets[0]
+    num_gt, num_sets = len(gt.gt_ids), len(sets)
+    conf = np.zeros((num_sets, num_gt))
+    pred_row = np.full((num_sets, num_gt), -1, dtype=np.int64)
+    iou = np.full((num_sets, num_gt), np.nan)
+    for s, (data, ov) in enumerate(zip(sets, overlaps)):
+        scores = data.pred_scores[ov.pred]
+        good = ov.same & (ov.iou >= config.loose_max_iou) & (scores >= config.fire_confidence)
+        matched = np.zeros(num_gt, bool)
+        matched[ov.gt[good]] = True
+        loose = (
+            ov.same & (ov.iou >= config.loose_min_iou) & (ov.iou < config.loose_max_iou)
+            & (scores >= config.confidence) & ~matched[ov.gt]
+        )  # fmt: skip
+        best, row = _group_max(ov.gt[loose], scores[loose], num_gt, rows=np.flatnonzero(loose))
+        has = row >= 0
+        conf[s, has] = best[has]
+        pred_row[s, has] = ov.pred[row[has]]
+        iou[s, has] = ov.iou[row[has]]
+    score = conf.mean(axis=0)
+    keep = (score > 0) & ~gt.gt_crowd
+    g = np.flatnonzero(keep)
+    best_set = np.argmax(conf[:, g], axis=0) if len(g) else np.zeros(0, np.int64)
+    rows = pred_row[best_set, g]
+    boxes = np.array([sets[s].pred_boxes[p] for s, p in zip(best_set, rows)]).reshape(-1, 4)
+    return IssueScores(
+        issue_type=LOOSE_BOX,
+        image=gt.gt_image[g],
+        gt=g,
+        label=gt.gt_class[g],
+        proposed_label=gt.gt_class[g],
+        box=boxes,
+        score=np.clip(score[g], 0.0, 1.0),
+        pred_set=best_set,
+        pred=rows,
+        iou=iou[best_set, g],
+        confidence=conf[best_set, g],
+        support=(conf[:, g] > 0).sum(axis=0),
+        flagged=score[g] >= config.loose_box_threshold,
+    )
+
+
+def find_label_issues(
+    prediction_sets: Sequence[DetectionSet],
+    set_names: Sequence[str] | None = None,
+    config: LabelIssueConfig | None = None,
+    neighbour_support: np.ndarray | None = None,
+) -> LabelIssues:
+    """Scores the four issue types of the ground truth shared by ``prediction_sets``.
+
+    Args:
+        prediction_sets: ``S >= 1`` sets with the same images, classes and ground truth
+            (``gt_*`` arrays), each with the predictions of one model.
+        set_names: ``S`` names (default ``"0"``, ``"1"``, ...), e.g. the prediction fields.
+        config: thresholds (default :class:`LabelIssueConfig`).
+        neighbour_support: optional ``(G, K)`` float in ``[0, 1]``: for each ground-truth
+            object, the share of its embedding neighbours (e.g. CLIP patch embeddings) whose
+            class is ``k``; supports ``wrong_class`` towards ``k``.
+
+    Returns:
+        :class:`LabelIssues` with every candidate scored and flagged at the thresholds.
+    """
+    config = config or LabelIssueConfig()
+    sets = list(prediction_sets)
+    gt = _check_sets(sets)
+    names = tuple(str(n) for n in (set_names or range(len(sets))))
+    if len(names) != len(sets):
+        raise InputError(f"{len(names)} set names for {len(sets)} prediction sets")
+    overlaps = [_overlaps(d) for d in sets]
+    stats = [_reliability(d, ov, config) for d, ov in zip(sets, overlaps)]
+    found = np.array([s[0] for s in stats]).reshape(len(sets), len(gt.gt_ids))
+    precision = np.array([s[1] for s in stats]).reshape(len(sets), gt.num_classes)
+    recall = np.array([s[2] for s in stats]).reshape(len(sets), gt.num_classes)
+    scores = {
+        MISSING: _missing(sets, overlaps, precision, config),
+        WRONG_CLASS: _wrong_class(sets, overlaps, config, neighbour_support),
+        SPURIOUS: _spurious(sets, overlaps, found, precision, recall, config),
+        LOOSE_BOX: _loose_box(sets, overlaps, config),
+    }
+    return LabelIssues(
+        scores=scores,
+        class_names=gt.class_names,
+        set_names=names,
+        config=config,
+        precision=precision,
+        recall=recall,
+    )
