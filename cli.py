@@ -123,6 +123,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exp.set_defaults(run=run_export)
 
+    slices = commands.add_parser(
+        "slices",
+        help="list the slices (saved views) of a dataset, or re-evaluate a run on one",
+        description=(
+            "Slices are saved views. 'list' shows them (with the run's AP on each when "
+            "--eval-key is given); 'evaluate' re-evaluates an evaluation run on a slice "
+            "exactly, from the run's stored matches, and writes the JSON of 'evaluate'."
+        ),
+    )
+    slices.add_argument("action", choices=("list", "evaluate"))
+    slices.add_argument("--dataset", required=True)
+    slices.add_argument("--eval-key", metavar="KEY", help="an evaluation run of this plugin")
+    slices.add_argument("--slice", metavar="NAME", help="the slice (default: the whole run)")
+    slices.add_argument("--output", metavar="OUT.json", help="write here instead of stdout")
+    slices.set_defaults(run=run_slices)
+
+    compare = commands.add_parser(
+        "compare",
+        help="two evaluation runs side by side per class (and per slice), with deltas",
+        description=(
+            "Compares two evaluation runs of this plugin on the same ground truth (e.g. "
+            "baseline and retrained predictions): per-class metrics of both and b - a, and "
+            "per ground-truth object what changed (fixed, regressed, still missed, kept). "
+            "Writes JSON (or a table with --format table)."
+        ),
+    )
+    compare.add_argument("--dataset", required=True)
+    compare.add_argument("--eval-keys", nargs=2, required=True, metavar=("A", "B"))
+    compare.add_argument(
+        "--slice", action="append", metavar="NAME",
+        help="compare on this slice too (repeatable; the whole run is always included)",
+    )  # fmt: skip
+    compare.add_argument("--format", choices=("json", "table"), default="json")
+    compare.add_argument("--output", metavar="OUT", help="write here instead of stdout")
+    compare.set_defaults(run=run_compare)
+
     demo = commands.add_parser(
         "demo",
         help="the crosswalk case study: generate, import, evaluate, open the App",
@@ -163,12 +199,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result = _evaluate_coco(
         gt, results, image_ids, {GT: args.gt, PRED: args.pred}, args.iou, args.score_threshold
     )
-    text = json.dumps(result.to_dict(), indent=2)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-    else:
-        print(text)
+    _write(json.dumps(result.to_dict(), indent=2), args.output)
     return 0
 
 
@@ -223,6 +254,74 @@ def run_export(args: argparse.Namespace) -> int:
     except (ValueError, FileExistsError) as error:
         raise UsageError(str(error)) from None
     print("\n".join(report.summary()))
+    return 0
+
+
+def _load_dataset(name: str):
+    import fiftyone as fo
+
+    if not fo.dataset_exists(name):
+        raise UsageError(f"no dataset named {name!r}")
+    return fo.load_dataset(name)
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+
+
+def run_slices(args: argparse.Namespace) -> int:
+    from . import slices
+
+    dataset = _load_dataset(args.dataset)
+    try:
+        if args.action == "evaluate":
+            if not args.eval_key:
+                raise UsageError("slices evaluate needs --eval-key")
+            result = slices.evaluate_slice(dataset, args.eval_key, args.slice)
+            _write(json.dumps(result.to_dict(), indent=2), args.output)
+            return 0
+        rows = slices.list_slices(dataset)
+        if args.slice:
+            rows = [row for row in rows if row["name"] == args.slice]
+            if not rows:
+                slices.load_slice(dataset, args.slice)  # raises with the list of slices
+        whole = slices.evaluate_slice(dataset, args.eval_key) if args.eval_key else None
+        for row in rows:
+            row["created_at"] = str(row["created_at"])
+            if whole is not None:
+                result = slices.evaluate_slice(dataset, args.eval_key, row["name"])
+                row.update(selection=result.params["selection"], AP=result.stats["AP"],
+                           AP_whole_run=whole.stats["AP"])  # fmt: skip
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.output:
+        _write(json.dumps(rows, indent=2), args.output)
+    print(slices.format_slice_list(rows, args.eval_key))
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from . import slices
+
+    dataset = _load_dataset(args.dataset)
+    key_a, key_b = args.eval_keys
+    try:
+        scopes = [slices.compare_runs(dataset, key_a, key_b)]
+        for name in args.slice or []:
+            view = slices.load_slice(dataset, name)
+            scopes.append(slices.compare_runs(dataset, key_a, key_b, view, scope=name))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.format == "table":
+        text = "\n\n".join(scope.format_text() for scope in scopes)
+    else:
+        text = json.dumps({"dataset": args.dataset, "eval_keys": [key_a, key_b],
+                           "scopes": [scope.to_dict() for scope in scopes]}, indent=2)  # fmt: skip
+    _write(text, args.output)
     return 0
 
 

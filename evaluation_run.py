@@ -118,7 +118,8 @@ class DebuggerResults(fouc.COCODetectionResults):
 
     Args:
         summary: :meth:`EvaluationResult.to_dict` of the whole run.
-        match_table: the :class:`MatchTable` arrays, ``np.savez_compressed`` then base64.
+        match_table: the :class:`MatchTable` arrays and the label ids of its rows,
+            ``np.savez_compressed`` then base64.
         sample_ids: ids of the evaluated samples, in the table's image order.
     """
 
@@ -150,6 +151,9 @@ class DebuggerResults(fouc.COCODetectionResults):
         self.match_table = match_table
         self.sample_ids = list(sample_ids or [])
         self._table = None
+        self._label_ids: dict = {}
+        self._sorted_ids: dict = {}
+        self._sample_index = None
 
     def attributes(self):
         return super().attributes() + ["summary", "match_table", "sample_ids"]
@@ -166,13 +170,62 @@ class DebuggerResults(fouc.COCODetectionResults):
         """The engine's result for the whole run (stats, per class, confusion matrix)."""
         return EvaluationResult.from_dict(self.summary)
 
+    def _arrays(self) -> dict[str, np.ndarray]:
+        raw = base64.b64decode(self.match_table)
+        with np.load(io.BytesIO(raw)) as arrays:
+            return dict(arrays)
+
     def table(self) -> MatchTable:
         """The stored match table (decoded once)."""
         if self._table is None:
-            raw = base64.b64decode(self.match_table)
-            with np.load(io.BytesIO(raw)) as arrays:
-                self._table = MatchTable.from_arrays(dict(arrays))
+            arrays = self._arrays()
+            self._table = MatchTable.from_arrays(arrays)
+            self._label_ids = {side: arrays.get(f"ids.{side}") for side in ("gt", "pred")}
         return self._table
+
+    def sample_rows(self, sample_ids) -> tuple[np.ndarray, int]:
+        """``(I,)`` bool mask of the given samples in the table, and how many are not in it."""
+        if self._sample_index is None:
+            self._sample_index = {sid: i for i, sid in enumerate(self.sample_ids)}
+        index = self._sample_index
+        rows = [index[sid] for sid in sample_ids if sid in index]
+        mask = np.zeros(len(self.sample_ids), dtype=bool)
+        mask[rows] = True
+        return mask, len(sample_ids) - len(rows)
+
+    def label_ids(self, side: str) -> np.ndarray | None:
+        """Label ids (``S24`` bytes) of the table's ``"gt"`` or ``"pred"`` rows; None for runs
+        saved before they were stored."""
+        self.table()
+        return self._label_ids.get(side)
+
+    def label_rows(self, side: str, label_ids) -> tuple[np.ndarray, int]:
+        """``(G,)`` or ``(P,)`` bool mask of the given label ids (``side`` is ``"gt"`` or
+        ``"pred"``), and how many of them the run did not evaluate.
+
+        Raises:
+            ValueError: the run was saved before label ids were stored.
+        """
+        table = self.table()
+        stored = self.label_ids(side)
+        if stored is None:
+            raise ValueError(
+                f"evaluation {self.key!r} was saved by an older version without label ids: "
+                "evaluate again to use object-level slices"
+            )
+        if self._sorted_ids.get(side) is None:
+            order = np.argsort(stored, kind="stable")
+            self._sorted_ids[side] = (stored[order], order)
+        sorted_ids, order = self._sorted_ids[side]
+        wanted = np.array(list(label_ids), dtype=stored.dtype)
+        size = len(table.data.gt_ids if side == "gt" else table.data.pred_ids)
+        mask = np.zeros(size, dtype=bool)
+        if len(wanted) == 0 or len(sorted_ids) == 0:
+            return mask, len(wanted)
+        pos = np.minimum(np.searchsorted(sorted_ids, wanted), len(sorted_ids) - 1)
+        found = sorted_ids[pos] == wanted
+        mask[order[pos[found]]] = True
+        return mask, int((~found).sum())
 
     def evaluate_samples(self, sample_ids) -> EvaluationResult:
         """Exact re-evaluation of a subset of the evaluated samples, from the match table.
@@ -180,18 +233,19 @@ class DebuggerResults(fouc.COCODetectionResults):
         Raises:
             ValueError: some of ``sample_ids`` were not part of the run.
         """
-        index = {sid: i for i, sid in enumerate(self.sample_ids)}
-        missing = [sid for sid in sample_ids if sid not in index]
-        if missing:
-            raise ValueError(f"{len(missing)} samples are not in evaluation {self.key!r}")
-        mask = np.zeros(len(self.sample_ids), dtype=bool)
-        mask[[index[sid] for sid in sample_ids]] = True
+        mask, outside = self.sample_rows(list(sample_ids))
+        if outside:
+            raise ValueError(f"{outside} samples are not in evaluation {self.key!r}")
         return self.table().evaluate(mask)
 
 
-def _encode_table(table: MatchTable) -> str:
+def _encode_table(table: MatchTable, ids: dict) -> str:
+    """The table's arrays and the label ids of its rows (``ids.gt``, ``ids.pred``)."""
+    arrays = table.to_arrays()
+    for side in ("gt", "pred"):
+        arrays[f"ids.{side}"] = np.array(ids[side], dtype="S24")
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **table.to_arrays())
+    np.savez_compressed(buffer, **arrays)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -402,7 +456,7 @@ def evaluate_detections(
         recall_sweep=recall[:, :, 0, -1],  # (T, K)
         backend=method,
         summary=summary.to_dict(),
-        match_table=_encode_table(table),
+        match_table=_encode_table(table, ids),
         sample_ids=ids["samples"],
     )
     if eval_key is not None:

@@ -3,8 +3,9 @@
 from .evaluate_detections import EvaluateDetections
 from .export_dataset import ExportDataset
 from .import_labels import ImportGroundTruth, ImportPredictions
+from .save_slice import SaveSlice
 
-OPERATORS = (ImportGroundTruth, ImportPredictions, EvaluateDetections, ExportDataset)
+OPERATORS = (ImportGroundTruth, ImportPredictions, EvaluateDetections, ExportDataset, SaveSlice)
 
 __all__ = [
     "OPERATORS",
@@ -12,4 +13,5 @@ __all__ = [
     "ExportDataset",
     "ImportGroundTruth",
     "ImportPredictions",
+    "SaveSlice",
 ]
