@@ -368,14 +368,9 @@ def change_view(view, key_a: str, key_b: str, gt_field: str, change: str, label=
     if change in partners:
         field, key = partners[change]
         ids = [i for i in out.values(f"{gt_field}.detections.{key}_id", unwind=True) if i]
-        out = out.filter_labels(field, F("_id").is_in([_object_id(i) for i in ids]), False)
+        # Compared as strings: the view must survive JSON serialisation to the App.
+        out = out.filter_labels(field, F("_id").to_string().is_in(ids), only_matches=False)
         shown_fields.add(field)
     for field in {pred_a, pred_b} - shown_fields:
         out = out.filter_labels(field, F("_id") == None, only_matches=False)  # noqa: E711
     return out
-
-
-def _object_id(text: str):
-    from bson import ObjectId
-
-    return ObjectId(text)

@@ -1,9 +1,11 @@
-"""The ``Detection Debugger`` panel: per-class metrics, imbalance, the 4-way confusion matrix.
+"""The ``Detection Debugger`` panel: per-class metrics, imbalance, the 4-way confusion matrix,
+data slices and the comparison of two runs.
 
-Every number is one click away from its objects: a confusion-matrix cell or an error-type
-button sets the App's view (see :mod:`.error_views`). The panel follows the App's current
-view: when it is a subset of an evaluation run's samples, the numbers are re-evaluated
-exactly from the run's stored match table, and the panel says so.
+Every number is one click away from its objects: a confusion-matrix cell, an error-type
+button or a per-object change button sets the App's view (see :mod:`.error_views` and
+:func:`detection_debugger.slices.change_view`). The panel follows the App's current view:
+when it is a slice of an evaluation run (images, filtered objects or patches), the numbers
+are re-evaluated exactly from the run's stored match table and shown next to the whole run.
 """
 
 from __future__ import annotations
@@ -15,21 +17,12 @@ import fiftyone.operators.types as types
 
 from .error_views import BACKGROUND, cell_view, class_view, error_view
 
-METHOD = "detection-debugger"
+PLUGIN = "@datacentric/detection-debugger"
 SORT_KEYS = ("AP", "AP50", "AR100", "num_gt", "num_pred", "tp", "fn", "mispredicted", "fp")
 ROOM_CAPTION = (
     "★ most room to improve: the lowest AP weighted by frequency, (1 - AP) x ln(1 + #GT): "
     "the AP gap counts most, frequency breaks near-ties"
 )
-
-
-def _runs(dataset) -> list[str]:
-    """The dataset's evaluation runs made by this plugin."""
-    return [
-        key
-        for key in dataset.list_evaluations()
-        if getattr(dataset.get_evaluation_info(key).config, "method", None) == METHOD
-    ]
 
 
 def class_rows(result, compare=None, sort_by: str = "AP") -> list[dict]:
@@ -100,6 +93,37 @@ def imbalance_bars(result) -> tuple[list, dict]:
     return data, layout
 
 
+def slice_rows(result, whole) -> list[dict]:
+    """Per class: the slice's metrics next to the whole run's, with the differences."""
+    rows = []
+    for name, m in result.classes.items():
+        w = whole.classes.get(name)
+        row = {"class": name}
+        for metric in ("AP", "AP50", "AR100"):
+            mine, theirs = getattr(m, metric), None if w is None else getattr(w, metric)
+            row[metric] = None if mine is None else round(mine, 4)
+            row[f"{metric}_whole"] = None if theirs is None else round(theirs, 4)
+            row[f"{metric}_delta"] = (
+                None if mine is None or theirs is None else round(mine - theirs, 4)
+            )
+        row.update(num_gt=m.num_gt, tp=m.tp, fn=m.fn, mispredicted=m.mispredicted, fp=m.fp)
+        rows.append(row)
+    return rows
+
+
+def slice_bars(result, whole, scope: str) -> tuple[list, dict]:
+    """AP per class, whole run vs the slice, side by side."""
+    names = [n for n in result.classes if result.classes[n].AP is not None]
+    data = [
+        {"type": "bar", "name": "whole run", "x": names,
+         "y": [whole.classes[n].AP if n in whole.classes else None for n in names]},
+        {"type": "bar", "name": scope, "x": names, "y": [result.classes[n].AP for n in names]},
+    ]  # fmt: skip
+    layout = {"barmode": "group", "height": 300, "margin": {"t": 10, "b": 60},
+              "yaxis": {"title": "AP", "range": [0, 1]}}  # fmt: skip
+    return data, layout
+
+
 class DetectionDebuggerPanel(foo.Panel):
     @property
     def config(self):
@@ -122,43 +146,76 @@ class DetectionDebuggerPanel(foo.Panel):
         return results, info.config
 
     def _result_for_view(self, ctx, results):
-        """The run's result on the App's current view (exact), and a note saying which."""
-        run_ids = set(results.sample_ids)
-        view_ids = ctx.view.values("id") if ctx.view is not None else []
-        if not view_ids or set(view_ids) == run_ids:
-            return results.result, f"whole run ({len(run_ids)} samples)"
-        inside = [sid for sid in view_ids if sid in run_ids]
-        if len(inside) < len(view_ids):
-            return results.result, (
-                f"whole run ({len(run_ids)} samples): the current view has "
-                f"{len(view_ids) - len(inside)} samples outside it"
-            )
-        return results.evaluate_samples(inside), (
-            f"current view: {len(inside)} of {len(run_ids)} samples, re-evaluated exactly "
-            "from the stored match table"
+        """The run's result on the App's current view (exact), the scope's name and a note."""
+        from detection_debugger.slices import evaluate_view
+
+        num_run = len(results.sample_ids)
+        view = ctx.view
+        if view is None:
+            return results.result, None, f"whole run ({num_run} samples)"
+        result, selection = evaluate_view(results, view)
+        if selection.num_images == num_run and selection.level == "images":
+            return results.result, None, f"whole run ({num_run} samples)"
+        name = getattr(view, "name", None)
+        scope = f"slice '{name}'" if name else "current view"
+        note = (
+            f"{scope}: {selection.num_images} of {num_run} samples"
+            + (", filtered objects" if selection.level == "objects" else "")
+            + ", re-evaluated exactly from the stored matches"
         )
+        if selection.outside_samples or selection.outside_labels:
+            note += (
+                f" ({selection.outside_samples} samples and {selection.outside_labels} labels "
+                "of the view were not evaluated by this run and are left out)"
+            )
+        return result, scope, note
+
+    def _slices(self, ctx, results, whole):
+        """Rows of the slice list: each saved view with the run's AP on it."""
+        from detection_debugger.slices import evaluate_view
+
+        rows = []
+        for info in ctx.dataset.list_saved_views(info=True):
+            view = ctx.dataset.load_saved_view(info["name"])
+            try:
+                result, selection = evaluate_view(results, view)
+                ap, level = result.stats["AP"], selection.level
+            except ValueError:
+                ap, level = None, "n/a"
+            rows.append({
+                "slice": info["name"], "samples": len(view), "level": level,
+                "AP": None if ap is None else round(ap, 4),
+                "AP_delta": None if ap is None or whole.stats["AP"] is None
+                else round(ap - whole.stats["AP"], 4),
+                "description": info.get("description") or "",
+            })  # fmt: skip
+        return rows
 
     def _refresh(self, ctx):
+        from detection_debugger.slices import compare_runs, debugger_runs, load_run
+
         state = ctx.panel.state
-        runs = _runs(ctx.dataset)
+        runs = debugger_runs(ctx.dataset)
         state.runs = runs
         if state.eval_key not in runs:
             state.eval_key = runs[0] if runs else None
         if not state.eval_key:
             return
-        results, config = self._run(ctx, state.eval_key)
-        result, scope = self._result_for_view(ctx, results)
+        results = load_run(ctx.dataset, state.eval_key)
+        config = results.config
+        result, scope, note = self._result_for_view(ctx, results)
         compare = None
-        if state.compare_key in runs and state.compare_key != state.eval_key:
-            compare, _ = self._result_for_view(ctx, self._run(ctx, state.compare_key)[0])
+        comparing = state.compare_key in runs and state.compare_key != state.eval_key
+        if comparing:
+            compare, _, _ = self._result_for_view(ctx, load_run(ctx.dataset, state.compare_key))
         state.gt_field, state.pred_field = config.gt_field, config.pred_field
-        state.scope = scope
+        state.scope = note
         stats = result.stats
         ap = "n/a" if stats["AP"] is None else f"{stats['AP']:.3f}"
         ap50 = "n/a" if stats["AP50"] is None else f"{stats['AP50']:.3f}"
         state.summary = (
             f"**{state.eval_key}**: `{config.pred_field}` vs `{config.gt_field}`, "
-            f"IoU {config.iou}, on the {scope}. AP {ap}, AP50 {ap50}."
+            f"IoU {config.iou}, on the {note}. AP {ap}, AP50 {ap50}."
         )
         state.classes = class_rows(result, compare, state.sort_by or "AP")
         state.class_names = list(result.classes)
@@ -167,6 +224,28 @@ class DetectionDebuggerPanel(foo.Panel):
             result, state.scale == "log"
         )
         ctx.panel.data.bars, state.bars_layout = imbalance_bars(result)
+
+        whole = results.result
+        state.slice_scope = scope
+        if scope is not None:
+            state.slice_classes = slice_rows(result, whole)
+            ctx.panel.data.slice_bars, state.slice_bars_layout = slice_bars(result, whole, scope)
+        state.slices = self._slices(ctx, results, whole)
+
+        state.changes = None
+        if comparing:
+            view = None if scope is None else ctx.view
+            try:
+                run = compare_runs(ctx.dataset, state.eval_key, state.compare_key, view)
+            except ValueError as error:
+                state.changes_note = str(error)
+            else:
+                state.changes = [{"class": name, **counts}
+                                 for name, counts in run.changes.counts.items()]  # fmt: skip
+                state.changes_note = (
+                    f"Ground-truth objects from **{state.eval_key}** to **{state.compare_key}** "
+                    f"on the {note}: *fixed* = now found, *regressed* = no longer found."
+                )
 
     # ------------------------------------------------------------------ events
 
@@ -235,6 +314,31 @@ class DetectionDebuggerPanel(foo.Panel):
     def on_reset(self, ctx):
         ctx.ops.clear_view()
 
+    def on_slice_click(self, ctx):
+        row = (ctx.panel.state.slices or [])[int(ctx.params.get("row", 0))]
+        ctx.ops.set_view(name=row["slice"])
+
+    def on_save_slice(self, ctx):
+        ctx.prompt(f"{PLUGIN}/save_slice")
+
+    def _show_change(change):
+        def handler(self, ctx):
+            from detection_debugger.slices import change_view
+
+            state = ctx.panel.state
+            if not state.compare_key or state.compare_key == state.eval_key:
+                return
+            label = state.error_class or None
+            view = change_view(ctx.view or ctx.dataset, state.eval_key, state.compare_key,
+                               state.gt_field, change, label)  # fmt: skip
+            ctx.ops.set_view(view)
+
+        return handler
+
+    show_fixed = _show_change("fixed")
+    show_regressed = _show_change("regressed")
+    del _show_change
+
     # ------------------------------------------------------------------ render
 
     def render(self, ctx):
@@ -293,4 +397,56 @@ class DetectionDebuggerPanel(foo.Panel):
             ("mispredicted", self.show_mispredicted), ("correct", self.show_correct),
         ):  # fmt: skip
             errors.btn(f"show_{name}", label=name, on_click=method, variant="outlined")
+
+        if state.compare_key and state.compare_key != state.eval_key:
+            self._render_changes(panel, state)
+        if state.slice_scope:
+            self._render_slice(panel, state)
+        self._render_slice_list(panel, state)
         return types.Property(panel, view=types.GridView(orientation="vertical", gap=2))
+
+    def _render_changes(self, panel, state):
+        panel.md(state.changes_note or "", name="changes_note")
+        if not state.changes:
+            return
+        table = types.TableView()
+        for column, label in (("class", "class"), ("fixed", "fixed"), ("regressed", "regressed"),
+                              ("still_missed", "still missed"), ("kept", "found by both")):  # fmt: skip
+            table.add_column(column, label=label)
+        panel.list("changes", types.Object(), view=table, label="Per-object changes")
+        buttons = panel.h_stack("change_buttons", align_x="left", gap=1)
+        target = state.error_class or "all classes"
+        buttons.btn("show_fixed", label=f"fixed ({target})", on_click=self.show_fixed,
+                    variant="outlined")  # fmt: skip
+        buttons.btn("show_regressed", label=f"regressed ({target})",
+                    on_click=self.show_regressed, variant="outlined")  # fmt: skip
+
+    def _render_slice(self, panel, state):
+        table = types.TableView()
+        for column, label in (
+            ("class", "class"), ("AP", "AP"), ("AP_whole", "AP (whole run)"), ("AP_delta", "ΔAP"),
+            ("AP50", "AP50"), ("AP50_delta", "ΔAP50"), ("AR100", "AR"), ("AR100_delta", "ΔAR"),
+            ("num_gt", "#GT"), ("tp", "TP"), ("fn", "undetected"),
+            ("mispredicted", "mispredicted"), ("fp", "ghosts"),
+        ):  # fmt: skip
+            table.add_column(column, label=label)
+        panel.list("slice_classes", types.Object(), view=table,
+                   label=f"{state.slice_scope} vs the whole run")  # fmt: skip
+        panel.plot("slice_bars", layout=state.slice_bars_layout,
+                   config={"displayModeBar": False}, label="AP per class: whole run vs slice")  # fmt: skip
+
+    def _render_slice_list(self, panel, state):
+        header = panel.h_stack("slice_header", align_x="left", gap=2)
+        header.md("**Slices** (saved views): click a row to load it", name="slices_title")
+        header.btn("save_slice", label="Save current view as slice", on_click=self.on_save_slice,
+                   variant="contained")  # fmt: skip
+        if not state.slices:
+            panel.md("No slices yet.", name="no_slices")
+            return
+        table = types.TableView()
+        for column, label in (("slice", "slice"), ("samples", "samples"), ("level", "level"),
+                              ("AP", "AP"), ("AP_delta", "ΔAP vs all"),
+                              ("description", "description")):  # fmt: skip
+            table.add_column(column, label=label)
+        table.add_row_action("load", self.on_slice_click, label="Load slice", icon="open_in_new")
+        panel.list("slices", types.Object(), view=table, label="Slices")

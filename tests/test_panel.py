@@ -101,3 +101,53 @@ def test_panel_loads_and_cells_set_the_view(evaluated):
     view = fo.DatasetView._build(dataset, set_view[0].params["view"])
     k = result.confusion.labels.index("car")
     assert len(view) == result.confusion.matrix[k, -1]
+
+
+def _state_after(requests, state=None):
+    state = dict(state or {})
+    for r in requests:
+        if r.operator_uri == "patch_panel_state":
+            state.update(r.params["state"])
+    return state
+
+
+def test_panel_compares_a_slice_with_the_whole_run_and_lists_slices(evaluated):
+    dataset, result = evaluated
+    slice_view = dataset.limit(8)
+    dataset.save_view("first eight", slice_view, description="eight images", overwrite=True)
+    # The App sends the saved view's name with its stages.
+    out = execute_operator(PANEL, ctx={"dataset": dataset, "view_name": "first eight", "params": {
+        "panel_id": "p", "__method__": "on_load", "panel_state": {},
+    }})  # fmt: skip
+    assert out.error is None, out.error
+    state = _state_after(out.executor._requests)
+    assert state["slice_scope"] == "slice 'first eight'"
+    expected = dataset.load_evaluation_results("dd").evaluate_samples(slice_view.values("id"))
+    rows = {row["class"]: row for row in state["slice_classes"]}
+    for name, m in expected.classes.items():
+        assert rows[name]["tp"] == m.tp and rows[name]["fn"] == m.fn
+        if m.AP is not None and result.classes[name].AP is not None:
+            assert rows[name]["AP_delta"] == pytest.approx(
+                round(m.AP, 4) - round(result.classes[name].AP, 4), abs=2e-4
+            )
+    listed = {row["slice"]: row for row in state["slices"]}
+    assert listed["first eight"]["samples"] == 8 and listed["first eight"]["level"] == "images"
+
+    requests = _run(dataset, "on_slice_click", state, row=list(listed).index("first eight"))
+    set_view = [r for r in requests if r.operator_uri == "set_view"]
+    assert set_view and set_view[0].params["name"] == "first eight"
+
+
+def test_panel_follows_objects_two_runs_changed(evaluated):
+    dataset, _ = evaluated
+    evaluate_detections(dataset, "predictions", eval_key="strict", iou=0.75)
+    state = _state_after(_run(dataset, "on_load", {}))
+    state = _state_after(_run(dataset, "on_change_compare", state, value="strict"), state)
+    changes = {row["class"]: row for row in state["changes"]}
+    regressed = sum(row["regressed"] for row in changes.values())
+    assert regressed > 0
+    requests = _run(dataset, "show_regressed", state)
+    set_view = [r for r in requests if r.operator_uri == "set_view"]
+    view = fo.DatasetView._build(dataset, set_view[0].params["view"])
+    assert view.count("ground_truth.detections") == regressed
+    dataset.delete_evaluation("strict")
