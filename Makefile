@@ -19,6 +19,7 @@ bench: setup
 	$(PY) bench/evaluation.py
 	$(PY) bench/import_speed.py
 	$(PY) bench/evaluation_run.py
+	$(PY) bench/slices.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
