@@ -129,14 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Slices are saved views. 'list' shows them (with the run's AP on each when "
             "--eval-key is given); 'evaluate' re-evaluates an evaluation run on a slice "
-            "exactly, from the run's stored matches, and writes the JSON of 'evaluate'."
+            "exactly, from the run's stored matches, and writes the JSON of 'evaluate'; "
+            "'save' saves the samples listed in --samples as the slice --slice."
         ),
     )
-    slices.add_argument("action", choices=("list", "evaluate"))
+    slices.add_argument("action", choices=("list", "evaluate", "save"))
     slices.add_argument("--dataset", required=True)
     slices.add_argument("--eval-key", metavar="KEY", help="an evaluation run of this plugin")
     slices.add_argument("--slice", metavar="NAME", help="the slice (default: the whole run)")
     slices.add_argument("--output", metavar="OUT.json", help="write here instead of stdout")
+    slices.add_argument(
+        "--samples", metavar="FILE", help="save: sample ids or image paths, one a line"
+    )
+    slices.add_argument("--description", help="save: what the slice is (the hypothesis)")
+    slices.add_argument("--overwrite", action="store_true", help="save: replace a slice")
     slices.set_defaults(run=run_slices)
 
     compare = commands.add_parser(
@@ -278,6 +284,8 @@ def run_slices(args: argparse.Namespace) -> int:
 
     dataset = _load_dataset(args.dataset)
     try:
+        if args.action == "save":
+            return _save_slice(dataset, args)
         if args.action == "evaluate":
             if not args.eval_key:
                 raise UsageError("slices evaluate needs --eval-key")
@@ -301,6 +309,37 @@ def run_slices(args: argparse.Namespace) -> int:
     if args.output:
         _write(json.dumps(rows, indent=2), args.output)
     print(slices.format_slice_list(rows, args.eval_key))
+    return 0
+
+
+def _save_slice(dataset, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import slices
+
+    if not args.slice or not args.samples:
+        raise UsageError("slices save needs --slice NAME and --samples FILE")
+    try:
+        lines = Path(args.samples).read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise UsageError(f"{args.samples}: {error.strerror}") from None
+    ids, paths = dataset.values("id"), dataset.values("filepath")
+    by_key = {**dict(zip(ids, ids)), **{p: i for i, p in zip(ids, paths)}}
+    by_key.update({str(Path(p).resolve()): i for i, p in zip(ids, paths)})
+    chosen = []
+    for number, line in enumerate(lines, 1):
+        key = line.strip()
+        if not key:
+            continue
+        found = by_key.get(key) or by_key.get(str(Path(key).resolve()))
+        if found is None:
+            raise UsageError(
+                f"{args.samples}:{number}: {key!r} is not a sample of {dataset.name!r}"
+            )
+        chosen.append(found)
+    view = dataset.select(chosen, ordered=False)
+    slices.save_slice(dataset, args.slice, view, args.description, overwrite=args.overwrite)
+    print(f"saved slice {args.slice!r}: {len(view)} samples")
     return 0
 
 

@@ -200,6 +200,19 @@ def test_cli_slices_and_compare(dataset, tmp_path):
                 "--format", "table")  # fmt: skip
     assert table.returncode == 0 and "regressed" in table.stdout
 
+    listed = tmp_path / "samples.txt"
+    paths = dataset.limit(5).values("filepath")
+    listed.write_text("\n".join([dataset.first().id, *paths[1:]]) + "\n")
+    saved = cli("slices", "save", "--dataset", dataset.name, "--slice", "from cli",
+                "--samples", str(listed), "--description", "five")  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    dataset.reload()  # saved by another process
+    assert dataset.load_saved_view("from cli").values("filepath") == paths
+    listed.write_text("/nowhere.jpg\n")
+    unknown = cli("slices", "save", "--dataset", dataset.name, "--slice", "x",
+                  "--samples", str(listed))  # fmt: skip
+    assert unknown.returncode == 2 and f"{listed}:1:" in unknown.stderr
+
     bad = cli("slices", "evaluate", "--dataset", dataset.name, "--eval-key", "base",
               "--slice", "missing")  # fmt: skip
     assert bad.returncode == 2 and "no slice 'missing'" in bad.stderr
