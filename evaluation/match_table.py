@@ -138,7 +138,6 @@ class MatchTable:
         confusion matrix.
         """
         data, outcomes = self.data, self.outcomes
-        objects = gt_mask is not None or pred_mask is not None
         precision, recall = accumulate(self.coco, image_mask, gt_mask, pred_mask)
         confusion = confusion_matrix(data, outcomes, image_mask, gt_mask, pred_mask)
         gt_keep, pred_keep = self.selection(image_mask, gt_mask, pred_mask)
@@ -175,7 +174,6 @@ class MatchTable:
                 "iou": outcomes.iou_threshold,
                 "score_threshold": outcomes.score_threshold,
                 "num_images": num_images,
-                "selection": "objects" if objects else "images",
             },
         )
 
