@@ -20,6 +20,8 @@ bench: setup
 	$(PY) bench/import_speed.py
 	$(PY) bench/evaluation_run.py
 	$(PY) bench/slices.py
+	$(PY) bench/label_issues.py
+	$(PY) bench/embeddings.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -180,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=5151, help="App port (5151)")
     demo.add_argument("--no-app", action="store_true", help="run headless, print the story")
     demo.set_defaults(run=run_demo)
+
+    from .issues_cli import add_issues_command
+    from .search_cli import add_search_command
+
+    add_issues_command(commands)
+    add_search_command(commands)
     return parser
 
 

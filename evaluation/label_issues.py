@@ -4,20 +4,24 @@ Four issue types, each scored in ``[0, 1]`` with every threshold a parameter of
 :class:`LabelIssueConfig`:
 
 - ``missing``: a confident prediction that overlaps no ground truth of any class (an object
-  nobody annotated). Predictions of every set on the same spot form one candidate; the score
-  combines their confidences, each weighted by how often that set's confident predictions of
-  that class are right elsewhere (noisy-OR: it rises when several sets agree), and by how
-  well the class is represented in the annotations (similar objects annotated elsewhere).
-  Duplicates of a candidate (same set, same spot) only add their best confidence once.
+  nobody annotated): IoU below ``missing_max_iou`` with its own class and crowd regions (above
+  is a loose box) and below ``missing_other_iou`` with other classes (above is a wrong class;
+  an occluding object may overlap it a little). Predictions of every set on the same spot form one candidate; the score
+  is the mean of the sets' *calibrated* confidences (how often the set's predictions of that
+  class at that confidence are right elsewhere; 0 for a set that stays silent), each set
+  weighted by the odds of its recall of the class, so agreement raises the score and the
+  silence of a reliable set lowers it; times the support of similar objects (same class,
+  similar size) annotated elsewhere. Duplicates (same set, same spot) count once.
 - ``wrong_class``: a ground-truth object that a confident prediction of another class covers
   (IoU >= ``wrong_class_iou``) while no prediction of its own class does. The score is the
   mean, over the prediction sets, of that other class's confidence (so agreement counts);
   optionally blended with embedding-neighbour support (the share of the object's nearest
   neighbours that carry the proposed class).
 - ``spurious``: a ground-truth box on which no prediction of any class fires, while the sets
-  find the class reliably elsewhere. Each set votes with its recall of the class on the other
-  objects (weighted by its precision for the class); a set that fires on the box votes less
-  the more confidently it fires.
+  find the class reliably elsewhere. The score is one minus the chance that every silent set
+  would have missed a real object (the product of their miss rates of the class on the other
+  objects), raised by the odds of any set that fires with a calibrated confidence above 0.5;
+  0 when no set is reliable for the class.
 - ``loose_box``: a confident same-class prediction overlapping at ``loose_min_iou <= IoU <
   loose_max_iou`` while the set has no good (``IoU >= loose_max_iou``) same-class match; the
   score is the mean over the sets of that prediction's confidence.
@@ -38,6 +42,8 @@ from .detections import DetectionSet, InputError
 from .matching import candidate_pairs, pair_iou
 
 __all__ = [
+    "ACCEPTED",
+    "REJECTED",
     "ISSUE_TYPES",
     "IssueScores",
     "LabelIssueConfig",
@@ -47,6 +53,7 @@ __all__ = [
 
 MISSING, WRONG_CLASS, SPURIOUS, LOOSE_BOX = "missing", "wrong_class", "spurious", "loose_box"
 ISSUE_TYPES = (MISSING, WRONG_CLASS, SPURIOUS, LOOSE_BOX)
+ACCEPTED, REJECTED = "accepted", "rejected"  # review decisions on an issue
 _ANY_OVERLAP = 1e-12  # "overlaps at all" as an IoU floor (candidate_pairs needs > 0)
 
 
@@ -64,8 +71,12 @@ class LabelIssueConfig:
             region) at this IoU or more.
         agreement_iou: predictions of the same class at this IoU or more (across sets, or
             duplicates within one) are the same object.
-        min_annotated: a class annotated at least this often elsewhere gives a missing
-            candidate full support; fewer scales the score down linearly.
+        min_annotated, shape_tolerance: a missing candidate gets full support when at least
+            ``min_annotated`` objects of its class with width and height within a factor
+            ``shape_tolerance`` of its box are annotated elsewhere; fewer scale the score
+            down linearly (0 disables the check).
+        calibration_window: a prediction's calibrated confidence is the share of right
+            predictions of its set and class within this distance of its confidence.
         reliability_iou: IoU at which a prediction "finds" a ground-truth object when the
             per-set, per-class precision and recall are estimated.
         wrong_class_iou: a prediction of another class covers the object at this IoU or more,
@@ -80,36 +91,44 @@ class LabelIssueConfig:
             the score at which an issue is flagged (tagged in FiftyOne).
     """
 
-    confidence: float = 0.5
+    confidence: float = 0.4
     fire_confidence: float = 0.2
-    missing_max_iou: float = 0.2
+    missing_max_iou: float = 0.1
+    missing_other_iou: float = 0.5
     agreement_iou: float = 0.5
     min_annotated: int = 5
+    shape_tolerance: float = 1.5
     reliability_iou: float = 0.5
+    calibration_window: float = 0.1
     wrong_class_iou: float = 0.5
     spurious_iou: float = 0.3
     loose_min_iou: float = 0.1
     loose_max_iou: float = 0.5
     neighbour_weight: float = 0.5
-    missing_threshold: float = 0.5
-    wrong_class_threshold: float = 0.5
+    missing_threshold: float = 0.55
+    wrong_class_threshold: float = 0.35
     spurious_threshold: float = 0.5
-    loose_box_threshold: float = 0.5
+    loose_box_threshold: float = 0.35
 
     def __post_init__(self):
-        for name in ("confidence", "fire_confidence", "neighbour_weight") + tuple(
-            f"{t}_threshold" for t in ISSUE_TYPES
-        ):
+        for name in (
+            "confidence",
+            "fire_confidence",
+            "neighbour_weight",
+            "calibration_window",
+        ) + tuple(f"{t}_threshold" for t in ISSUE_TYPES):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {value}")
-        for name in ("missing_max_iou", "agreement_iou", "reliability_iou", "wrong_class_iou",
+        for name in ("missing_max_iou", "missing_other_iou", "agreement_iou", "reliability_iou", "wrong_class_iou",
                      "spurious_iou", "loose_min_iou", "loose_max_iou"):  # fmt: skip
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise InputError(f"{name} must be in (0, 1], got {value}")
         if self.loose_min_iou >= self.loose_max_iou:
             raise InputError("loose_min_iou must be below loose_max_iou")
+        if self.shape_tolerance < 1:
+            raise InputError(f"shape_tolerance must be >= 1, got {self.shape_tolerance}")
         if self.min_annotated < 0:
             raise InputError(f"min_annotated must be >= 0, got {self.min_annotated}")
 
@@ -349,6 +368,62 @@ def _reliability(data: DetectionSet, ov: _Overlaps, config: LabelIssueConfig):
     return found, precision, recall
 
 
+def _calibration(data: DetectionSet, ov: _Overlaps, config: LabelIssueConfig) -> np.ndarray:
+    """``(P,)`` float64 how often this set is right at this class and confidence.
+
+    For each prediction: among the set's predictions of its class whose confidence lies
+    within ``calibration_window`` of its own, the share that finds a ground-truth object of
+    that class at ``reliability_iou``, Laplace-smoothed (``(right + 1) / (n + 2)``: never 0
+    or 1, and 0.5 without data).
+    """
+    hit = ov.same & (ov.iou >= config.reliability_iou) & ~data.gt_crowd[ov.gt]
+    right = np.zeros(len(data.pred_ids), bool)
+    right[ov.pred[hit]] = True
+    out = np.empty(len(data.pred_ids))
+    w = config.calibration_window
+    for k in range(data.num_classes):
+        rows = np.flatnonzero(data.pred_class == k)
+        if not len(rows):
+            continue
+        scores = data.pred_scores[rows]
+        order = np.argsort(scores, kind="stable")
+        sorted_scores = scores[order]
+        cum_right = np.r_[0, np.cumsum(right[rows][order])]
+        lo = np.searchsorted(sorted_scores, scores - w, side="left")
+        hi = np.searchsorted(sorted_scores, scores + w, side="right")
+        out[rows] = (cum_right[hi] - cum_right[lo] + 1) / (hi - lo + 2)
+    return out
+
+
+def _shape_support(
+    gt: DetectionSet, label: np.ndarray, boxes: np.ndarray, config: LabelIssueConfig
+) -> np.ndarray:
+    """``(N,)`` float64 in ``[0, 1]``: are objects like these annotated elsewhere?
+
+    The number of non-crowd ground-truth objects of the same class whose width and height
+    are both within a factor ``shape_tolerance`` of the box's, over ``min_annotated``
+    (capped at 1; 1 when ``min_annotated`` is 0).
+    """
+    if config.min_annotated == 0:
+        return np.ones(len(label))
+    counted = ~gt.gt_crowd
+    sizes = np.log(np.maximum(gt.gt_boxes[counted, 2:], 1e-6))
+    classes = gt.gt_class[counted]
+    query = np.log(np.maximum(boxes[:, 2:], 1e-6))
+    tol = np.log(config.shape_tolerance)
+    out = np.zeros(len(label))
+    for k in np.unique(label):
+        rows = np.flatnonzero(label == k)
+        ref = sizes[classes == k]  # (R, 2)
+        close = (np.abs(query[rows, None, :] - ref[None]) <= tol).all(axis=2)  # (n, R)
+        out[rows] = np.minimum(1.0, close.sum(axis=1) / config.min_annotated)
+    return out
+
+
+def _odds(p: np.ndarray) -> np.ndarray:
+    return p / (1.0 - p)
+
+
 def _empty(issue_type: str) -> IssueScores:
     i, f = np.zeros(0, np.int64), np.zeros(0, np.float64)
     return IssueScores(issue_type, i, i, i, i, np.zeros((0, 4)), f, i, i, f, f, i,
@@ -376,70 +451,74 @@ def _check_sets(sets: Sequence[DetectionSet]) -> DetectionSet:
 # ---------------------------------------------------------------------------- issue types
 
 
-def _missing(sets, overlaps, precision, config: LabelIssueConfig) -> IssueScores:
+def _missing(sets, overlaps, calibrated, recall, config: LabelIssueConfig) -> IssueScores:
     """Confident predictions on no ground truth, clustered across sets into candidates."""
     gt = sets[0]
-    rows = []  # (set, pred) of every candidate prediction
-    for s, (data, ov) in enumerate(zip(sets, overlaps)):
-        near, _ = _group_max(ov.pred, ov.iou, len(data.pred_ids))
-        near = np.maximum(near, 0.0)
-        keep = (data.pred_scores >= config.confidence) & (near < config.missing_max_iou)
-        for p in np.flatnonzero(keep):
-            rows.append((s, int(p), float(near[p])))
-    if not rows:
+    parts = []  # per set: (pred rows, largest IoU with any ground truth)
+    for data, ov in zip(sets, overlaps):
+        num = len(data.pred_ids)
+        same = ov.same & ~data.gt_crowd[ov.gt]
+        near_same, _ = _group_max(ov.pred[same], ov.iou[same], num)
+        near_other, _ = _group_max(ov.pred[~same], ov.iou[~same], num)
+        crowd = data.gt_crowd[ov.gt]
+        near_crowd, _ = _group_max(ov.pred[crowd], ov.iou[crowd], num)
+        keep = (
+            (data.pred_scores >= config.confidence)
+            & (near_same < config.missing_max_iou)
+            & (near_crowd < config.missing_max_iou)
+            & (near_other < config.missing_other_iou)
+        )
+        rows = np.flatnonzero(keep)
+        near = np.maximum(np.maximum(near_same, near_other), np.maximum(near_crowd, 0.0))
+        parts.append((rows, near[rows]))
+    set_of = np.concatenate([np.full(len(r), s, np.int64) for s, (r, _) in enumerate(parts)])
+    if not len(set_of):
         return _empty(MISSING)
-    set_of = np.array([r[0] for r in rows])
-    pred_of = np.array([r[1] for r in rows])
-    near_of = np.array([r[2] for r in rows])
-    image = np.array([sets[s].pred_image[p] for s, p in zip(set_of, pred_of)])
-    label = np.array([sets[s].pred_class[p] for s, p in zip(set_of, pred_of)])
-    conf = np.array([sets[s].pred_scores[p] for s, p in zip(set_of, pred_of)])
-    boxes = np.array([sets[s].pred_boxes[p] for s, p in zip(set_of, pred_of)]).reshape(-1, 4)
-    weight = precision[set_of, label]
-    evidence = conf * np.nan_to_num(weight, nan=0.0)
+    pred_of = np.concatenate([r for r, _ in parts])
+    near_of = np.concatenate([n for _, n in parts])
+    image = np.concatenate([d.pred_image[r] for d, (r, _) in zip(sets, parts)])
+    label = np.concatenate([d.pred_class[r] for d, (r, _) in zip(sets, parts)])
+    conf = np.concatenate([d.pred_scores[r] for d, (r, _) in zip(sets, parts)])
+    boxes = np.concatenate([d.pred_boxes[r] for d, (r, _) in zip(sets, parts)]).reshape(-1, 4)
+    right = np.concatenate([c[r] for c, (r, _) in zip(calibrated, parts)])
 
-    # Greedy clustering by descending evidence: a prediction joins the first (strongest)
+    # Greedy clustering by descending calibrated confidence: a prediction joins the strongest
     # cluster of its image and class whose leading box it overlaps at agreement_iou.
-    order = np.lexsort((-evidence, label, image))
-    cluster = np.full(len(rows), -1, dtype=np.int64)
-    leaders: list[int] = []
-    start = 0
     keys = image * gt.num_classes + label
-    while start < len(order):
-        end = start
-        while end < len(order) and keys[order[end]] == keys[order[start]]:
-            end += 1
-        group_leaders: list[int] = []
+    order = np.lexsort((-right, keys))
+    cluster = np.full(len(order), -1, dtype=np.int64)
+    leaders: list[int] = []
+    bounds = np.flatnonzero(np.r_[True, keys[order][1:] != keys[order][:-1], True])
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        group: list[int] = []
         for r in order[start:end]:
-            if group_leaders:
-                lead = np.array(group_leaders)
-                ious = pair_iou(
-                    np.repeat(boxes[r][None], len(lead), 0), boxes[lead], np.zeros(len(lead), bool)
-                )
+            if group:
+                lead = np.array(group)
+                ious = pair_iou(np.repeat(boxes[r][None], len(lead), 0), boxes[lead],
+                                np.zeros(len(lead), bool))  # fmt: skip
                 best = int(np.argmax(ious))
                 if ious[best] >= config.agreement_iou:
                     cluster[r] = cluster[lead[best]]
                     continue
             cluster[r] = len(leaders)
             leaders.append(int(r))
-            group_leaders.append(int(r))
-        start = end
+            group.append(int(r))
+    num = len(leaders)
+    lead_label = label[np.array(leaders)]
 
-    lead = np.array(leaders)
-    num = len(lead)
-    # Per cluster and set, the best evidence (a duplicate of the same set counts once).
+    # Agreement: the mean of the sets' calibrated confidences (a duplicate of the same set
+    # counts once; a silent set counts 0), each set weighted by the odds of its recall of the
+    # class, so the silence of a set that finds the class reliably elsewhere weighs most.
     per_set = np.zeros((num, len(sets)))
-    np.maximum.at(per_set, (cluster, set_of), evidence)
-    agree = np.zeros((num, len(sets)), bool)
-    agree[cluster, set_of] = True
-    combined = 1.0 - np.prod(1.0 - per_set, axis=1)
-    counted = ~gt.gt_crowd
-    annotated = np.bincount(gt.gt_class[counted], minlength=gt.num_classes)
-    if config.min_annotated > 0:
-        support = np.minimum(1.0, annotated / config.min_annotated)
-    else:
-        support = np.ones(gt.num_classes)
-    score = np.clip(combined * support[label[lead]], 0.0, 1.0)
+    np.maximum.at(per_set, (cluster, set_of), right)
+    fired = per_set > 0
+    weight = _odds(np.clip(np.nan_to_num(recall[:, lead_label].T, nan=0.0), 0.0, 0.99))
+    total = weight.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        combined = np.where(total > 0, (weight * per_set).sum(axis=1) / total, 0.0)
+    lead_rows = np.array(leaders)
+    support = _shape_support(gt, label[lead_rows], boxes[lead_rows], config)
+    score = np.clip(combined * support, 0.0, 1.0)
     # The evidence shown is the most confident member prediction of the cluster.
     _, best_row = _group_max(cluster, conf, num)
     keep = score > 0
@@ -456,7 +535,7 @@ def _missing(sets, overlaps, precision, config: LabelIssueConfig) -> IssueScores
         pred=pred_of[b],
         iou=near_of[b],
         confidence=conf[b],
-        support=agree[keep].sum(axis=1),
+        support=fired[keep].sum(axis=1),
         flagged=score[keep] >= config.missing_threshold,
     )
 
@@ -512,37 +591,41 @@ def _wrong_class(sets, overlaps, config: LabelIssueConfig, neighbour_support) ->
     )
 
 
-def _spurious(sets, overlaps, found, precision, recall, config) -> IssueScores:
+def _spurious(sets, overlaps, found, calibrated, config) -> IssueScores:
+    """Ground truth on which the sets stay silent although they find the class elsewhere."""
     gt = sets[0]
     num_gt, num_sets = len(gt.gt_ids), len(sets)
     counted = ~gt.gt_crowd
     n_gt = np.bincount(gt.gt_class[counted], minlength=gt.num_classes)
-    votes = np.zeros((num_sets, num_gt))
-    weights = np.zeros((num_sets, num_gt))
+    factor = np.ones((num_sets, num_gt))
     fire_conf = np.zeros((num_sets, num_gt))
     fire_row = np.full((num_sets, num_gt), -1, dtype=np.int64)
     fire_iou = np.full((num_sets, num_gt), np.nan)
     for s, (data, ov) in enumerate(zip(sets, overlaps)):
-        fires = (ov.iou >= config.spurious_iou) & (data.pred_scores[ov.pred] >= config.fire_confidence)
-        best, row = _group_max(ov.gt[fires], data.pred_scores[ov.pred[fires]], num_gt,
-                               rows=np.flatnonzero(fires))  # fmt: skip
+        scores = data.pred_scores[ov.pred]
+        fires = (ov.iou >= config.spurious_iou) & (scores >= config.fire_confidence)
+        best, row = _group_max(ov.gt[fires], scores[fires], num_gt, rows=np.flatnonzero(fires))
         has = row >= 0
         fire_conf[s, has] = best[has]
         fire_row[s, has] = ov.pred[row[has]]
         fire_iou[s, has] = ov.iou[row[has]]
-        # Recall of the class on the *other* objects (leave this one out).
+        right, _ = _group_max(ov.gt[fires], calibrated[s][ov.pred[fires]], num_gt)
+        # The set's recall of the class on the *other* objects (this one left out).
         found_k = np.bincount(gt.gt_class[found[s] & counted], minlength=gt.num_classes)
         others = n_gt[gt.gt_class] - 1
         with np.errstate(invalid="ignore", divide="ignore"):
-            recall_elsewhere = (found_k[gt.gt_class] - found[s]) / others
-        recall_elsewhere = np.where(others > 0, recall_elsewhere, 0.0)
-        w = np.nan_to_num(precision[s, gt.gt_class], nan=0.0)
-        weights[s] = w
-        votes[s] = w * recall_elsewhere * (1.0 - fire_conf[s])
-    total = weights.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        score = np.where(total > 0, votes.sum(axis=0) / total, 0.0)
-    keep = (score > 0) & counted
+            recall_elsewhere = np.where(
+                others > 0, (found_k[gt.gt_class] - found[s]) / np.maximum(others, 1), 0.0
+            )
+        # Odds that the object is real: a silent set lowers them by its miss rate, a set
+        # that fires raises them by its calibrated odds (never lowers them).
+        factor[s] = np.where(has, np.maximum(1.0, _odds(np.where(has, right, 0.5))),
+                             1.0 - recall_elsewhere)  # fmt: skip
+    # 1 - (the chance that every silent set would miss a real object, raised by the sets
+    # that fire): 0 when no set is reliable for the class or a confident one fires.
+    score = np.clip(1.0 - np.prod(factor, axis=0), 0.0, 1.0)
+    support = (fire_row < 0).sum(axis=0)
+    keep = (support > 0) & counted & (score > 0)
     g = np.flatnonzero(keep)
     best_set = np.argmax(fire_conf[:, g], axis=0) if len(g) else np.zeros(0, np.int64)
     fired = fire_row[best_set, g] >= 0
@@ -558,7 +641,7 @@ def _spurious(sets, overlaps, found, precision, recall, config) -> IssueScores:
         pred=np.where(fired, fire_row[best_set, g], -1),
         iou=np.where(fired, fire_iou[best_set, g], np.nan),
         confidence=np.where(fired, fire_conf[best_set, g], np.nan),
-        support=(fire_row[:, g] < 0).sum(axis=0),
+        support=support[g],
         flagged=score[g] >= config.spurious_threshold,
     )
 
@@ -637,10 +720,11 @@ def find_label_issues(
     found = np.array([s[0] for s in stats]).reshape(len(sets), len(gt.gt_ids))
     precision = np.array([s[1] for s in stats]).reshape(len(sets), gt.num_classes)
     recall = np.array([s[2] for s in stats]).reshape(len(sets), gt.num_classes)
+    calibrated = [_calibration(d, ov, config) for d, ov in zip(sets, overlaps)]
     scores = {
-        MISSING: _missing(sets, overlaps, precision, config),
+        MISSING: _missing(sets, overlaps, calibrated, recall, config),
         WRONG_CLASS: _wrong_class(sets, overlaps, config, neighbour_support),
-        SPURIOUS: _spurious(sets, overlaps, found, precision, recall, config),
+        SPURIOUS: _spurious(sets, overlaps, found, calibrated, config),
         LOOSE_BOX: _loose_box(sets, overlaps, config),
     }
     return LabelIssues(

@@ -114,9 +114,7 @@ class MatchTable:
             gt_in, pred_in = image_mask[data.gt_image], image_mask[data.pred_image]
         if gt_mask is not None:
             gt_in = gt_in & np.asarray(gt_mask, bool)
-        paired = np.isin(
-            outcomes.pred_outcome, (Outcome.TP, Outcome.MISPREDICTED, Outcome.IGNORED)
-        )
+        paired = np.isin(outcomes.pred_outcome, (Outcome.TP, Outcome.MISPREDICTED, Outcome.IGNORED))
         if gt_mask is not None and len(gt_in):
             pred_in = np.where(paired, gt_in[np.maximum(outcomes.pred_match, 0)], pred_in)
         if pred_mask is not None:

@@ -1,0 +1,107 @@
+"""``detection-debugger issues find|accept|reject``: label quality from the command line.
+
+Kept apart from :mod:`.label_issues` so that building the parser imports no FiftyOne.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .dataset_export import FIXED_SUFFIX
+from .evaluation.label_issues import ACCEPTED, ISSUE_TYPES, REJECTED, LabelIssueConfig
+
+__all__ = ["add_issues_command"]
+
+
+def _unit(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def add_issues_command(subparsers) -> argparse.ArgumentParser:
+    """Adds ``issues find|accept|reject`` to the ``detection-debugger`` sub-commands."""
+    issues = subparsers.add_parser(
+        "issues",
+        help="find label errors (missing, wrong class, spurious, loose box) and review them",
+        description=(
+            "Label quality: 'find' scores annotation errors of a ground-truth field from one "
+            "or more prediction fields and tags them; 'accept'/'reject' review issues into "
+            "<gt-field>_fixed (the original field is never modified)."
+        ),
+    )
+    sub = issues.add_subparsers(dest="issues_command", required=True, metavar="ACTION")
+    find = sub.add_parser("find", help="score and tag label issues")
+    find.add_argument("--dataset", required=True)
+    find.add_argument("--gt-field", required=True, metavar="FIELD")
+    find.add_argument("--pred-field", required=True, action="append", metavar="FIELD",
+                      help="a prediction field (repeat for several models)")  # fmt: skip
+    find.add_argument("--json", action="store_true", help="print the report as JSON")
+    defaults = LabelIssueConfig()
+    for name in ("confidence", "fire_confidence", *(f"{t}_threshold" for t in ISSUE_TYPES),
+                 "missing_max_iou", "missing_other_iou", "wrong_class_iou", "spurious_iou",
+                 "loose_min_iou", "loose_max_iou"):  # fmt: skip
+        find.add_argument(f"--{name.replace('_', '-')}", type=_unit, default=getattr(defaults, name),
+                          help=f"({getattr(defaults, name)})")  # fmt: skip
+    find.set_defaults(run=run_issues_find)
+    for action, run in (("accept", run_issues_accept), ("reject", run_issues_reject)):
+        p = sub.add_parser(action, help=f"{action} issues into <gt-field>{FIXED_SUFFIX}")
+        p.add_argument("--dataset", required=True)
+        p.add_argument("--gt-field", required=True, metavar="FIELD")
+        target = p.add_mutually_exclusive_group(required=True)
+        target.add_argument("--ids", nargs="+", metavar="LABEL_ID", help="label ids")
+        target.add_argument("--type", choices=ISSUE_TYPES, help="every flagged issue of a type")
+        p.set_defaults(run=run)
+    return issues
+
+
+def _load(name: str):
+    import fiftyone as fo
+
+    from .cli import UsageError
+
+    if not fo.dataset_exists(name):
+        raise UsageError(f"no dataset named {name!r}")
+    return fo.load_dataset(name)
+
+
+def run_issues_find(args: argparse.Namespace) -> int:
+    from .cli import UsageError
+    from .evaluation import InputError
+    from .label_issues import find_label_issues
+
+    dataset = _load(args.dataset)
+    try:
+        config = LabelIssueConfig(**{
+            k: getattr(args, k) for k in LabelIssueConfig.__dataclass_fields__ if hasattr(args, k)
+        })  # fmt: skip
+        report = find_label_issues(dataset, args.gt_field, args.pred_field, config)
+    except (ValueError, InputError) as error:
+        raise UsageError(str(error)) from None
+    print(json.dumps(report.to_dict(), indent=2) if args.json else "\n".join(report.summary()))
+    return 0
+
+
+def _review_command(args: argparse.Namespace, status: str) -> int:
+    from .cli import UsageError
+    from .label_issues import flagged_label_ids, review_issues
+
+    dataset = _load(args.dataset)
+    try:
+        ids = args.ids or flagged_label_ids(dataset, args.gt_field, args.type)
+        counts = review_issues(dataset, args.gt_field, ids, status)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    print(f"{counts[status]} issues {status}, {counts['changed']} changes to "
+          f"{args.gt_field}{FIXED_SUFFIX}")  # fmt: skip
+    return 0
+
+
+def run_issues_accept(args: argparse.Namespace) -> int:
+    return _review_command(args, ACCEPTED)
+
+
+def run_issues_reject(args: argparse.Namespace) -> int:
+    return _review_command(args, REJECTED)

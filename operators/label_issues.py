@@ -1,0 +1,154 @@
+"""Label quality: ``find_label_issues``, ``accept_label_issues``, ``reject_label_issues``."""
+
+from __future__ import annotations
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from ..dataset_export import FIXED_SUFFIX
+from ..evaluation.label_issues import ISSUE_TYPES, LabelIssueConfig
+from .forms import detections_fields
+
+__all__ = ["AcceptLabelIssues", "FindLabelIssues", "RejectLabelIssues"]
+
+_OWN_SUFFIXES = (FIXED_SUFFIX, "_missing")
+
+
+def _gt_choices(dataset) -> list[str]:
+    return [f for f in detections_fields(dataset) if not f.endswith(_OWN_SUFFIXES)]
+
+
+def _gt_default(fields: list[str]) -> str | None:
+    return "ground_truth" if "ground_truth" in fields else (fields[0] if fields else None)
+
+
+class FindLabelIssues(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="find_label_issues",
+            label="Detection Debugger: find label issues",
+            description=(
+                "Score missing, wrong-class, spurious and loose-box annotations from one or "
+                "more prediction fields; tag them issue:<type>"
+            ),
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.view_target(ctx)
+        fields = _gt_choices(ctx.dataset)
+        if len(fields) < 2:
+            inputs.view("none", types.Warning(label="Needs two detections fields"))
+            return types.Property(inputs)
+        gt_default = _gt_default(fields)
+        inputs.enum("gt_field", fields, default=gt_default, required=False,
+                    label="Ground truth field", view=types.DropdownView())  # fmt: skip
+        gt = ctx.params.get("gt_field") or gt_default
+        preds = [f for f in fields if f != gt]
+        inputs.list("pred_fields", types.String(), default=preds, required=True,
+                    label="Prediction fields", description="Several models agreeing count more",
+                    view=types.AutocompleteView(choices=[types.Choice(f) for f in preds]))  # fmt: skip
+        defaults = LabelIssueConfig()
+        inputs.float("confidence", default=defaults.confidence, required=False,
+                     label="Confident prediction at")  # fmt: skip
+        for t in ISSUE_TYPES:
+            inputs.float(f"{t}_threshold", default=defaults.threshold(t), required=False,
+                         label=f"Flag {t} at score")  # fmt: skip
+        inputs.enum("show", list(ISSUE_TYPES), default="missing", required=False,
+                    label="Then show", view=types.RadioGroup())  # fmt: skip
+        return types.Property(inputs, view=types.View(label=self.config.label))
+
+    def execute(self, ctx):
+        from ..label_issues import find_label_issues, issues_view
+
+        fields = _gt_choices(ctx.dataset)
+        gt = ctx.params.get("gt_field") or _gt_default(fields)
+        preds = ctx.params.get("pred_fields") or [f for f in fields if f != gt]
+        defaults = LabelIssueConfig()
+        overrides = {
+            name: ctx.params[name]
+            for name in ("confidence", *(f"{t}_threshold" for t in ISSUE_TYPES))
+            if ctx.params.get(name) is not None
+        }
+        config = LabelIssueConfig(**{**defaults.to_dict(), **overrides})
+        ctx.set_progress(progress=0.1, label="reading boxes and scoring")
+        report = find_label_issues(ctx.target_view(), gt, preds, config)
+        ctx.ops.reload_dataset()
+        show = ctx.params.get("show") or "missing"
+        ctx.ops.set_view(issues_view(ctx.dataset, gt, show))
+        flagged = {t: c["flagged"] for t, c in report.counts.items()}
+        ctx.ops.notify(
+            "label issues: " + ", ".join(f"{n} {t}" for t, n in flagged.items()),
+            variant="success",
+        )
+        return {"summary": report.summary(), "flagged": flagged}
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.list("summary", types.String(), label="Label issues")
+        return types.Property(outputs)
+
+
+class _ReviewLabelIssues(foo.Operator):
+    """Accepts or rejects the issues of the selected objects (or of one flagged type)."""
+
+    status = ""
+
+    @property
+    def config(self):
+        verb = "accept" if self.status == "accepted" else "reject"
+        return foo.OperatorConfig(
+            name=f"{verb}_label_issues",
+            label=f"Detection Debugger: {verb} label issues",
+            description=(
+                f"{verb.capitalize()} the issues of the selected objects in "
+                f"<gt_field>{FIXED_SUFFIX} (the original field is not modified)"
+            ),
+            dynamic=True,
+            allow_immediate_execution=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        fields = _gt_choices(ctx.dataset)
+        if not fields:
+            inputs.view("none", types.Warning(label="This dataset has no detections field"))
+            return types.Property(inputs)
+        inputs.enum("gt_field", fields, default=_gt_default(fields), required=False,
+                    label="Ground truth field", view=types.DropdownView())  # fmt: skip
+        selected = len(ctx.selected_labels or [])
+        if selected:
+            inputs.view("selected", types.Notice(label=f"{selected} selected objects"))
+        else:
+            inputs.enum("issue_type", list(ISSUE_TYPES), required=True,
+                        label="No objects selected: every flagged issue of this type "
+                              "in the current view", view=types.RadioGroup())  # fmt: skip
+        return types.Property(inputs, view=types.View(label=self.config.label))
+
+    def execute(self, ctx):
+        from ..label_issues import flagged_label_ids, review_issues
+
+        gt = ctx.params.get("gt_field") or _gt_default(_gt_choices(ctx.dataset))
+        ids = [s["label_id"] for s in (ctx.selected_labels or [])]
+        if not ids and ctx.params.get("issue_type"):
+            ids = flagged_label_ids(ctx.view, gt, ctx.params["issue_type"])
+        counts = review_issues(ctx.dataset, gt, ids, self.status)
+        ctx.ops.reload_dataset()
+        ctx.ops.notify(
+            f"{counts[self.status]} issues {self.status}; {counts['changed']} changes in "
+            f"{gt}{FIXED_SUFFIX}",
+            variant="success",
+        )
+        return counts
+
+
+class AcceptLabelIssues(_ReviewLabelIssues):
+    status = "accepted"
+
+
+class RejectLabelIssues(_ReviewLabelIssues):
+    status = "rejected"

@@ -1,0 +1,214 @@
+"""Label-issue scores on hand-built scenes (pure numpy)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detection_debugger.evaluation import DetectionSet, InputError
+from detection_debugger.evaluation.label_issues import (
+    ISSUE_TYPES,
+    IssueScores,
+    LabelIssueConfig,
+    LabelIssues,
+    find_label_issues,
+)
+
+CLASSES = ("car", "bike", "person")
+CAR, BIKE, PERSON = range(3)
+# Reference objects that make every model reliable (found, right) for every class: image 0.
+REFERENCE = [(c, [10 + 60 * i, 10 + 60 * c, 40, 40]) for c in range(3) for i in range(6)]
+
+
+def _set(gt: list, preds: list, num_images: int = 2) -> DetectionSet:
+    """``gt``: ``[(image, class, box)]``; ``preds``: ``[(image, class, box, score)]``. Image 0
+    holds the reference objects, found by every prediction set at 0.9."""
+    gt = [(0, c, b) for c, b in REFERENCE] + list(gt)
+    preds = [(0, c, b, 0.9) for c, b in REFERENCE] + list(preds)
+    return DetectionSet.from_arrays(
+        image_ids=np.arange(num_images),
+        class_names=CLASSES,
+        gt_image_ids=[g[0] for g in gt],
+        gt_labels=[g[1] for g in gt],
+        gt_boxes=[g[2] for g in gt],
+        pred_image_ids=[p[0] for p in preds],
+        pred_labels=[p[1] for p in preds],
+        pred_boxes=[p[2] for p in preds],
+        pred_scores=[p[3] for p in preds],
+    )
+
+
+FIRST = len(REFERENCE)  # row of the first scene object in the ground truth / predictions
+BOX = [100, 100, 40, 40]
+SHIFTED = [110, 110, 40, 40]  # IoU 0.39 with BOX
+LOOSE = [90, 90, 70, 70]  # IoU 0.33 with BOX
+
+
+def _rows(scores: IssueScores) -> list[int]:
+    return sorted(int(g) for g in scores.gt[scores.flagged])
+
+
+@pytest.mark.parametrize(
+    ("gt", "sets", "expected"),
+    [
+        pytest.param([], [[(1, CAR, BOX, 0.9)]], 1, id="unlabelled-car"),
+        pytest.param([], [[(1, CAR, BOX, 0.9)], [(1, CAR, BOX, 0.85)]], 1, id="two-sets-agree"),
+        pytest.param([], [[(1, CAR, BOX, 0.3)]], 0, id="not-confident"),
+        pytest.param([(1, CAR, BOX)], [[(1, CAR, BOX, 0.9)]], 0, id="annotated"),
+        pytest.param([(1, CAR, SHIFTED)], [[(1, CAR, BOX, 0.9)]], 0, id="loose-not-missing"),
+        pytest.param([(1, BIKE, BOX)], [[(1, CAR, BOX, 0.9)]], 0, id="other-class-is-wrong-class"),
+        pytest.param(
+            [],
+            [[(1, CAR, BOX, 0.9), (1, CAR, [101, 101, 40, 40], 0.6)]],
+            1,
+            id="duplicate-counted-once",
+        ),  # fmt: skip
+        pytest.param([], [[(1, CAR, [100, 100, 400, 5], 0.9)]], 0, id="unlike-annotated-cars"),
+    ],
+)
+def test_missing(gt, sets, expected):
+    data = [_set(gt, preds) for preds in sets]
+    missing = find_label_issues(data)["missing"]
+    assert int(missing.flagged.sum()) == expected
+    if expected:
+        i = int(np.argmax(missing.score))
+        assert missing.image[i] == 1 and missing.label[i] == CAR
+        assert missing.confidence[i] == 0.9 and missing.pred_set[i] == 0
+        assert missing.support[i] == len(sets)
+        assert 0 < missing.score[i] <= 1
+
+
+def test_agreement_raises_the_missing_score():
+    one = find_label_issues([_set([], [(1, CAR, BOX, 0.9)]), _set([], [])])["missing"]
+    two = find_label_issues([_set([], [(1, CAR, BOX, 0.9)]), _set([], [(1, CAR, BOX, 0.9)])])
+    assert two["missing"].score.max() > one.score.max()
+    assert two["missing"].support.max() == 2 and len(two["missing"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("gt", "preds", "flagged", "proposed"),
+    [
+        pytest.param(
+            [(1, BIKE, BOX)], [(1, PERSON, BOX, 0.9)], [FIRST], PERSON, id="person-as-bike"
+        ),
+        pytest.param(
+            [(1, BIKE, BOX)],
+            [(1, PERSON, BOX, 0.9), (1, BIKE, BOX, 0.5)],
+            [],
+            None,
+            id="own-class-also-predicted",
+        ),  # fmt: skip
+        pytest.param([(1, BIKE, BOX)], [(1, PERSON, SHIFTED, 0.9)], [], None, id="iou-too-low"),
+        pytest.param([(1, BIKE, BOX)], [(1, PERSON, BOX, 0.3)], [], None, id="not-confident"),
+        pytest.param([(1, BIKE, BOX)], [(1, BIKE, BOX, 0.9)], [], None, id="right-class"),
+    ],
+)
+def test_wrong_class(gt, preds, flagged, proposed):
+    scores = find_label_issues([_set(gt, preds)])["wrong_class"]
+    assert _rows(scores) == flagged
+    if flagged:
+        assert scores.proposed_label[0] == proposed and scores.label[0] == BIKE
+        assert scores.iou[0] == 1.0 and scores.confidence[0] == 0.9
+
+
+def test_neighbour_support_changes_the_wrong_class_score():
+    data = _set([(1, BIKE, BOX)], [(1, PERSON, BOX, 0.6)])
+    support = np.zeros((len(data.gt_ids), 3))
+    plain = find_label_issues([data])["wrong_class"].score[0]
+    support[FIRST, PERSON] = 1.0
+    backed = find_label_issues([data], neighbour_support=support)["wrong_class"].score[0]
+    assert backed > plain
+    with pytest.raises(InputError, match="neighbour_support"):
+        find_label_issues([data], neighbour_support=np.zeros((1, 3)))
+
+
+@pytest.mark.parametrize(
+    ("gt", "preds", "flagged"),
+    [
+        pytest.param([(1, CAR, BOX)], [], [FIRST], id="nothing-fires"),
+        pytest.param([(1, CAR, BOX)], [(1, CAR, BOX, 0.9)], [], id="found"),
+        pytest.param([(1, CAR, BOX)], [(1, BIKE, BOX, 0.9)], [], id="other-class-fires"),
+        pytest.param(
+            [(1, CAR, BOX)], [(1, CAR, [300, 300, 40, 40], 0.9)], [FIRST], id="prediction-elsewhere"
+        ),  # fmt: skip
+    ],
+)
+def test_spurious(gt, preds, flagged):
+    scores = find_label_issues([_set(gt, preds)])["spurious"]
+    assert _rows(scores) == flagged
+
+
+def test_spurious_needs_a_reliable_model():
+    # The model never finds cars elsewhere: its silence on this car says nothing.
+    gt = [(1, CAR, BOX)]
+    data = _set(gt, [])
+    keep = data.pred_class != CAR
+    blind = DetectionSet(**{**data.__dict__, **{
+        f: getattr(data, f)[keep] for f in ("pred_image", "pred_class", "pred_boxes",
+                                            "pred_scores", "pred_ids")
+    }})  # fmt: skip
+    assert not find_label_issues([blind])["spurious"].flagged.any()
+
+
+@pytest.mark.parametrize(
+    ("preds", "flagged"),
+    [
+        pytest.param([(1, CAR, LOOSE, 0.9)], [FIRST], id="loose"),
+        pytest.param([(1, CAR, LOOSE, 0.9), (1, CAR, BOX, 0.8)], [], id="good-match-too"),
+        pytest.param([(1, CAR, [135, 135, 40, 40], 0.9)], [], id="iou-below-min"),
+        pytest.param([(1, BIKE, LOOSE, 0.9)], [], id="other-class"),
+        pytest.param([(1, CAR, LOOSE, 0.3)], [], id="not-confident"),
+    ],
+)
+def test_loose_box(preds, flagged):
+    scores = find_label_issues([_set([(1, CAR, BOX)], preds)])["loose_box"]
+    assert _rows(scores) == flagged
+    if flagged:
+        assert scores.box[0].tolist() == LOOSE
+        assert 0.1 <= scores.iou[0] < 0.5
+
+
+def test_crowd_regions_are_never_issues():
+    data = _set([(1, CAR, BOX)], [(1, BIKE, [102, 102, 10, 10], 0.9)])
+    crowd = data.gt_crowd.copy()
+    crowd[FIRST] = True
+    data = DetectionSet(**{**data.__dict__, "gt_crowd": crowd})
+    issues = find_label_issues([data])
+    for t in ISSUE_TYPES:
+        assert FIRST not in issues[t].gt.tolist()
+    assert len(issues["missing"]) == 0  # the bike sits inside the crowd region
+
+
+def test_thresholds_are_parameters():
+    data = [_set([], [(1, CAR, BOX, 0.9)])]
+    score = find_label_issues(data)["missing"].score.max()
+    strict = LabelIssueConfig(missing_threshold=min(1.0, score + 0.01))
+    assert not find_label_issues(data, config=strict)["missing"].flagged.any()
+    with pytest.raises(InputError, match="loose_min_iou"):
+        LabelIssueConfig(loose_min_iou=0.6, loose_max_iou=0.5)
+    with pytest.raises(InputError, match="confidence"):
+        LabelIssueConfig(confidence=1.5)
+
+
+def test_sets_must_share_the_ground_truth():
+    with pytest.raises(InputError, match="does not share"):
+        find_label_issues([_set([(1, CAR, BOX)], []), _set([], [])])
+    with pytest.raises(InputError, match="at least one"):
+        find_label_issues([])
+
+
+def test_results_round_trip_and_records():
+    issues = find_label_issues(
+        [_set([(1, BIKE, BOX)], [(1, PERSON, BOX, 0.9), (1, CAR, [300, 10, 40, 40], 0.9)])],
+        set_names=["model"],
+    )
+    again = LabelIssues.from_dict(issues.to_dict())
+    for t in ISSUE_TYPES:
+        for name in IssueScores.__dataclass_fields__:
+            a, b = getattr(issues[t], name), getattr(again[t], name)
+            assert np.array_equal(a, b, equal_nan=True) if isinstance(a, np.ndarray) else a == b
+    assert again.config == issues.config
+    record = issues["wrong_class"].records(CLASSES, ["model"])[0]
+    assert record["label"] == "bike" and record["proposed_label"] == "person"
+    assert record["evidence"]["prediction_set"] == "model"
+    assert issues.counts()["missing"]["flagged"] == 1

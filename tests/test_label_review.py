@@ -1,0 +1,198 @@
+"""Label issues in FiftyOne: find, review into ``<gt>_fixed``, export, operators, quality."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from detection_debugger.demo_data import DemoConfig
+
+pytestmark = pytest.mark.fiftyone
+fo = pytest.importorskip("fiftyone")
+from fiftyone.operators import execute_operator  # noqa: E402
+
+from detection_debugger import label_issues as li  # noqa: E402
+from detection_debugger.dataset_export import export_labels  # noqa: E402
+from detection_debugger.demo import build_demo_dataset  # noqa: E402
+
+PLUGIN = "@datacentric/detection-debugger"
+GT, PREDS = "ground_truth", ["baseline", "retrained"]
+FIXED, MISSING = GT + "_fixed", GT + li.MISSING_SUFFIX
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The default demo (500 images, seed 0) and its manifest."""
+    root = tmp_path_factory.mktemp("demo")
+    dataset, files = build_demo_dataset(DemoConfig(500, 0), root, name=f"li-{uuid.uuid4().hex[:6]}")
+    yield dataset, json.loads(Path(files["manifest"]).read_text())
+    dataset.delete()
+
+
+@pytest.fixture
+def small(demo):
+    """A fresh 80-image copy of the demo with the issues found."""
+    dataset = demo[0].limit(80).clone(f"li-small-{uuid.uuid4().hex[:6]}")
+    li.find_label_issues(dataset, GT, PREDS)
+    yield dataset
+    dataset.delete()
+
+
+def _raw(dataset, field: str) -> list:
+    return list(dataset._sample_collection.find({}, {field: 1}).sort("_id", 1))
+
+
+def _one_of_each(dataset) -> dict[str, str]:
+    return {t: li.flagged_label_ids(dataset, GT, t)[0] for t in li.ISSUE_TAGS}
+
+
+def test_quality_on_the_demo(demo):
+    dataset, manifest = demo
+    start = time.perf_counter()
+    report = li.find_label_issues(dataset, GT, PREDS)
+    elapsed = time.perf_counter() - start
+    truth = li.manifest_truth(dataset, GT, manifest)
+    quality = li.measure_quality(li.our_candidates(dataset, GT), truth)
+    print("\n".join(li.format_quality({"detection-debugger": quality})), f"({elapsed:.1f} s)")
+    floors = {  # (precision, recall) at the default thresholds, then at top-k
+        "missing": (0.8, 0.7, 0.7),
+        "wrong_class": (0.8, 0.7, 0.8),
+        "spurious": (0.3, 0.85, 0.0),
+        "loose_box": (0.85, 0.55, 0.7),
+    }
+    for t, (p, r, top) in floors.items():
+        q = quality[t]
+        assert q["precision"] >= p and q["recall"] >= r, (t, q)
+        assert q["top_k_precision"] >= top, (t, q)
+    assert report.counts["missing"]["flagged"] == quality["missing"]["flagged"]
+
+
+def test_find_tags_and_fields(small):
+    gt_tags = small.count_label_tags(GT)
+    for t in ("wrong_class", "spurious", "loose_box"):
+        tagged = small.filter_labels(GT, fo.ViewField("tags").contains(li.ISSUE_TAGS[t]))
+        scores = tagged.values(f"{GT}.detections.issue_{t}", unwind=True)
+        assert len(scores) == gt_tags.get(li.ISSUE_TAGS[t], 0)
+        assert all(s >= li.LabelIssueConfig().threshold(t) for s in scores)
+    missing = [
+        d for s in small.iter_samples() for d in (s[MISSING].detections if s[MISSING] else [])
+    ]
+    assert missing, "the demo has missing crosswalks"
+    for d in missing:
+        assert d.issue_type == "missing" and d.issue_source_field in PREDS
+        assert 0 < d.issue_score <= 1 and d.issue_iou < 0.5
+    view = li.issues_view(small, GT, "missing")
+    scores = view.values(f"{MISSING}.issue_score")
+    assert scores == sorted(scores, reverse=True) and len(scores) == sum(
+        li.ISSUE_TAGS["missing"] in d.tags for d in missing
+    )
+
+
+def test_accept_and_reject_round_trip(small):
+    original = _raw(small, GT)
+    li._ensure_fixed(small, GT)
+    clean_fixed = _raw(small, FIXED)
+    assert not small.count_label_tags(FIXED)
+    ids = _one_of_each(small)
+    counts = li.accept_issues(small, GT, list(ids.values()))
+    assert counts == {"accepted": 4, "rejected": 0, "changed": 4}
+    assert _raw(small, GT) == original  # the original field never changes
+
+    fixed = {d.id: d for s in small.iter_samples() for d in s[FIXED].detections}
+    gt = {d.id: d for s in small.iter_samples() for d in s[GT].detections}
+    assert ids["spurious"] not in fixed
+    wrong = fixed[ids["wrong_class"]]
+    assert wrong.label == gt[ids["wrong_class"]].issue_label != gt[ids["wrong_class"]].label
+    assert wrong.fix_type == "wrong_class" and wrong.fix_previous_label == gt[wrong.id].label
+    loose = fixed[ids["loose_box"]]
+    source = small.select_labels(ids=[loose.fix_source_id]).first()[loose.fix_source_field]
+    assert loose.bounding_box == source.detections[0].bounding_box
+    added = fixed[ids["missing"]]
+    assert added.fix_type == "missing" and added.fix_source_field in PREDS and added.fix_time
+    decisions = li.review_decisions(small, GT)
+    assert {d["status"] for d in decisions.values()} == {"accepted"}
+
+    counts = li.reject_issues(small, GT, list(ids.values()))
+    assert counts == {"accepted": 0, "rejected": 4, "changed": 4}
+    assert _raw(small, GT) == original
+    assert _raw(small, FIXED) == clean_fixed  # every accepted change undone
+    assert li.reject_issues(small, GT, list(ids.values()))["changed"] == 0
+
+
+def test_export_of_the_corrected_field_has_exactly_the_accepted_changes(small, tmp_path):
+    ids = _one_of_each(small)
+    li.accept_issues(small, GT, list(ids.values()))
+    fixed = export_labels(small, GT, "kitti", tmp_path / "fixed")
+    orig = export_labels(small, GT, "kitti", tmp_path / "orig", use_corrected=False)
+    assert fixed.used_corrected_field and not orig.used_corrected_field
+    a = {p.stem: p.read_text() for p in (tmp_path / "fixed" / "labels").glob("*.txt")}
+    b = {p.stem: p.read_text() for p in (tmp_path / "orig" / "labels").glob("*.txt")}
+    changed = {Path(p).stem for p in small.select_labels(ids=list(ids.values())).values("filepath")}
+    assert {s for s in a if a[s] != b[s]} == changed
+    lines = {s: (set(a[s].splitlines()), set(b[s].splitlines())) for s in changed}
+    added = sum(len(x - y) for x, y in lines.values())
+    removed = sum(len(y - x) for x, y in lines.values())
+    assert (added, removed) == (3, 3)  # missing + wrong class + loose box; their old lines
+    assert fixed.objects == orig.objects  # one added (missing), one removed (spurious)
+
+
+def test_rerun_keeps_decisions(small):
+    ids = _one_of_each(small)
+    li.accept_issues(small, GT, [ids["missing"], ids["wrong_class"]])
+    li.reject_issues(small, GT, [ids["spurious"]])
+    report = li.find_label_issues(small, GT, PREDS)
+    assert report.reviewed["missing"]["accepted"] == 1
+    assert report.reviewed["spurious"]["rejected"] == 1
+    gt = {d.id: d for s in small.iter_samples() for d in s[GT].detections}
+    assert gt[ids["wrong_class"]].issue_review == "accepted"
+    assert gt[ids["spurious"]].issue_review == "rejected"
+    assert li.ISSUE_TAGS["spurious"] not in gt[ids["spurious"]].tags
+    missing = {d.id: d for s in small.iter_samples() for d in s[MISSING].detections}
+    assert missing[ids["missing"]].issue_review == "accepted"  # same id across runs
+    fixed = {d.id for s in small.iter_samples() for d in s[FIXED].detections}
+    assert ids["missing"] in fixed and ids["spurious"] in fixed
+
+
+def test_operators(small):
+    result = execute_operator(
+        f"{PLUGIN}/find_label_issues",
+        ctx={"dataset": small, "params": {"gt_field": GT, "pred_fields": PREDS,
+                                          "show": "wrong_class"}},
+    )  # fmt: skip
+    assert result.error is None, result.error
+    assert result.result["flagged"]["wrong_class"] > 0
+    label_id = li.flagged_label_ids(small, GT, "wrong_class")[0]
+    sample_id = small.select_labels(ids=[label_id]).first().id
+    selected = [{"label_id": label_id, "sample_id": sample_id, "field": GT}]
+    result = execute_operator(
+        f"{PLUGIN}/accept_label_issues",
+        ctx={"dataset": small, "params": {"gt_field": GT}, "selected_labels": selected},
+    )
+    assert result.error is None, result.error
+    assert result.result["changed"] == 1
+    result = execute_operator(
+        f"{PLUGIN}/reject_label_issues",
+        ctx={"dataset": small, "params": {"gt_field": GT}, "selected_labels": selected},
+    )
+    assert result.result["changed"] == 1
+    assert li.review_decisions(small, GT)[label_id]["status"] == "rejected"
+
+
+def test_cli(small, capsys):
+    from detection_debugger.cli import main
+
+    assert main(["issues", "find", "--dataset", small.name, "--gt-field", GT,
+                 "--pred-field", "baseline", "--pred-field", "retrained", "--json"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert out["pred_fields"] == PREDS and out["counts"]["missing"]["flagged"] >= 0
+    assert main(["issues", "accept", "--dataset", small.name, "--gt-field", GT,
+                 "--type", "wrong_class"]) == 0  # fmt: skip
+    assert "issues accepted" in capsys.readouterr().out
+    assert main(["issues", "find", "--dataset", small.name, "--gt-field", "nope",
+                 "--pred-field", "baseline"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "no field 'nope'" in err and "Traceback" not in err
