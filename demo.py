@@ -103,6 +103,30 @@ def evaluate_demo(dataset) -> dict:
     return out
 
 
+def find_demo_issues(dataset, manifest_path) -> list[str]:
+    """Runs the label-issue finder with both models (earlier review decisions are kept) and
+    scores it against the planted errors of the manifest."""
+    from .label_issues import (
+        find_label_issues,
+        format_quality,
+        manifest_truth,
+        measure_quality,
+        our_candidates,
+    )
+
+    report = find_label_issues(dataset, "ground_truth", list(MODELS))
+    manifest = json.loads(Path(manifest_path).read_text())
+    quality = measure_quality(
+        our_candidates(dataset, "ground_truth"), manifest_truth(dataset, "ground_truth", manifest)
+    )
+    return [
+        *report.summary(),
+        "against the planted errors (precision / recall at the default thresholds, and at "
+        "the top k = number planted):",
+        *format_quality({"detection-debugger": quality}),
+    ]
+
+
 def _story(results: dict) -> list[str]:
     base, new = results["baseline"], results["retrained"]
     cw_all, cw_slice = base["all"].classes["crosswalks"], base["slice"].classes["crosswalks"]
@@ -188,7 +212,7 @@ def run_demo(
             "FIFTYONE_PLUGINS_DIR": str(plugins),
         }
         os.environ.update(env)
-        dataset, _ = build_demo_dataset(config, data_dir)
+        dataset, files = build_demo_dataset(config, data_dir)
         _say("evaluating both prediction sets ...")
         results = evaluate_demo(dataset)
         for model in MODELS:
@@ -197,6 +221,9 @@ def run_demo(
         _say("\n" + results["baseline"]["all"].format_confusion())
         _say("\n== the story ==")
         for line in _story(results):
+            _say("  " + line)
+        _say("\n== label quality ==")
+        for line in find_demo_issues(dataset, files["manifest"]):
             _say("  " + line)
         _say(f"\n(note: {dataset.info.get('demo_note')})")
         if not app:

@@ -10,12 +10,11 @@ are re-evaluated exactly from the run's stored match table and shown next to the
 
 from __future__ import annotations
 
-import math
-
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from .error_views import BACKGROUND, cell_view, class_view, error_view
+from .panel_data import class_rows, confusion_heatmap, imbalance_bars, slice_bars, slice_rows
 
 PLUGIN = "@datacentric/detection-debugger"
 SORT_KEYS = ("AP", "AP50", "AR100", "num_gt", "num_pred", "tp", "fn", "mispredicted", "fp")
@@ -23,105 +22,6 @@ ROOM_CAPTION = (
     "★ most room to improve: the lowest AP weighted by frequency, (1 - AP) x ln(1 + #GT): "
     "the AP gap counts most, frequency breaks near-ties"
 )
-
-
-def class_rows(result, compare=None, sort_by: str = "AP") -> list[dict]:
-    """Table rows of an :class:`EvaluationResult` (plus ``compare``'s AP), sorted."""
-    worst = result.most_room_to_improve()
-    rows = []
-    for name, m in result.classes.items():
-        row = {
-            "class": ("★ " if name == worst else "") + name,
-            "AP": None if m.AP is None else round(m.AP, 4),
-            "AP50": None if m.AP50 is None else round(m.AP50, 4),
-            "AR100": None if m.AR100 is None else round(m.AR100, 4),
-            "num_gt": m.num_gt, "num_pred": m.num_pred, "tp": m.tp, "fn": m.fn,
-            "mispredicted": m.mispredicted, "fp": m.fp,
-        }  # fmt: skip
-        if compare is not None:
-            other = compare.classes.get(name)
-            ap = None if other is None or other.AP is None else round(other.AP, 4)
-            row["AP_compare"] = ap
-            row["AP_delta"] = None if ap is None or m.AP is None else round(ap - m.AP, 4)
-        rows.append(row)
-    descending = sort_by not in ("AP", "AP50", "AR100")
-
-    def key(row):
-        value = row.get(sort_by)
-        return (value is None, -value if (descending and value is not None) else (value or 0))
-
-    return sorted(rows, key=key)
-
-
-def confusion_heatmap(result, log_scale: bool) -> tuple[list, dict]:
-    """Plotly data and layout of the confusion matrix (rows: ground truth, bottom-up)."""
-    labels = list(result.confusion.labels)
-    counts = result.confusion.matrix.tolist()
-    z = [[math.log10(1 + v) if log_scale else v for v in row] for row in counts]
-    data = [
-        {
-            "type": "heatmap",
-            "x": labels,
-            "y": labels,
-            "z": z,
-            "text": counts,
-            "texttemplate": "%{text}",
-            "hovertemplate": "ground truth %{y}<br>predicted %{x}<br>%{text} objects<extra></extra>",
-            "colorscale": "Viridis",
-            "showscale": False,
-        }
-    ]
-    layout = {
-        "xaxis": {"title": "predicted", "type": "category"},
-        "yaxis": {"title": "ground truth", "type": "category", "autorange": "reversed"},
-        "margin": {"t": 10, "l": 110, "b": 90},
-        "height": 420,
-    }
-    return data, layout
-
-
-def imbalance_bars(result) -> tuple[list, dict]:
-    """Annotations vs predictions per class, side by side."""
-    names = list(result.classes)
-    data = [
-        {"type": "bar", "name": "annotations", "x": names,
-         "y": [result.classes[n].num_gt for n in names]},
-        {"type": "bar", "name": "predictions", "x": names,
-         "y": [result.classes[n].num_pred for n in names]},
-    ]  # fmt: skip
-    layout = {"barmode": "group", "height": 300, "margin": {"t": 10, "b": 60}}
-    return data, layout
-
-
-def slice_rows(result, whole) -> list[dict]:
-    """Per class: the slice's metrics next to the whole run's, with the differences."""
-    rows = []
-    for name, m in result.classes.items():
-        w = whole.classes.get(name)
-        row = {"class": name}
-        for metric in ("AP", "AP50", "AR100"):
-            mine, theirs = getattr(m, metric), None if w is None else getattr(w, metric)
-            row[metric] = None if mine is None else round(mine, 4)
-            row[f"{metric}_whole"] = None if theirs is None else round(theirs, 4)
-            row[f"{metric}_delta"] = (
-                None if mine is None or theirs is None else round(mine - theirs, 4)
-            )
-        row.update(num_gt=m.num_gt, tp=m.tp, fn=m.fn, mispredicted=m.mispredicted, fp=m.fp)
-        rows.append(row)
-    return rows
-
-
-def slice_bars(result, whole, scope: str) -> tuple[list, dict]:
-    """AP per class, whole run vs the slice, side by side."""
-    names = [n for n in result.classes if result.classes[n].AP is not None]
-    data = [
-        {"type": "bar", "name": "whole run", "x": names,
-         "y": [whole.classes[n].AP if n in whole.classes else None for n in names]},
-        {"type": "bar", "name": scope, "x": names, "y": [result.classes[n].AP for n in names]},
-    ]  # fmt: skip
-    layout = {"barmode": "group", "height": 300, "margin": {"t": 10, "b": 60},
-              "yaxis": {"title": "AP", "range": [0, 1]}}  # fmt: skip
-    return data, layout
 
 
 class DetectionDebuggerPanel(foo.Panel):
@@ -191,6 +91,16 @@ class DetectionDebuggerPanel(foo.Panel):
             })  # fmt: skip
         return rows
 
+    def _issue_counts(self, ctx, gt_field):
+        """Flagged label issues per type (tags written by find_label_issues), or None."""
+        from detection_debugger.label_issues import ISSUE_TAGS, MISSING_SUFFIX
+
+        fields = [f for f in (gt_field, gt_field + MISSING_SUFFIX) if ctx.dataset.has_field(f)]
+        tags = ctx.dataset.count_label_tags(label_fields=fields)
+        if not any(tag in tags for tag in ISSUE_TAGS.values()):
+            return None
+        return [{"issue": t, "flagged": tags.get(tag, 0)} for t, tag in ISSUE_TAGS.items()]
+
     def _refresh(self, ctx):
         from detection_debugger.slices import compare_runs, debugger_runs, load_run
 
@@ -231,6 +141,7 @@ class DetectionDebuggerPanel(foo.Panel):
             state.slice_classes = slice_rows(result, whole)
             ctx.panel.data.slice_bars, state.slice_bars_layout = slice_bars(result, whole, scope)
         state.slices = self._slices(ctx, results, whole)
+        state.issue_counts = self._issue_counts(ctx, config.gt_field)
 
         state.changes = None
         if comparing:
@@ -314,12 +225,29 @@ class DetectionDebuggerPanel(foo.Panel):
     def on_reset(self, ctx):
         ctx.ops.clear_view()
 
+    def on_issue_click(self, ctx):
+        from detection_debugger.label_issues import issues_view
+
+        row = (ctx.panel.state.issue_counts or [])[int(ctx.params.get("row", 0))]
+        ctx.ops.set_view(issues_view(ctx.dataset, ctx.panel.state.gt_field, row["issue"]))
+
+    def _prompt(name):
+        def handler(self, ctx):
+            ctx.prompt(f"{PLUGIN}/{name}")
+
+        return handler
+
+    on_find_issues = _prompt("find_label_issues")
+    on_accept_issues = _prompt("accept_label_issues")
+    on_reject_issues = _prompt("reject_label_issues")
+    on_search = _prompt("search")
+    on_embed = _prompt("compute_embeddings")
+    on_save_slice = _prompt("save_slice")
+    del _prompt
+
     def on_slice_click(self, ctx):
         row = (ctx.panel.state.slices or [])[int(ctx.params.get("row", 0))]
         ctx.ops.set_view(name=row["slice"])
-
-    def on_save_slice(self, ctx):
-        ctx.prompt(f"{PLUGIN}/save_slice")
 
     def _show_change(change):
         def handler(self, ctx):
@@ -403,7 +331,43 @@ class DetectionDebuggerPanel(foo.Panel):
         if state.slice_scope:
             self._render_slice(panel, state)
         self._render_slice_list(panel, state)
+        self._render_search(panel)
+        self._render_issues(panel, state)
         return types.Property(panel, view=types.GridView(orientation="vertical", gap=2))
+
+    def _render_search(self, panel):
+        panel.md(
+            "**Search** (CLIP): a text query or *more like the selected* images or objects, "
+            "restricted to the current view (e.g. the undetected crosswalks of a matrix "
+            "cell); the hits become the view, and *Save current view as slice* keeps them.",
+            name="search_title",
+        )
+        buttons = panel.h_stack("search_buttons", align_x="left", gap=1)
+        buttons.btn("search", label="Search...", on_click=self.on_search, variant="contained")
+        buttons.btn("embed", label="Compute embeddings...", on_click=self.on_embed,
+                    variant="outlined")  # fmt: skip
+
+    def _render_issues(self, panel, state):
+        panel.md(
+            "**Label issues**: missing, wrong-class, spurious annotations and loose boxes, "
+            "scored from the predictions; click a type to review its objects, highest score "
+            "first; accepting builds the corrected field `<gt>_fixed` (the original stays).",
+            name="issues_title",
+        )
+        buttons = panel.h_stack("issue_buttons", align_x="left", gap=1)
+        buttons.btn("find_issues", label="Find label issues...", on_click=self.on_find_issues,
+                    variant="contained")  # fmt: skip
+        buttons.btn("accept_issues", label="Accept selected...", on_click=self.on_accept_issues,
+                    variant="outlined")  # fmt: skip
+        buttons.btn("reject_issues", label="Reject selected...", on_click=self.on_reject_issues,
+                    variant="outlined")  # fmt: skip
+        if not state.issue_counts:
+            return
+        table = types.TableView()
+        table.add_column("issue", label="issue")
+        table.add_column("flagged", label="flagged")
+        table.add_row_action("review", self.on_issue_click, label="Review", icon="rule")
+        panel.list("issue_counts", types.Object(), view=table, label="Flagged label issues")
 
     def _render_changes(self, panel, state):
         panel.md(state.changes_note or "", name="changes_note")

@@ -151,3 +151,22 @@ def test_panel_follows_objects_two_runs_changed(evaluated):
     view = fo.DatasetView._build(dataset, set_view[0].params["view"])
     assert view.count("ground_truth.detections") == regressed
     dataset.delete_evaluation("strict")
+
+
+def test_panel_lists_label_issues_and_opens_each_type(evaluated):
+    from detection_debugger.label_issues import find_label_issues
+
+    dataset, _ = evaluated
+    find_label_issues(dataset, "ground_truth", ["predictions"])
+    state = _state_after(_run(dataset, "on_load", {}))
+    counts = {row["issue"]: row["flagged"] for row in state["issue_counts"]}
+    assert set(counts) == {"missing", "wrong_class", "spurious", "loose_box"}
+    assert sum(counts.values()) > 0
+    for row, (issue, flagged) in enumerate(counts.items()):
+        requests = _run(dataset, "on_issue_click", state, row=row)
+        set_view = [r for r in requests if r.operator_uri == "set_view"]
+        view = fo.DatasetView._build(dataset, set_view[0].params["view"])
+        assert len(view) == flagged, issue
+    requests = _run(dataset, "on_find_issues", state)
+    prompts = [r for r in requests if r.operator_uri == "prompt_user_for_operation"]
+    assert prompts[0].params["operator_uri"].endswith("/find_label_issues")
