@@ -199,14 +199,13 @@ class DebuggerResults(fouc.COCODetectionResults):
         self.table()
         return self._label_ids.get(side)
 
-    def label_rows(self, side: str, label_ids) -> tuple[np.ndarray, int]:
-        """``(G,)`` or ``(P,)`` bool mask of the given label ids (``side`` is ``"gt"`` or
-        ``"pred"``), and how many of them the run did not evaluate.
+    def label_positions(self, side: str, label_ids) -> np.ndarray:
+        """Row of each label id in the table's ``"gt"`` or ``"pred"`` objects, -1 for the ones
+        the run did not evaluate.
 
         Raises:
             ValueError: the run was saved before label ids were stored.
         """
-        table = self.table()
         stored = self.label_ids(side)
         if stored is None:
             raise ValueError(
@@ -218,14 +217,21 @@ class DebuggerResults(fouc.COCODetectionResults):
             self._sorted_ids[side] = (stored[order], order)
         sorted_ids, order = self._sorted_ids[side]
         wanted = np.array(list(label_ids), dtype=stored.dtype)
-        size = len(table.data.gt_ids if side == "gt" else table.data.pred_ids)
-        mask = np.zeros(size, dtype=bool)
-        if len(wanted) == 0 or len(sorted_ids) == 0:
-            return mask, len(wanted)
-        pos = np.minimum(np.searchsorted(sorted_ids, wanted), len(sorted_ids) - 1)
-        found = sorted_ids[pos] == wanted
-        mask[order[pos[found]]] = True
-        return mask, int((~found).sum())
+        out = np.full(len(wanted), -1, dtype=np.int64)
+        if len(wanted) and len(sorted_ids):
+            pos = np.minimum(np.searchsorted(sorted_ids, wanted), len(sorted_ids) - 1)
+            found = sorted_ids[pos] == wanted
+            out[found] = order[pos[found]]
+        return out
+
+    def label_rows(self, side: str, label_ids) -> tuple[np.ndarray, int]:
+        """``(G,)`` or ``(P,)`` bool mask of the given label ids (``side`` is ``"gt"`` or
+        ``"pred"``), and how many of them the run did not evaluate."""
+        positions = self.label_positions(side, label_ids)
+        data = self.table().data
+        mask = np.zeros(len(data.gt_ids if side == "gt" else data.pred_ids), dtype=bool)
+        mask[positions[positions >= 0]] = True
+        return mask, int((positions < 0).sum())
 
     def evaluate_samples(self, sample_ids) -> EvaluationResult:
         """Exact re-evaluation of a subset of the evaluated samples, from the match table.

@@ -292,18 +292,12 @@ class RunComparison:
 
 def _aligned_outcomes(a: DebuggerResults, b: DebuggerResults) -> np.ndarray:
     """``(G_a,)`` outcome in run ``b`` of each ground-truth row of run ``a`` (-1 if absent)."""
-    ids_a, ids_b = a.label_ids("gt"), b.label_ids("gt")
-    if ids_a is None or ids_b is None:
-        old = a.key if ids_a is None else b.key
-        raise ValueError(f"evaluation {old!r} was saved by an older version: evaluate again")
-    out = np.full(len(ids_a), -1, dtype=np.int64)
-    if len(ids_b):
-        order = np.argsort(ids_b, kind="stable")
-        sorted_b = ids_b[order]
-        pos = np.minimum(np.searchsorted(sorted_b, ids_a), len(sorted_b) - 1)
-        found = sorted_b[pos] == ids_a
-        out[found] = b.table().outcomes.gt_outcome[order[pos[found]]]
-    return out
+    ids_a = a.label_ids("gt")
+    if ids_a is None:
+        raise ValueError(f"evaluation {a.key!r} was saved by an older version: evaluate again")
+    rows = b.label_positions("gt", ids_a)
+    outcomes = b.table().outcomes.gt_outcome
+    return np.where(rows >= 0, outcomes[np.maximum(rows, 0)] if len(outcomes) else -1, -1)
 
 
 def compare_runs(dataset, key_a: str, key_b: str, view=None, scope: str | None = None):
