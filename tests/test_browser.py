@@ -38,13 +38,14 @@ def app(tmp_path_factory):
         if os.environ.get("DD_REQUIRE_BROWSER"):
             pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
         pytest.skip(f"{CHROMIUM} is not installed (.ci/run installs it)")
-    from detection_debugger.demo import build_demo_dataset, evaluate_demo
+    from detection_debugger.demo import build_demo_dataset, evaluate_demo, find_demo_issues
     from detection_debugger.demo_data import DemoConfig
 
-    dataset, _ = build_demo_dataset(
+    dataset, files = build_demo_dataset(
         DemoConfig(12, 0), tmp_path_factory.mktemp("demo"), name="browser-demo"
     )
     evaluate_demo(dataset)
+    find_demo_issues(dataset, files["manifest"])
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "fiftyone.server.main", "--address", "127.0.0.1", "--port", str(port)],
@@ -62,6 +63,27 @@ def app(tmp_path_factory):
     dataset.delete()
 
 
+def _open_panel(p, url):
+    """A browser page on ``url`` with the Detection Debugger panel open; returns both."""
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 2400, "height": 1300})
+    page.goto(url)
+    page.wait_for_selector('[data-cy="fo-grid"]', timeout=120_000)
+    dismiss = page.get_by_text("Dismiss")
+    if dismiss.count():
+        dismiss.first.click()
+    page.wait_for_timeout(1500)
+    if not page.locator(PANEL_CONTENT).count():  # the App server may restore an open panel
+        page.click('[data-cy="new-panel-btn"]')
+        page.click('[data-cy="new-panel-option-detection_debugger"]')
+    page.wait_for_selector(f"{PANEL_CONTENT} .js-plotly-plot", timeout=60_000)
+    page.wait_for_timeout(2000)
+    return browser, page
+
+
+PANEL_CONTENT = '[data-cy="panel-content-detection_debugger"]'
+
+
 def test_panel_renders_and_a_cell_click_shows_the_undetected_crosswalks(app):
     from playwright.sync_api import sync_playwright
 
@@ -74,18 +96,8 @@ def test_panel_renders_and_a_cell_click_shows_the_undetected_crosswalks(app):
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 2400, "height": 1300})
-        page.goto(url)
-        page.wait_for_selector('[data-cy="fo-grid"]', timeout=120_000)
-        dismiss = page.get_by_text("Dismiss")
-        if dismiss.count():
-            dismiss.first.click()
-        page.click('[data-cy="new-panel-btn"]')
-        page.click('[data-cy="new-panel-option-detection_debugger"]')
-        content = '[data-cy="panel-content-detection_debugger"]'
-        page.wait_for_selector(f"{content} .js-plotly-plot", timeout=60_000)
-        page.wait_for_timeout(2000)
+        browser, page = _open_panel(p, url)
+        content = PANEL_CONTENT
         page.screenshot(path=str(ARTIFACTS / "1-panel.png"))
         text = page.locator(content).inner_text()
         assert "eval_baseline" in text and "★ crosswalks" in text
@@ -102,4 +114,32 @@ def test_panel_renders_and_a_cell_click_shows_the_undetected_crosswalks(app):
         page.get_by_text(f"{undetected} patches").first.wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(ARTIFACTS / "3-undetected-crosswalks.png"))
+        browser.close()
+
+
+def test_slice_list_loads_a_slice_and_label_issues_are_listed(app):
+    from playwright.sync_api import sync_playwright
+
+    url, dataset = app
+    slice_size = len(dataset.load_saved_view("faded crosswalks"))
+    assert slice_size > 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser, page = _open_panel(p, url)
+        panel = page.locator(PANEL_CONTENT)
+        title = panel.get_by_text("Flagged label issues").first
+        title.scroll_into_view_if_needed()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(ARTIFACTS / "4-slices-search-issues.png"))
+        text = panel.inner_text()
+        assert "faded crosswalks" in text and "Save current view as slice" in text
+        assert "Search..." in text and "wrong_class" in text
+
+        panel.get_by_text("Load slice").first.click()
+        panel.get_by_text("vs the whole run").first.wait_for(timeout=60_000)
+        page.get_by_text(f"{slice_size} samples").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        panel.get_by_text("vs the whole run").first.scroll_into_view_if_needed()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(ARTIFACTS / "5-slice-vs-whole-run.png"))
         browser.close()
