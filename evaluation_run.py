@@ -35,6 +35,7 @@ from .evaluation import (
     Outcome,
     accumulate,
 )
+from .label_writes import split_per_sample, write_object_attributes
 
 __all__ = [
     "METHOD",
@@ -255,12 +256,6 @@ def _encode_table(table: MatchTable, ids: dict) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _per_sample(values: np.ndarray, image: np.ndarray, num_images: int) -> list[list]:
-    """Splits a flat per-object array into per-sample lists (objects are in sample order)."""
-    counts = np.bincount(image, minlength=num_images)
-    return [chunk.tolist() for chunk in np.split(values, np.cumsum(counts)[:-1])]
-
-
 def _object_fields(table: MatchTable, ids: dict, classes: list[str]) -> dict[str, dict]:
     """Per-object values of both fields: ``{"gt"|"pred": {suffix: flat array}}``."""
     data, out = table.data, table.outcomes
@@ -324,43 +319,6 @@ def _object_fields(table: MatchTable, ids: dict, classes: list[str]) -> dict[str
             "_outcome": outcome_names(out.gt_outcome), "_confused_with": gt_confused,
         },
     }  # fmt: skip
-
-
-def _write_object_fields(samples, field: str, sample_ids: list, per_sample: dict) -> None:
-    """Writes attributes of every object of ``field``: ``{name: [[value per object]...]}``.
-
-    FiftyOne's ``set_values`` on ``field.detections.name`` issues one database update per
-    object and attribute (1.8M updates for 184k boxes and 10 attributes, minutes). When the
-    collection shows every object of the field in stored order (no label filter), this
-    writes one update per sample instead, addressing objects by their array position, through
-    the dataset's own bulk writer (which also refreshes loaded samples). Otherwise it falls
-    back to ``set_values``.
-    """
-    from datetime import datetime, timezone
-
-    from bson import ObjectId
-    from pymongo import UpdateOne
-
-    dataset = samples._dataset
-    shown = samples.values(f"{field}.detections.id")
-    stored = dataset.select(sample_ids, ordered=True).values(f"{field}.detections.id")
-    if shown != stored:
-        for name, values in per_sample.items():
-            samples.set_values(f"{field}.detections.{name}", values)
-        return
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    ops = []
-    for i, sample_id in enumerate(sample_ids):
-        update = {
-            f"{field}.detections.{j}.{name}": value
-            for name, values in per_sample.items()
-            for j, value in enumerate(values[i])
-        }
-        if update:
-            update["last_modified_at"] = now
-            ops.append(UpdateOne({"_id": ObjectId(sample_id)}, {"$set": update}))
-    if ops:
-        dataset._bulk_write(ops, ids=sample_ids)
 
 
 def _matches(table: MatchTable, ids: dict, classes: list[str]) -> list[tuple]:
@@ -434,10 +392,10 @@ def evaluate_detections(
             ("gt", gt_field, data.gt_image), ("pred", pred_field, data.pred_image)
         ):  # fmt: skip
             per_sample = {
-                f"{eval_key}{suffix}": _per_sample(flat, image, data.num_images)
+                f"{eval_key}{suffix}": split_per_sample(flat, image, data.num_images)
                 for suffix, flat in values[side].items()
             }
-            _write_object_fields(samples, field, ids["samples"], per_sample)
+            write_object_attributes(samples, field, ids["samples"], per_sample)
         counts = {
             "_tp": (data.pred_image, values["pred"][""] == "tp"),
             "_fp": (data.pred_image, values["pred"][""] == "fp"),

@@ -46,7 +46,7 @@ from .evaluation.label_issues import (
     LabelIssues,
 )
 from .evaluation.label_issues import find_label_issues as score_label_issues
-from .evaluation_run import _per_sample, _write_object_fields
+from .label_writes import split_per_sample, write_object_attributes
 
 __all__ = [
     "ISSUE_TAGS",
@@ -256,10 +256,10 @@ def find_label_issues(
     for name, kind in {**{v: "float" for v in SCORE_FIELDS.values()}, **EVIDENCE_FIELDS}.items():
         _declare(dataset, f"{gt_field}.detections.{name}", kind)
     per_sample = {
-        name: _per_sample(np.asarray(values, dtype=object), gt.gt_image, gt.num_images)
+        name: split_per_sample(np.asarray(values, dtype=object), gt.gt_image, gt.num_images)
         for name, values in columns.items()
     }
-    _write_object_fields(samples, gt_field, sample_ids, per_sample)
+    write_object_attributes(samples, gt_field, sample_ids, per_sample)
 
     # Missing candidates: a separate field; ids are kept across runs (same source prediction).
     missing_field = gt_field + MISSING_SUFFIX
