@@ -13,9 +13,7 @@ COCO backend). FiftyOne's takes minutes: it runs once.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,24 +25,11 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=5000)
     args = parser.parse_args()
 
-    from import_speed import make_files
+    from import_speed import benchmark_dataset
 
-    from detection_debugger.dbserver import MongoServer, fiftyone_environment
-
-    files = make_files(args.images)
-    labels = str(Path(files["images"]).parent / "labels")
-    with tempfile.TemporaryDirectory(prefix="dd-bench-mongo-") as tmp, MongoServer(tmp) as server:
-        os.environ.update(fiftyone_environment(server.uri, "detection_debugger_bench"))
-        os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
-        from detection_debugger.dataset_import import LabelSource, apply_import, plan_import
+    with benchmark_dataset(args.images, "bench-eval") as dataset:
         from detection_debugger.evaluation_run import evaluate_detections
 
-        print("importing the benchmark set ...", flush=True)
-        plan = plan_import("bench-eval", files["images"], [
-            LabelSource(labels, "kitti", "ground_truth", predictions=False),
-            LabelSource(files["pred"], "tao", "predictions", predictions=True),
-        ])  # fmt: skip
-        dataset = apply_import(plan, progress=False)
         boxes = dataset.count("predictions.detections"), dataset.count("ground_truth.detections")
 
         print("running detection-debugger evaluate_detections ...", flush=True)

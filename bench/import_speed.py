@@ -12,6 +12,7 @@ same folders (which reads no image metadata). Each into a fresh dataset, deleted
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -41,6 +42,27 @@ def make_files(num_images: int) -> dict:
         "pred": str(folder / "tao" / "labels"),
         "boxes": len(results),
     }
+
+
+@contextlib.contextmanager
+def benchmark_dataset(num_images: int, name: str):
+    """The benchmark set (ground truth + TAO predictions) imported into the dataset ``name`` on
+    a fresh project ``mongod``, which is stopped, with its data, on exit."""
+    from detection_debugger.dbserver import MongoServer, fiftyone_environment
+
+    files = make_files(num_images)
+    labels = str(Path(files["images"]).parent / "labels")
+    with tempfile.TemporaryDirectory(prefix="dd-bench-mongo-") as tmp, MongoServer(tmp) as server:
+        os.environ.update(fiftyone_environment(server.uri, "detection_debugger_bench"))
+        os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
+        from detection_debugger.dataset_import import LabelSource, apply_import, plan_import
+
+        print(f"importing the benchmark set ({num_images} images) ...", flush=True)
+        plan = plan_import(name, files["images"], [
+            LabelSource(labels, "kitti", "ground_truth", predictions=False),
+            LabelSource(files["pred"], "tao", "predictions", predictions=True),
+        ])  # fmt: skip
+        yield apply_import(plan, progress=False)
 
 
 def main() -> int:

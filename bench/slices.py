@@ -14,10 +14,8 @@ FiftyOne's ``evaluate_detections(compute_mAP=True)`` on the same slice view (onc
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,28 +37,16 @@ def main() -> int:
     parser.add_argument("--slice", type=float, default=0.1, help="fraction of images (0.1)")
     args = parser.parse_args()
 
-    from import_speed import make_files
+    from import_speed import benchmark_dataset
 
-    from detection_debugger.dbserver import MongoServer, fiftyone_environment
-
-    files = make_files(args.images)
-    labels = str(Path(files["images"]).parent / "labels")
-    with tempfile.TemporaryDirectory(prefix="dd-bench-mongo-") as tmp, MongoServer(tmp) as server:
-        os.environ.update(fiftyone_environment(server.uri, "detection_debugger_bench"))
-        os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
+    with benchmark_dataset(args.images, "bench-slices") as dataset:
         import fiftyone as fo
         from fiftyone import ViewField as F
 
         from detection_debugger import slices
-        from detection_debugger.dataset_import import LabelSource, apply_import, plan_import
         from detection_debugger.evaluation_run import evaluate_detections
 
-        print("importing and evaluating the benchmark set ...", flush=True)
-        plan = plan_import("bench-slices", files["images"], [
-            LabelSource(labels, "kitti", "ground_truth", predictions=False),
-            LabelSource(files["pred"], "tao", "predictions", predictions=True),
-        ])  # fmt: skip
-        dataset = apply_import(plan, progress=False)
+        print("evaluating it ...", flush=True)
         evaluate_detections(dataset, "predictions", "ground_truth", eval_key="dd")
         size = max(1, int(len(dataset) * args.slice))
         chosen = dataset.take(size, seed=0).values("id")
