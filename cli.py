@@ -298,18 +298,16 @@ def run_slices(args: argparse.Namespace) -> int:
             result = slices.evaluate_slice(dataset, args.eval_key, args.slice)
             _write(json.dumps(result.to_dict(), indent=2), args.output)
             return 0
-        rows = slices.list_slices(dataset)
+        results = slices.load_run(dataset, args.eval_key) if args.eval_key else None
+        rows = slices.list_slices(dataset, results)
         if args.slice:
             rows = [row for row in rows if row["name"] == args.slice]
             if not rows:
                 slices.load_slice(dataset, args.slice)  # raises with the list of slices
-        whole = slices.evaluate_slice(dataset, args.eval_key) if args.eval_key else None
         for row in rows:
             row["created_at"] = str(row["created_at"])
-            if whole is not None:
-                result = slices.evaluate_slice(dataset, args.eval_key, row["name"])
-                row.update(selection=result.params["selection"], AP=result.stats["AP"],
-                           AP_whole_run=whole.stats["AP"])  # fmt: skip
+            if row.get("error"):
+                raise ValueError(f"slice {row['name']!r}: {row['error']}")
     except ValueError as error:
         raise UsageError(str(error)) from None
     if args.output:

@@ -70,19 +70,28 @@ def save_slice(dataset, name: str, view, description: str | None = None, overwri
     dataset.save_view(name, view, description=description or None, overwrite=overwrite)
 
 
-def list_slices(dataset) -> list[dict]:
-    """Every slice: ``name``, ``description``, ``num_samples``, ``created_at``."""
+def list_slices(dataset, results: DebuggerResults | None = None) -> list[dict]:
+    """Every slice: ``name``, ``description``, ``num_samples``, ``created_at``; with a run's
+    ``results`` also ``selection`` (``images``/``objects``), the run's ``AP`` on the slice,
+    ``AP_whole_run`` and ``error`` (why the slice could not be evaluated, else None)."""
+    whole = None if results is None else results.result.stats["AP"]
     out = []
     for info in dataset.list_saved_views(info=True):
         view = dataset.load_saved_view(info["name"])
-        out.append(
-            {
-                "name": info["name"],
-                "description": info.get("description") or "",
-                "num_samples": len(view),
-                "created_at": info.get("created_at"),
-            }
-        )
+        row = {
+            "name": info["name"],
+            "description": info.get("description") or "",
+            "num_samples": len(view),
+            "created_at": info.get("created_at"),
+        }
+        if results is not None:
+            try:
+                result, selection = evaluate_view(results, view)
+                row.update(selection=selection.level, AP=result.stats["AP"], error=None)
+            except ValueError as error:
+                row.update(selection="n/a", AP=None, error=str(error))
+            row["AP_whole_run"] = whole
+        out.append(row)
     return out
 
 

@@ -70,24 +70,18 @@ class DetectionDebuggerPanel(foo.Panel):
             )
         return result, scope, note
 
-    def _slices(self, ctx, results, whole):
+    def _slices(self, ctx, results):
         """Rows of the slice list: each saved view with the run's AP on it."""
-        from detection_debugger.slices import evaluate_view
+        from detection_debugger.slices import list_slices
 
         rows = []
-        for info in ctx.dataset.list_saved_views(info=True):
-            view = ctx.dataset.load_saved_view(info["name"])
-            try:
-                result, selection = evaluate_view(results, view)
-                ap, level = result.stats["AP"], selection.level
-            except ValueError:
-                ap, level = None, "n/a"
+        for row in list_slices(ctx.dataset, results):
+            ap, whole = row["AP"], row["AP_whole_run"]
             rows.append({
-                "slice": info["name"], "samples": len(view), "level": level,
+                "slice": row["name"], "samples": row["num_samples"], "level": row["selection"],
                 "AP": None if ap is None else round(ap, 4),
-                "AP_delta": None if ap is None or whole.stats["AP"] is None
-                else round(ap - whole.stats["AP"], 4),
-                "description": info.get("description") or "",
+                "AP_delta": None if ap is None or whole is None else round(ap - whole, 4),
+                "description": row["description"],
             })  # fmt: skip
         return rows
 
@@ -140,7 +134,7 @@ class DetectionDebuggerPanel(foo.Panel):
         if scope is not None:
             state.slice_classes = slice_rows(result, whole)
             ctx.panel.data.slice_bars, state.slice_bars_layout = slice_bars(result, whole, scope)
-        state.slices = self._slices(ctx, results, whole)
+        state.slices = self._slices(ctx, results)
         state.issue_counts = self._issue_counts(ctx, config.gt_field)
 
         state.changes = None
