@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -29,16 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from timing import timed  # noqa: E402
+
 K = 50
-
-
-def _timed(fn, repeat: int = 1) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
 
 
 def _scenes(folder: Path, n: int, seed: int = 0):
@@ -84,17 +76,17 @@ def bench_embedding(fo, folder: Path, n: int, batch_size: int) -> None:
     print(f"ViT-B-32 on {device}, batch {batch_size}, {n} images of 640x384, 4 boxes each")
     cache = folder / "cache"
     embed_images(dataset.limit(2), model, cache_dir=folder / "warmup")  # first-call overheads
-    t, table = _timed(lambda: embed_images(dataset, model, cache_dir=cache))
+    t, table = timed(lambda: embed_images(dataset, model, cache_dir=cache))
     print(
         f"  images:  {len(table.vectors) / t:7.1f} images/s  ({t:.2f} s, {table.computed} computed)"
     )
-    t2, table = _timed(lambda: embed_images(dataset, model, cache_dir=cache))
+    t2, table = timed(lambda: embed_images(dataset, model, cache_dir=cache))
     print(f"  images again, from the cache: {t2 * 1000:.0f} ms ({table.computed} computed)")
-    t, table = _timed(lambda: embed_patches(dataset, model, "ground_truth", cache_dir=cache))
+    t, table = timed(lambda: embed_patches(dataset, model, "ground_truth", cache_dir=cache))
     print(
         f"  patches: {len(table.vectors) / t:7.1f} patches/s ({t:.2f} s, {table.computed} computed)"
     )
-    t2, table = _timed(lambda: embed_patches(dataset, model, "ground_truth", cache_dir=cache))
+    t2, table = timed(lambda: embed_patches(dataset, model, "ground_truth", cache_dir=cache))
     print(f"  patches again, from the cache: {t2 * 1000:.0f} ms ({table.computed} computed)")
     dataset.delete()
 
@@ -129,12 +121,12 @@ def bench_search(fo, size: int, dim: int = 512) -> None:
         return search(dataset, query, k=K).values("id")
 
     loaded = dataset.load_brain_results("clip_images")
-    t_index_cold, _ = _timed(lambda: loaded._kneighbors(query=query, k=K))
-    t_index, _ = _timed(lambda: loaded._kneighbors(query=query, k=K), repeat=20)
+    t_index_cold, _ = timed(lambda: loaded._kneighbors(query=query, k=K))
+    t_index, _ = timed(lambda: loaded._kneighbors(query=query, k=K), repeat=20)
     dataset.clear_cache()  # search() loads the index from the database
-    t_ours_cold, _ = _timed(ours)
-    t_ours, hits = _timed(ours, repeat=20)
-    t_brute, _ = _timed(brute, repeat=20)
+    t_ours_cold, _ = timed(ours)
+    t_ours, hits = timed(ours, repeat=20)
+    t_brute, _ = timed(brute, repeat=20)
     print(f"{size:>7,} vectors x {dim} (dataset + index made in {t_make:.1f} s)")
     print(f"  numpy brute force:               {t_brute * 1000:8.2f} ms")
     print(f"  sklearn index query, cold/warm:  {t_index_cold * 1000:8.2f} / {t_index * 1000:.2f} ms"

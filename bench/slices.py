@@ -14,21 +14,12 @@ FiftyOne's ``evaluate_detections(compute_mAP=True)`` on the same slice view (onc
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _timed(fn, repeat: int = 1) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+from timing import timed  # noqa: E402
 
 
 def main() -> int:
@@ -60,15 +51,15 @@ def main() -> int:
         # Cold: a fresh process-level state, as a new App session or CLI call would have.
         dataset = fo.load_dataset("bench-slices")
         dataset.clear_cache()
-        cold_s, cold = _timed(lambda: slices.evaluate_slice(dataset, "dd", "bench slice"))
-        warm_s, _ = _timed(lambda: slices.evaluate_slice(dataset, "dd", "bench slice"), 20)
-        objects_s, _ = _timed(lambda: slices.evaluate_slice(dataset, "dd", "bench objects"), 20)
+        cold_s, cold = timed(lambda: slices.evaluate_slice(dataset, "dd", "bench slice"))
+        warm_s, _ = timed(lambda: slices.evaluate_slice(dataset, "dd", "bench slice"), 20)
+        objects_s, _ = timed(lambda: slices.evaluate_slice(dataset, "dd", "bench objects"), 20)
         print(f"detection-debugger slice: cold {cold_s * 1000:.1f} ms, warm {warm_s * 1000:.1f} "
               f"ms, object slice {objects_s * 1000:.1f} ms", flush=True)  # fmt: skip
 
         print("running FiftyOne evaluate_detections(compute_mAP=True) on the slice ...", flush=True)
         view = dataset.load_saved_view("bench slice")
-        theirs_s, theirs = _timed(lambda: view.evaluate_detections(
+        theirs_s, theirs = timed(lambda: view.evaluate_detections(
             "predictions", gt_field="ground_truth", eval_key="fo", compute_mAP=True,
             progress=False,
         ))  # fmt: skip
