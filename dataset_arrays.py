@@ -1,7 +1,9 @@
 """FiftyOne detections in bulk, as the engine's :class:`DetectionSet`.
 
 Reads with ``values()`` (one query per field list, never sample by sample) and converts
-FiftyOne's relative ``[x, y, w, h]`` boxes to absolute pixels with each image's metadata.
+FiftyOne's relative ``[x, y, w, h]`` boxes to the pixels of the label files with each image's
+metadata (:func:`~detection_debugger.formats.pixel_boxes`: exactly the values the files held,
+so the numbers equal pycocotools' on the source files).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .evaluation import DetectionSet
+from .formats.relative_boxes import pixel_boxes, recover_decimals
 
 __all__ = ["detection_set_from_view"]
 
@@ -56,11 +59,8 @@ def detection_set_from_view(
 
     def boxes(per_sample: list) -> tuple[np.ndarray, np.ndarray]:
         image = np.repeat(np.arange(len(per_sample)), [len(v or []) for v in per_sample])
-        rel = np.array(
-            [b for values in per_sample for b in (values or [])], dtype=np.float64
-        ).reshape(-1, 4)
-        scale = np.concatenate([sizes[image], sizes[image]], axis=1)
-        return image, rel * scale
+        rel = [b for values in per_sample for b in (values or [])]
+        return image, pixel_boxes(rel, sizes[image])
 
     def label_index(per_sample: list, what: str) -> np.ndarray:
         flat = [v for values in per_sample for v in (values or [])]
@@ -73,7 +73,9 @@ def detection_set_from_view(
     pred_image, pred_abs = boxes(pred_boxes)
     area = _flatten(gt_area, np.nan).astype(np.float64).reshape(-1)
     missing = np.isnan(area)
-    area[missing] = gt_abs[missing, 2] * gt_abs[missing, 3]
+    # Without a COCO ``area``, the box area as a converter writes it (``1024``, not
+    # ``1024.0000000000002``: the range limits are inclusive).
+    area[missing] = recover_decimals(gt_abs[missing, 2] * gt_abs[missing, 3])
     data = DetectionSet.from_arrays(
         image_ids=np.arange(len(sample_ids)),
         class_names=classes,

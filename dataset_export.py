@@ -20,6 +20,7 @@ from .formats import (
     write_kitti_folder,
     write_yolo_folder,
 )
+from .formats.relative_boxes import pixel_boxes
 
 __all__ = ["EXPORT_FORMATS", "FIXED_SUFFIX", "ExportReport", "export_labels", "view_objects"]
 
@@ -70,13 +71,14 @@ def view_objects(view, label_field: str) -> tuple[list[ImageObjects], dict, dict
         by_stem[stem] = path
         sizes[stem] = (width, height)
         records = []
-        for d in dets or []:
-            x, y, w, h = d.bounding_box
+        dets = dets or []
+        boxes = pixel_boxes([d.bounding_box for d in dets], [(width, height)] * len(dets))
+        for d, (x, y, w, h) in zip(dets, boxes.tolist()):
             attributes = {k: d[k] for k in _KEPT_ATTRIBUTES if d.has_field(k) and d[k] is not None}
             records.append(
                 ObjectRecord(
                     label=d.label,
-                    box=(x * width, y * height, (x + w) * width, (y + h) * height),
+                    box=(x, y, x + w, y + h),
                     score=d.confidence,
                     crowd=bool(d.has_field("iscrowd") and d["iscrowd"]),
                     attributes=attributes,

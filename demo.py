@@ -9,6 +9,7 @@ data and the dataset.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from .dbserver import MongoServer, fiftyone_environment
+from .dbserver import DATA_DIR_ENV, project_data_dir, project_database
 from .demo_data import CLASSES, FADED_AT, DemoConfig, ensure_demo_files
 
 __all__ = ["DEMO_SLICE", "build_demo_dataset", "evaluate_demo", "run_demo"]
@@ -184,12 +185,12 @@ def _port_free(port: int) -> bool:
 def run_demo(
     num_images: int = 500,
     seed: int = 0,
-    data_dir: str | os.PathLike = ".data",
+    data_dir: str | os.PathLike | None = None,
     app: bool = True,
     port: int = 5151,
 ) -> int:
     """The whole pipeline; serves the App until Ctrl-C when ``app`` is True."""
-    data_dir = Path(data_dir).resolve()
+    data_dir = Path(data_dir).resolve() if data_dir else project_data_dir()
     config = DemoConfig(num_images=num_images, seed=seed)
     if app and not _port_free(port):
         _say(f"port {port} is in use: stop what runs there or pass --port")
@@ -200,17 +201,16 @@ def run_demo(
     if not link.exists():
         link.symlink_to(PLUGIN_ROOT, target_is_directory=True)
 
-    server = MongoServer(data_dir / "mongo")
+    database = contextlib.ExitStack()
     app_process = None
     # Ctrl-C and SIGTERM both stop the demo cleanly (SIGINT is set explicitly because a
     # shell that starts us in the background leaves it ignored).
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.start()
-        env = {
-            **fiftyone_environment(server.uri, "detection_debugger_demo"),
-            "FIFTYONE_PLUGINS_DIR": str(plugins),
-        }
+        # The project's database rule (dbserver.project_database): the CLI run in another
+        # terminal reaches the same database and sees the demo dataset.
+        database.enter_context(project_database(data_dir))
+        env = {"FIFTYONE_PLUGINS_DIR": str(plugins)}
         os.environ.update(env)
         dataset, files = build_demo_dataset(config, data_dir)
         _say("evaluating both prediction sets ...")
@@ -236,6 +236,10 @@ def run_demo(
         )  # fmt: skip
         _wait_for_port(port, app_process)
         _say(f"\nFiftyOne App with the plugin: http://127.0.0.1:{port}/datasets/{dataset.name}")
+        _say("in another terminal, the command line works on the same database, e.g.")
+        if data_dir != project_data_dir():
+            _say(f"  export {DATA_DIR_ENV}={data_dir}")
+        _say(f"  detection-debugger slices list --dataset {dataset.name} --eval-key eval_baseline")
         _say("press Ctrl-C to stop (the App and the database stop with it)")
         app_process.wait()
         return app_process.returncode or 0
@@ -251,4 +255,4 @@ def run_demo(
                 app_process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(app_process.pid, signal.SIGKILL)
-        server.stop()
+        database.close()

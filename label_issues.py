@@ -46,6 +46,7 @@ from .evaluation.label_issues import (
     LabelIssues,
 )
 from .evaluation.label_issues import find_label_issues as score_label_issues
+from .formats.relative_boxes import pixel_boxes
 from .label_writes import split_per_sample, write_object_attributes
 
 __all__ = [
@@ -594,9 +595,9 @@ def our_candidates(samples, gt_field: str) -> dict[str, list[Candidate]]:
     )  # fmt: skip
     for sid, w, h, per_box, per_score, per_tags in zip(sids, widths, heights, boxes, scores,
                                                         tags):  # fmt: skip
-        for (x, y, bw, bh), score, t in zip(per_box or [], per_score or [], per_tags or []):
-            box = (x * w, y * h, bw * w, bh * h)
-            out[MISSING].append(Candidate((sid, box), score, ISSUE_TAGS[MISSING] in t))
+        per_box = pixel_boxes(per_box or [], [(w, h)] * len(per_box or []))
+        for box, score, t in zip(per_box.tolist(), per_score or [], per_tags or []):
+            out[MISSING].append(Candidate((sid, tuple(box)), score, ISSUE_TAGS[MISSING] in t))
     return out
 
 

@@ -114,13 +114,27 @@ def _free_port():
         return s.getsockname()[1]
 
 
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _cli(exe, env, *args):
+    run = subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, f"{args}: {run.stderr}"
+    assert "Traceback" not in run.stderr and "deprecat" not in run.stderr.lower(), run.stderr
+    return run.stdout
+
+
 @pytest.mark.fiftyone
-def test_demo_serves_the_app_and_stops_cleanly(tmp_path):
+def test_readme_sequence_demo_then_cli_in_another_terminal_then_app(tmp_path):
+    """`make demo`, then the README's commands in a second terminal (no database settings:
+    the project's rule finds the demo's database), the App URL, Ctrl-C; then the same
+    command with the demo stopped (it starts the embedded database for itself)."""
     port = _free_port()
     exe = Path(sys.executable).with_name("detection-debugger")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIFTYONE_DATABASE")}
+    env["DETECTION_DEBUGGER_DATA_DIR"] = str(tmp_path)
     process = subprocess.Popen(
-        [str(exe), "demo", "--images", "12", "--data-dir", str(tmp_path), "--port", str(port)],
+        [str(exe), "demo", "--images", "12", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )  # fmt: skip
     url, lines = None, []
@@ -132,14 +146,34 @@ def test_demo_serves_the_app_and_stops_cleanly(tmp_path):
         lines.append(line)
         if line.startswith("FiftyOne App with the plugin: "):
             url = line.split(": ", 1)[1].strip()
+    name = "crosswalks-demo-12-0"
+    readme = README.read_text()
+    commands = [
+        ("slices", "list", "--dataset", name, "--eval-key", "eval_baseline"),
+        ("slices", "evaluate", "--dataset", name, "--eval-key", "eval_baseline",
+         "--slice", "faded crosswalks"),
+        ("compare", "--dataset", name, "--eval-keys", "eval_baseline", "eval_retrained",
+         "--slice", "faded crosswalks", "--format", "table"),
+        ("issues", "find", "--dataset", name, "--gt-field", "ground_truth",
+         "--pred-field", "baseline", "--pred-field", "retrained"),
+    ]  # fmt: skip
     try:
-        assert url == f"http://127.0.0.1:{port}/datasets/crosswalks-demo-12-0", "".join(lines)
+        assert url == f"http://127.0.0.1:{port}/datasets/{name}", "".join(lines)
         assert "== the story ==" in "".join(lines)
+        for command in commands:
+            documented = " ".join(command[:3]).replace(name, "crosswalks-demo-500-0")
+            assert f"detection-debugger {documented}" in readme, documented
+        assert "faded crosswalks" in _cli(exe, env, *commands[0])
+        assert json.loads(_cli(exe, env, *commands[1]))["params"]["slice"] == "faded crosswalks"
+        assert "faded crosswalks" in _cli(exe, env, *commands[2])
+        assert "wrong_class" in _cli(exe, env, *commands[3])
         with urllib.request.urlopen(url, timeout=30) as response:
             assert response.status == 200
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=60)
     assert process.returncode == 0
+    # The demo has stopped: the same command starts the embedded database for its own run.
+    assert "faded crosswalks" in _cli(exe, env, *commands[0])
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert leftovers.stdout.strip() == ""
