@@ -15,21 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .formats import (
-    ClassMap,
-    FormatError,
-    ImageObjects,
-    ObjectRecord,
-    ReadReport,
-    coco_category_names,
-    coco_image_stems,
-    read_class_names,
-    read_coco_objects,
-    read_coco_result_objects,
-    read_json,
-    read_kitti_folder,
-    read_yolo_folder,
-)
+from .formats import ClassMap, FormatError, ObjectRecord, ReadReport
+from .label_reading import read_label_source, resolve_auto_format
 
 __all__ = [
     "GT_FORMATS",
@@ -43,8 +30,8 @@ __all__ = [
     "plan_import",
 ]
 
-GT_FORMATS = ("coco", "kitti", "yolo")
-PRED_FORMATS = ("tao", "coco", "yolo")
+GT_FORMATS = ("coco", "kitti", "yolo", "voc", "txt", "auto")
+PRED_FORMATS = ("tao", "coco", "yolo", "ultralytics", "txt", "auto")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 INFO_KEY = "detection_debugger"
 
@@ -54,14 +41,17 @@ class LabelSource:
     """One label set to import.
 
     Attributes:
-        path: file (COCO) or folder (KITTI/TAO/YOLO) of labels.
-        format: one of :data:`GT_FORMATS` or :data:`PRED_FORMATS`.
+        path: file (COCO, Ultralytics JSON) or folder (KITTI/TAO/YOLO/txt/VOC) of labels.
+        format: one of :data:`GT_FORMATS` or :data:`PRED_FORMATS` (``auto``: recognised
+            from the files, the choice noted in the report).
         field: the dataset field to write (``ground_truth``, ``predictions``...).
         predictions: whether these are predictions (confidences) or ground truth.
-        class_names: YOLO class names file (line ``i`` names class ``i``).
-        images_json: COCO results only: a COCO-style JSON with ``images`` (id, file_name)
-            and ``categories`` joining detections to images, when there is no COCO ground
-            truth in the same import.
+        class_names: YOLO class names file (line ``i`` names class ``i``); for Ultralytics
+            and COCO results without COCO ground truth, it names the category ids
+            (class index + 1).
+        images_json: COCO/Ultralytics results only: a COCO-style JSON with ``images``
+            (id, file_name) and ``categories`` joining detections to images, when there is
+            no COCO ground truth in the same import.
     """
 
     path: str
@@ -158,59 +148,6 @@ def list_images(folder: str | os.PathLike) -> dict[str, str]:
     return images
 
 
-def _image_sizes(images: dict[str, str], stems) -> dict[str, tuple[int, int]]:
-    from PIL import Image
-
-    sizes = {}
-    for stem in stems:
-        try:
-            with Image.open(images[stem]) as image:
-                sizes[stem] = image.size
-        except OSError as error:
-            raise FormatError(images[stem], f"cannot read the image ({error})") from None
-    return sizes
-
-
-def _read(
-    source: LabelSource, images: dict[str, str], skip_invalid: bool, coco_join
-) -> tuple[list[ImageObjects], ReadReport]:
-    fmt = source.format
-    if fmt in ("kitti", "tao"):
-        return read_kitti_folder(source.path, source.predictions, skip_invalid)
-    if fmt == "yolo":
-        if not source.class_names:
-            raise FormatError(source.path, "YOLO labels need a class names file (--class-names)")
-        names = read_class_names(source.class_names)
-        folder = Path(source.path)
-        stems = (
-            [p.stem for p in folder.glob("*.txt") if p.stem in images] if folder.is_dir() else []
-        )
-        return read_yolo_folder(
-            folder, names, _image_sizes(images, stems), source.predictions, skip_invalid
-        )
-    if fmt == "coco" and not source.predictions:
-        objects, report, stems, names = read_coco_objects(source.path, skip_invalid)
-        coco_join.update(stems=stems, names=names)
-        return objects, report
-    if fmt == "coco":
-        if source.images_json:
-            data = read_json(source.images_json)
-            if not isinstance(data, dict):
-                raise FormatError(source.images_json, "expected an object with 'images'")
-            stems = coco_image_stems(data, source.images_json)
-            names = coco_category_names(data, source.images_json)
-        elif coco_join:
-            stems, names = coco_join["stems"], coco_join["names"]
-        else:
-            raise FormatError(
-                source.path,
-                "COCO results need COCO ground truth in the same import or --images-json "
-                "(a JSON with 'images' [{id, file_name}] and 'categories' [{id, name}])",
-            )
-        return read_coco_result_objects(source.path, stems, names, skip_invalid)
-    raise FormatError(source.path, f"unknown format {fmt!r}")
-
-
 def plan_import(
     dataset_name: str,
     images_dir: str | os.PathLike,
@@ -238,7 +175,10 @@ def plan_import(
     known = list(known_classes or [])
     plans = []
     for source in sorted(sources, key=lambda s: s.predictions):
-        read, report = _read(source, images, skip_invalid, coco_join)
+        source, chosen = resolve_auto_format(source)
+        read, report = read_label_source(source, images, skip_invalid, coco_join)
+        if chosen:
+            report.notes.insert(0, chosen)
         plan = LabelPlan(source=source, objects={}, report=report)
         for image in read:
             if image.stem not in images:

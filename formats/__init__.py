@@ -1,9 +1,11 @@
-"""Format readers and writers (COCO, KITTI/TAO, YOLO), in one place.
+"""Format readers and writers (COCO, KITTI/TAO, YOLO, Ultralytics JSON, corner txt, Pascal
+VOC), in one place.
 
 Pure text-to-records code: nothing here imports FiftyOne or the evaluation engine. Boxes in
 records are absolute pixel corners ``(x1, y1, x2, y2)``.
 """
 
+from .category_ids import COCO80_TO_COCO91, category_names_from_class_names
 from .class_map import ClassMap
 from .coco import (
     coco_category_names,
@@ -16,7 +18,10 @@ from .coco import (
     read_json,
     write_coco,
 )
+from .corner_txt import parse_corner_line, read_corner_txt_folder
+from .detect import detect_format
 from .errors import FormatError
+from .image_ids import ImageJoin
 from .kitti import (
     DONT_CARE,
     format_kitti_line,
@@ -25,28 +30,39 @@ from .kitti import (
     write_kitti_folder,
 )
 from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
+from .ultralytics import read_ultralytics_predictions
+from .voc import parse_voc_file, read_voc_folder
 from .yolo import read_class_names, read_yolo_folder, write_class_names, write_yolo_folder
 
 __all__ = [
+    "COCO80_TO_COCO91",
     "DONT_CARE",
     "ClassMap",
     "FormatError",
+    "ImageJoin",
     "ImageObjects",
     "ObjectRecord",
     "ReadReport",
     "SkippedLine",
+    "category_names_from_class_names",
     "coco_category_names",
     "coco_image_stems",
+    "detect_format",
     "format_kitti_line",
+    "parse_corner_line",
     "parse_kitti_line",
+    "parse_voc_file",
     "read_class_names",
     "read_coco_ground_truth",
     "read_coco_objects",
     "read_coco_result_objects",
     "read_coco_results",
+    "read_corner_txt_folder",
     "read_image_ids",
     "read_json",
     "read_kitti_folder",
+    "read_ultralytics_predictions",
+    "read_voc_folder",
     "read_yolo_folder",
     "write_class_names",
     "write_coco",

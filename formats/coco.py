@@ -7,14 +7,19 @@ Pure file-to-records code: no FiftyOne, no evaluation. Structural problems raise
 from __future__ import annotations
 
 import json
+import math
 import os
+from pathlib import PurePosixPath
 from typing import Any
 
 from .errors import FormatError
+from .image_ids import ImageJoin, image_id_key, integer_id
+from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine, note_scores_above_one
 
 __all__ = [
     "coco_category_names",
     "coco_image_stems",
+    "coco_records_to_objects",
     "read_coco_ground_truth",
     "read_coco_objects",
     "read_coco_result_objects",
@@ -96,31 +101,46 @@ def _problem(record: Any, keys: tuple[str, ...]) -> str | None:
             return f"missing '{key}'"
     bbox = record.get("bbox")
     if bbox is not None:
-        if (
-            not isinstance(bbox, list)
-            or len(bbox) != 4
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
-        ):
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
             return f"'bbox' must be a list of 4 numbers, got {bbox!r}"
         if bbox[2] < 0 or bbox[3] < 0:
             return f"bbox {bbox} has a negative width or height"
-    if "score" in keys and (
-        isinstance(record["score"], bool) or not isinstance(record["score"], (int, float))
-    ):
+    if "score" in keys and not _is_number(record["score"]):
         return f"'score' must be a number, got {record['score']!r}"
+    if "area" in record and not _is_number(record["area"]):
+        return f"'area' must be a number, got {record['area']!r}"
     return None
 
 
-def coco_image_stems(data: dict, path: str) -> dict[int, str]:
-    """``{image id: file stem}`` of a COCO file's ``images`` list."""
-    from pathlib import PurePath
+def _integer_problem(record: dict, keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        if key in record:
+            try:
+                integer_id(record[key])
+            except ValueError:
+                return f"'{key}' must be an integer, got {record[key]!r}"
+    return None
 
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def coco_image_stems(data: dict, path: str) -> dict[int | str, str]:
+    """``{image id: file stem}`` of a COCO file's ``images`` list (ids are integers or
+    strings)."""
     stems = {}
     for row, image in enumerate(data.get("images", [])):
         problem = _problem(image, ("id", "file_name"))
+        if problem is None:
+            try:
+                stems[image_id_key(image["id"])] = PurePosixPath(
+                    str(image["file_name"]).replace("\\", "/")
+                ).stem
+            except ValueError:
+                problem = f"'id' must be an integer or a string, got {image['id']!r}"
         if problem:
             raise FormatError(path, f"images[{row}]: {problem}")
-        stems[int(image["id"])] = PurePath(str(image["file_name"])).stem
     return stems
 
 
@@ -128,44 +148,75 @@ def coco_category_names(data: dict, path: str) -> dict[int, str]:
     """``{category id: name}`` of a COCO file's ``categories`` list."""
     names = {}
     for row, category in enumerate(data.get("categories", [])):
-        problem = _problem(category, ("id", "name"))
+        problem = _problem(category, ("id", "name")) or _integer_problem(category, ("id",))
         if problem:
             raise FormatError(path, f"categories[{row}]: {problem}")
-        names[int(category["id"])] = str(category["name"])
+        names[integer_id(category["id"])] = str(category["name"])
     return names
 
 
-def _to_objects(records, keys, stems, names, path, what, skip_invalid, report):
-    from .records import ImageObjects, ObjectRecord, SkippedLine
+def _record_problem(record, keys, join: ImageJoin, names) -> str | None:
+    problem = _problem(record, keys) or _integer_problem(record, ("id", "category_id"))
+    if problem is None:
+        try:
+            join.stem_of(record["image_id"])
+        except LookupError as error:
+            problem = str(error.args[0])
+    if problem is None and integer_id(record["category_id"]) not in names:
+        problem = f"unknown category id {record['category_id']!r} ({_known_ids(names)})"
+    return problem
 
-    by_stem: dict[str, ImageObjects] = {s: ImageObjects(stem=s) for s in stems.values()}
+
+def _known_ids(names: dict[int, str]) -> str:
+    ids = sorted(names)
+    if ids and ids == list(range(ids[0], ids[-1] + 1)):
+        return f"known ids: {ids[0]}..{ids[-1]}"
+    return f"{len(ids)} known ids"
+
+
+def _object(record, keys, join: ImageJoin, names, path, row) -> tuple[str, ObjectRecord]:
+    x, y, w, h = (float(v) for v in record["bbox"])
+    attributes = {}
+    if "id" in record:
+        attributes["coco_id"] = integer_id(record["id"])
+    if "area" in record:
+        attributes["area"] = float(record["area"])
+    return join.stem_of(record["image_id"]), ObjectRecord(
+        label=names[integer_id(record["category_id"])],
+        box=(x, y, x + w, y + h),
+        score=float(record["score"]) if "score" in keys else None,
+        crowd=bool(record.get("iscrowd", 0)),
+        attributes=attributes,
+        source=(path, row),
+    )
+
+
+def coco_records_to_objects(
+    records: list,
+    join: ImageJoin,
+    names: dict[int, str],
+    path: str,
+    report: ReadReport,
+    predictions: bool,
+    skip_invalid: bool = False,
+) -> list[ImageObjects]:
+    """COCO annotation or detection records to per-image objects (every image of ``join``).
+
+    A bad record raises :class:`FormatError` ``PATH: detections[ROW]: what is wrong`` (or
+    ``annotations[ROW]``), or is skipped and reported with ``skip_invalid``.
+    """
+    what = "detections" if predictions else "annotations"
+    keys = ("image_id", "category_id", "bbox", "score")[: 4 if predictions else 3]
+    by_stem: dict[str, ImageObjects] = {s: ImageObjects(stem=s) for s in join.stems}
     for row, record in enumerate(records):
-        problem = _problem(record, keys)
-        if problem is None and int(record["image_id"]) not in stems:
-            problem = f"unknown image id {record['image_id']}"
-        if problem is None and int(record["category_id"]) not in names:
-            problem = f"unknown category id {record['category_id']}"
+        problem = _record_problem(record, keys, join, names)
         if problem:
             if not skip_invalid:
                 raise FormatError(path, f"{what}[{row}]: {problem}")
             report.skipped.append(SkippedLine(path, row, f"{what}[{row}]: {problem}"))
             continue
-        x, y, w, h = (float(v) for v in record["bbox"])
-        attributes = {}
-        if "id" in record:
-            attributes["coco_id"] = int(record["id"])
-        if "area" in record:
-            attributes["area"] = float(record["area"])
-        by_stem[stems[int(record["image_id"])]].objects.append(
-            ObjectRecord(
-                label=names[int(record["category_id"])],
-                box=(x, y, x + w, y + h),
-                score=float(record["score"]) if "score" in keys else None,
-                crowd=bool(record.get("iscrowd", 0)),
-                attributes=attributes,
-                source=(path, row),
-            )
-        )
+        stem, obj = _object(record, keys, join, names, path, row)
+        by_stem[stem].objects.append(obj)
     return sorted(by_stem.values(), key=lambda image: image.stem)
 
 
@@ -175,38 +226,34 @@ def read_coco_objects(path: str | os.PathLike, skip_invalid: bool = False):
     Returns ``(images, report, stems, names)``: the objects of every image of the file,
     the read report, ``{image id: stem}`` and ``{category id: name}``.
     """
-    from .records import ReadReport
-
     path = str(path)
     data = read_coco_ground_truth(path)
     stems, names = coco_image_stems(data, path), coco_category_names(data, path)
     report = ReadReport(files=1)
-    keys = ("image_id", "category_id", "bbox")
-    images = _to_objects(
-        data["annotations"], keys, stems, names, path, "annotations", skip_invalid, report
+    join = ImageJoin((), ids=stems)
+    images = coco_records_to_objects(
+        data["annotations"], join, names, path, report, False, skip_invalid
     )
     return images, report, stems, names
 
 
 def read_coco_result_objects(
     path: str | os.PathLike,
-    stems: dict[int, str],
+    stems: dict[int | str, str],
     names: dict[int, str],
     skip_invalid: bool = False,
 ):
     """Reads a COCO results file into per-image records, joined through ``stems``/``names``
-    (from the ground-truth file or an images JSON). Returns ``(images, report)``."""
-    from .records import ReadReport
-
+    (from the ground-truth file or an images JSON). Image ids that are not in ``stems`` may
+    also be the image's file stem or file name (``"000123"``, ``"000123.jpg"``).
+    Returns ``(images, report)``."""
     path = str(path)
     report = ReadReport(files=1)
-    keys = ("image_id", "category_id", "bbox", "score")
-    images = _to_objects(
-        read_coco_results(path), keys, stems, names, path, "detections", skip_invalid, report
+    join = ImageJoin((), ids=stems)
+    images = coco_records_to_objects(
+        read_coco_results(path), join, names, path, report, True, skip_invalid
     )
-    max_score = max((o.score for im in images for o in im.objects), default=0.0)
-    if max_score > 1:
-        report.notes.append(f"confidences up to {max_score:g} exceed 1; kept as written")
+    note_scores_above_one(images, report)
     return images, report
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ImageObjects", "ObjectRecord", "ReadReport", "SkippedLine"]
+__all__ = ["ImageObjects", "ObjectRecord", "ReadReport", "SkippedLine", "note_scores_above_one"]
 
 
 @dataclass(frozen=True)
@@ -59,3 +59,10 @@ class ReadReport:
     skipped: list[SkippedLine] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     files: int = 0
+
+
+def note_scores_above_one(images: list[ImageObjects], report: ReadReport) -> None:
+    """Adds a note to ``report`` when confidences exceed 1 (they are kept as written)."""
+    max_score = max((o.score or 0.0 for im in images for o in im.objects), default=0.0)
+    if max_score > 1:
+        report.notes.append(f"confidences up to {max_score:g} exceed 1; kept as written")

@@ -1,0 +1,175 @@
+"""One label set (a :class:`~detection_debugger.dataset_import.LabelSource`) read into
+per-image records: the reader of each format, ``auto`` format recognition, and the joins a
+results file needs (COCO ids and categories, or file stems and class names).
+
+Pure file reading (images are opened only for their sizes): nothing here imports FiftyOne.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .formats import (
+    FormatError,
+    ImageObjects,
+    ReadReport,
+    coco_category_names,
+    coco_image_stems,
+    detect_format,
+    read_class_names,
+    read_coco_objects,
+    read_coco_result_objects,
+    read_corner_txt_folder,
+    read_json,
+    read_kitti_folder,
+    read_ultralytics_predictions,
+    read_voc_folder,
+    read_yolo_folder,
+)
+
+if TYPE_CHECKING:
+    from .dataset_import import LabelSource
+
+__all__ = ["read_label_source", "resolve_auto_format"]
+
+Read = tuple[list[ImageObjects], ReadReport]
+
+
+def resolve_auto_format(source: LabelSource) -> tuple[LabelSource, str | None]:
+    """``source`` with ``format="auto"`` replaced by the recognised format, and a note
+    saying which format was chosen and why (None when the format was given)."""
+    if source.format != "auto":
+        return source, None
+    chosen, why = detect_format(source.path, source.predictions)
+    return dataclasses.replace(source, format=chosen), f"format auto: {chosen} ({why})"
+
+
+def _image_sizes(images: dict[str, str], stems) -> dict[str, tuple[int, int]]:
+    from PIL import Image
+
+    sizes = {}
+    for stem in stems:
+        try:
+            with Image.open(images[stem]) as image:
+                sizes[stem] = image.size
+        except OSError as error:
+            raise FormatError(images[stem], f"cannot read the image ({error})") from None
+    return sizes
+
+
+def _ground_truth_only(source: LabelSource, what: str) -> None:
+    if source.predictions:
+        raise FormatError(source.path, f"{what} is a ground-truth format, not predictions")
+
+
+def _predictions_only(source: LabelSource, what: str) -> None:
+    if not source.predictions:
+        raise FormatError(source.path, f"{what} is a predictions format, not ground truth")
+
+
+def _read_kitti(source: LabelSource, images, skip_invalid: bool, coco_join: dict) -> Read:
+    return read_kitti_folder(source.path, source.predictions, skip_invalid)
+
+
+def _read_yolo(source: LabelSource, images, skip_invalid: bool, coco_join: dict) -> Read:
+    if not source.class_names:
+        raise FormatError(source.path, "YOLO labels need a class names file (--class-names)")
+    names = read_class_names(source.class_names)
+    folder = Path(source.path)
+    stems = [p.stem for p in folder.glob("*.txt") if p.stem in images] if folder.is_dir() else []
+    return read_yolo_folder(
+        folder, names, _image_sizes(images, stems), source.predictions, skip_invalid
+    )
+
+
+def _read_corner_txt(source: LabelSource, images, skip_invalid: bool, coco_join: dict) -> Read:
+    return read_corner_txt_folder(source.path, source.predictions, skip_invalid)
+
+
+def _read_voc(source: LabelSource, images, skip_invalid: bool, coco_join: dict) -> Read:
+    _ground_truth_only(source, "Pascal VOC")
+    return read_voc_folder(source.path, skip_invalid)
+
+
+def _read_coco(source: LabelSource, images, skip_invalid: bool, coco_join: dict) -> Read:
+    if source.predictions:
+        return _read_coco_results(source, images, skip_invalid, coco_join)
+    objects, report, stems, names = read_coco_objects(source.path, skip_invalid)
+    coco_join.update(stems=stems, names=names)
+    return objects, report
+
+
+def _coco_tables(source: LabelSource, coco_join: dict):
+    """``({image id: stem}, {category id: name})`` from ``--images-json`` or the COCO ground
+    truth of the same import; None without either."""
+    if source.images_json:
+        data = read_json(source.images_json)
+        if not isinstance(data, dict):
+            raise FormatError(source.images_json, "expected an object with 'images'")
+        return (
+            coco_image_stems(data, source.images_json),
+            coco_category_names(data, source.images_json),
+        )
+    if coco_join:
+        return coco_join["stems"], coco_join["names"]
+    return None
+
+
+def _read_coco_results(source: LabelSource, images, skip_invalid: bool, coco_join: dict) -> Read:
+    tables = _coco_tables(source, coco_join)
+    if tables is not None:
+        return read_coco_result_objects(source.path, *tables, skip_invalid)
+    if not source.class_names:
+        raise FormatError(
+            source.path,
+            "COCO results need COCO ground truth in the same import or --images-json "
+            "(a JSON with 'images' [{id, file_name}] and 'categories' [{id, name}]); "
+            "when the image ids are file stems or names, --class-names is enough "
+            "(category id = class index + 1)",
+        )
+    objects, report = read_ultralytics_predictions(
+        source.path, images, read_class_names(source.class_names), None, skip_invalid
+    )
+    report.notes.insert(0, "no COCO ground truth: image ids joined to the image file stems")
+    return objects, report
+
+
+def _read_ultralytics(source: LabelSource, images, skip_invalid: bool, coco_join: dict) -> Read:
+    _predictions_only(source, "Ultralytics predictions.json")
+    tables = _coco_tables(source, coco_join)
+    categories = tables[1] if tables is not None else None
+    names = None
+    if categories is None and source.class_names:
+        names = read_class_names(source.class_names)
+    return read_ultralytics_predictions(source.path, images, names, categories, skip_invalid)
+
+
+_READERS = {
+    "kitti": _read_kitti,
+    "tao": _read_kitti,
+    "yolo": _read_yolo,
+    "txt": _read_corner_txt,
+    "voc": _read_voc,
+    "coco": _read_coco,
+    "ultralytics": _read_ultralytics,
+}
+
+
+def read_label_source(
+    source: LabelSource, images: dict[str, str], skip_invalid: bool, coco_join: dict
+) -> Read:
+    """Reads one label set (its format already resolved, see :func:`resolve_auto_format`).
+
+    Args:
+        source: the label set.
+        images: ``{stem: image path}`` of the import (YOLO box scaling, stem joins).
+        skip_invalid: report malformed lines/records and go on.
+        coco_join: filled with the ``stems``/``names`` tables of COCO ground truth, read by
+            COCO and Ultralytics results later in the same import.
+    """
+    reader = _READERS.get(source.format)
+    if reader is None:
+        raise FormatError(source.path, f"unknown format {source.format!r}")
+    return reader(source, images, skip_invalid, coco_join)
