@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from .dataset_export import EXPORT_FORMATS
 from .dataset_import import GT_FORMATS, PRED_FORMATS
+from .dbserver import DATA_DIR_ENV, project_database
 from .evaluation import DetectionSet, InputError, MatchTable
 from .evaluation.detections import GT, PRED
 from .formats import (
@@ -83,19 +84,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--dataset", required=True, help="dataset name (created if missing)")
     imp.add_argument("--images", required=True, metavar="DIR", help="folder of the images")
-    imp.add_argument("--gt", metavar="PATH", help="ground truth: COCO JSON, or KITTI/YOLO folder")
-    imp.add_argument("--gt-format", choices=GT_FORMATS, help="format of --gt")
+    imp.add_argument(
+        "--gt", metavar="PATH", help="ground truth: COCO JSON, or KITTI/YOLO/txt/VOC folder"
+    )
+    imp.add_argument(
+        "--gt-format", choices=GT_FORMATS, help="format of --gt (auto: from the files)"
+    )
     imp.add_argument("--gt-field", default="ground_truth", help="field for --gt (ground_truth)")
     imp.add_argument(
-        "--pred", metavar="PATH", help="predictions: TAO/KITTI or YOLO folder, COCO results JSON"
+        "--pred",
+        metavar="PATH",
+        help="predictions: TAO/KITTI, YOLO or txt folder, COCO results or Ultralytics JSON",
     )
-    imp.add_argument("--pred-format", choices=PRED_FORMATS, help="format of --pred")
+    imp.add_argument(
+        "--pred-format", choices=PRED_FORMATS, help="format of --pred (auto: from the files)"
+    )
     imp.add_argument("--pred-field", default="predictions", help="field for --pred (predictions)")
     imp.add_argument("--class-map", metavar="FILE", help="YAML/JSON {name in files: class}")
-    imp.add_argument("--class-names", metavar="FILE", help="YOLO class names file")
     imp.add_argument(
-        "--images-json", metavar="FILE", help="COCO results without COCO ground truth: "
-        "a JSON with 'images' [{id, file_name}] and 'categories' [{id, name}]",
+        "--class-names",
+        metavar="FILE",
+        help="class names file (classes.txt, data.yaml): YOLO classes, and the category ids "
+        "(class index + 1) of Ultralytics/COCO results without COCO ground truth",
+    )
+    imp.add_argument(
+        "--images-json", metavar="FILE", help="COCO/Ultralytics results without COCO ground "
+        "truth: a JSON with 'images' [{id, file_name}] and 'categories' [{id, name}]",
     )  # fmt: skip
     imp.add_argument(
         "--skip-invalid", action="store_true", help="skip malformed lines (each is reported)"
@@ -176,7 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--images", type=int, default=500, help="number of images (500)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    demo.add_argument("--data-dir", default=".data", help="where data and database live")
+    demo.add_argument(
+        "--data-dir",
+        help=f"where data and database live (${DATA_DIR_ENV}, else .data in the checkout)",
+    )
     demo.add_argument("--port", type=int, default=5151, help="App port (5151)")
     demo.add_argument("--no-app", action="store_true", help="run headless, print the story")
     demo.set_defaults(run=run_demo)
@@ -228,7 +245,7 @@ def run_import(args: argparse.Namespace) -> int:
         if path is None:
             continue
         if fmt is None:
-            raise UsageError(f"{flag} is required with {flag[:-7]}")
+            raise UsageError(f"{flag} is required with {flag[:-7]} ({flag} auto recognises it)")
         sources.append(
             LabelSource(
                 path=path, format=fmt, field=field, predictions=predictions,
@@ -380,7 +397,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        if getattr(args, "dataset", None) is None:
+            return args.run(args)
+        with project_database():  # every command that names a dataset: one database rule
+            return args.run(args)
     except (FormatError, UsageError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

@@ -15,7 +15,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .dataset_state import COMPLETE, WRITING, dataset_lock, import_records, set_import_record
 from .formats import ClassMap, FormatError, ObjectRecord, ReadReport
+from .formats.relative_boxes import relative_box
 from .label_reading import read_label_source, resolve_auto_format
 
 __all__ = [
@@ -33,7 +35,6 @@ __all__ = [
 GT_FORMATS = ("coco", "kitti", "yolo", "voc", "txt", "auto")
 PRED_FORMATS = ("tao", "coco", "yolo", "ultralytics", "txt", "auto")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-INFO_KEY = "detection_debugger"
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class ImportPlan:
     dataset_name: str
     images: dict[str, str]  # stem -> absolute path
     labels: list[LabelPlan]
+    image_info: dict[str, dict] = field(default_factory=dict)  # stem -> FiftyOne metadata
 
     def summary(self) -> list[str]:
         lines = [f"dataset {self.dataset_name!r}: {len(self.images)} images"]
@@ -146,6 +148,33 @@ def list_images(folder: str | os.PathLike) -> dict[str, str]:
     if not images:
         raise FormatError(str(folder), f"no images ({', '.join(IMAGE_EXTENSIONS)}) found")
     return images
+
+
+def read_image_info(images: dict[str, str]) -> dict[str, dict]:
+    """``{stem: ImageMetadata fields}`` from each image's header; an image that cannot be
+    read (zero bytes, corrupt, not an image) raises :class:`FormatError` naming it, before
+    anything is written."""
+    import mimetypes
+
+    from PIL import Image
+
+    info = {}
+    for stem, path in images.items():
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+                channels = len(image.getbands())
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise FormatError(path, f"cannot read the image ({reason})") from None
+        info[stem] = {
+            "size_bytes": os.path.getsize(path),
+            "mime_type": mimetypes.guess_type(path)[0] or "image",
+            "width": width,
+            "height": height,
+            "num_channels": channels,
+        }
+    return info
 
 
 def plan_import(
@@ -205,7 +234,7 @@ def plan_import(
             known = sorted(set(known) | set(labels))
         plan.classes = sorted(labels)
         plans.append(plan)
-    return ImportPlan(dataset_name=dataset_name, images=images, labels=plans)
+    return ImportPlan(dataset_name, images, plans, image_info=read_image_info(images))
 
 
 def _detection_doc(record: ObjectRecord, width: int, height: int) -> dict:
@@ -213,13 +242,12 @@ def _detection_doc(record: ObjectRecord, width: int, height: int) -> dict:
     building documents directly is ~50x faster than constructing label objects."""
     from bson import ObjectId
 
-    x1, y1, x2, y2 = record.box
     doc = {
         "_id": ObjectId(),
         "_cls": "Detection",
         "tags": [],
         "label": record.label,
-        "bounding_box": [x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height],
+        "bounding_box": relative_box(record.box, width, height),
         "confidence": record.score,
         **record.attributes,
     }
@@ -257,78 +285,169 @@ def _declare_field(dataset, field: str, plan: LabelPlan) -> None:
             dataset.add_sample_field(path, field_types.get(kind, fo.StringField))
 
 
+def _open_dataset(name: str):
+    """The dataset ``name``, created (persistent) when missing; a concurrent creator wins."""
+    import fiftyone as fo
+
+    if not fo.dataset_exists(name):
+        try:
+            return fo.Dataset(name, persistent=True)
+        except ValueError:  # created by another import meanwhile
+            pass
+    return fo.load_dataset(name)
+
+
+def _fingerprint(path: str) -> str:
+    """Names, sizes and modification times of a label file or folder: equal fingerprints
+    mean the same input."""
+    import hashlib
+
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.relative_to(root) if root.is_dir() else file.name}"
+                      f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())  # fmt: skip
+    return digest.hexdigest()
+
+
+def _fields_to_write(dataset, plan: ImportPlan, replace: bool) -> tuple[list, dict]:
+    """The label plans to write and the stored import records.
+
+    A field that a complete import already wrote from the same, unchanged input is skipped
+    (so re-running an interrupted command completes it without ``--replace``); a field an
+    interrupted import left half-written is rewritten; any other existing field is refused
+    unless ``replace``.
+    """
+    records = import_records(dataset)
+    todo, taken = [], []
+    for label_plan in plan.labels:
+        field = label_plan.source.field
+        record = records.get(field) or {}
+        if replace or not dataset.has_field(field) or record.get("status") == WRITING:
+            todo.append(label_plan)
+        elif record.get("fingerprint") == _fingerprint(label_plan.source.path):
+            label_plan.report.notes.append("already imported from this input: left as it is")
+        else:
+            taken.append(field)
+    if taken:
+        raise ValueError(
+            f"dataset {plan.dataset_name!r} already has field(s) {', '.join(taken)}: "
+            "choose another field name (--pred-field) or pass --replace"
+        )
+    return todo, records
+
+
+def _add_samples(dataset, plan: ImportPlan, progress: bool) -> None:
+    """Samples for the plan's images not in the dataset yet, with the metadata read (and
+    validated) when the plan was made."""
+    import fiftyone as fo
+
+    existing = set(dataset.values("filepath")) if len(dataset) else set()
+    new = [(stem, path) for stem, path in plan.images.items() if path not in existing]
+    if new:
+        samples = [
+            fo.Sample(filepath=path, metadata=fo.ImageMetadata(**plan.image_info[stem]))
+            for stem, path in new
+        ]
+        dataset.add_samples(samples, progress=progress)
+        del samples  # live Sample objects are reloaded by every later bulk write
+    dataset.compute_metadata(progress=progress)  # samples added by others may lack it
+
+
+def _replaced_field(dataset, field: str, paths: list[str]) -> list[str]:
+    """Before ``field`` is replaced: clears it on the samples the new import does not cover
+    (no two label sets mixed in one field) and deletes the evaluation runs that used it (their
+    ids would point at objects that no longer exist). Returns the deleted run keys."""
+    stale = dataset.exclude_by("filepath", paths).exists(field)
+    if len(stale):
+        stale.set_field(field, None).save(field)
+    deleted = []
+    for key in dataset.list_evaluations():
+        config = dataset.get_evaluation_info(key).config
+        if field in (getattr(config, "pred_field", None), getattr(config, "gt_field", None)):
+            dataset.delete_evaluation(key)
+            deleted.append(key)
+    return deleted
+
+
+def _import_record(label_plan: LabelPlan, status: str, started_at: str) -> dict:
+    source = label_plan.source
+    return {
+        "status": status,
+        "path": os.path.abspath(source.path),
+        "fingerprint": _fingerprint(source.path),
+        "format": source.format,
+        "predictions": source.predictions,
+        "started_at": started_at,
+        "imported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "objects": sum(len(v) for v in label_plan.objects.values()),
+        "classes": label_plan.classes,
+        "skipped_lines": [str(s) for s in label_plan.report.skipped],
+        "files_without_image": label_plan.files_without_image,
+        "images_without_labels": label_plan.images_without_labels,
+        "unknown_classes": dict(label_plan.unknown_classes),
+        "notes": list(label_plan.report.notes),
+    }
+
+
+def _write_field(dataset, label_plan: LabelPlan, size_of: dict, images: dict, progress: bool):
+    import fiftyone.core.utils as fou
+
+    _declare_field(dataset, label_plan.source.field, label_plan)
+    values = {}
+    with fou.ProgressBar(total=len(images), progress=progress) as bar:
+        for stem in bar(images):
+            path = images[stem]
+            width, height = size_of[path]
+            records = label_plan.objects.get(stem, [])
+            values[path] = {
+                "_cls": "Detections",
+                "detections": [_detection_doc(r, width, height) for r in records],
+            }
+    # Documents are built above in FiftyOne's stored form, so validation is not needed.
+    dataset.set_values(label_plan.source.field, values, key_field="filepath", validate=False)
+
+
 def apply_import(plan: ImportPlan, replace: bool = False, progress: bool = True):
     """Writes a validated plan: creates/extends the dataset, adds the label fields.
 
+    Safe against interruption and concurrency (:mod:`~detection_debugger.dataset_state`):
+    the dataset is locked while written; each field's import record says ``writing`` before
+    the first value is written and ``complete`` after the last, so a killed import leaves a
+    field that evaluation refuses and that the same command, run again, completes.
+
     Raises:
-        ValueError: a target field exists and ``replace`` is False (nothing is written).
+        ValueError: a target field exists and ``replace`` is False, or another command is
+            writing to the dataset (nothing is written).
 
     Returns:
         The dataset.
     """
-    import fiftyone as fo
-    import fiftyone.core.utils as fou
-
-    exists = fo.dataset_exists(plan.dataset_name)
-    dataset = fo.load_dataset(plan.dataset_name) if exists else None
-    if dataset is not None and not replace:
-        taken = [p.source.field for p in plan.labels if dataset.has_field(p.source.field)]
-        if taken:
-            raise ValueError(
-                f"dataset {plan.dataset_name!r} already has field(s) {', '.join(taken)}: "
-                "choose another field name (--pred-field) or pass --replace"
-            )
-    if dataset is None:
-        dataset = fo.Dataset(plan.dataset_name, persistent=True)
-
-    # Samples for images not in the dataset yet, with their metadata (sizes from the files).
-    existing = set(dataset.values("filepath")) if len(dataset) else set()
-    new = [path for path in plan.images.values() if path not in existing]
-    if new:
-        samples = []
-        with fou.ProgressBar(total=len(new), progress=progress) as bar:
-            for path in bar(new):
-                samples.append(fo.Sample(filepath=path, metadata=fo.ImageMetadata.build_for(path)))
-        dataset.add_samples(samples, progress=progress)
-        # Live Sample objects are reloaded by every later bulk write: let them go.
-        del samples
-    dataset.compute_metadata(progress=progress)  # samples added by others may lack it
-    paths = list(plan.images.values())
-    view = dataset.select_by("filepath", paths)
-    filepaths, widths, heights = view.values(["filepath", "metadata.width", "metadata.height"])
-    size_of = dict(zip(filepaths, zip(widths, heights)))
-
-    info = dict(dataset.info.get(INFO_KEY, {}))
-    imports = dict(info.get("imports", {}))
-    for label_plan in plan.labels:
-        _declare_field(dataset, label_plan.source.field, label_plan)
-        values = {}
-        with fou.ProgressBar(total=len(plan.images), progress=progress) as bar:
-            for stem in bar(plan.images):
-                path = plan.images[stem]
-                width, height = size_of[path]
-                records = label_plan.objects.get(stem, [])
-                values[path] = {
-                    "_cls": "Detections",
-                    "detections": [_detection_doc(r, width, height) for r in records],
-                }
-        # Documents are built above in FiftyOne's stored form, so validation is not needed.
-        dataset.set_values(label_plan.source.field, values, key_field="filepath", validate=False)
-        source = label_plan.source
-        imports[source.field] = {
-            "path": os.path.abspath(source.path),
-            "format": source.format,
-            "predictions": source.predictions,
-            "imported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "objects": sum(len(v) for v in label_plan.objects.values()),
-            "classes": label_plan.classes,
-            "skipped_lines": [str(s) for s in label_plan.report.skipped],
-            "files_without_image": label_plan.files_without_image,
-            "images_without_labels": label_plan.images_without_labels,
-            "unknown_classes": dict(label_plan.unknown_classes),
-            "notes": list(label_plan.report.notes),
-        }
-    info["imports"] = imports
-    dataset.info[INFO_KEY] = info
-    dataset.save()
+    dataset = _open_dataset(plan.dataset_name)
+    with dataset_lock(dataset, "import"):
+        todo, records = _fields_to_write(dataset, plan, replace)
+        _add_samples(dataset, plan, progress)
+        paths = list(plan.images.values())
+        filepaths, widths, heights = dataset.select_by("filepath", paths).values(
+            ["filepath", "metadata.width", "metadata.height"]
+        )
+        size_of = dict(zip(filepaths, zip(widths, heights)))
+        for label_plan in todo:
+            field = label_plan.source.field
+            previous = records.get(field) or {}
+            started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            if previous.get("status") == WRITING:
+                started = previous.get("started_at", started)  # completing an interrupted one
+            set_import_record(dataset, field, _import_record(label_plan, WRITING, started))
+            deleted = []
+            if replace and dataset.has_field(field):
+                deleted = _replaced_field(dataset, field, paths)
+            _write_field(dataset, label_plan, size_of, plan.images, progress)
+            record = _import_record(label_plan, COMPLETE, started)
+            if deleted:
+                record["notes"].append(f"replaced: deleted the evaluation runs {deleted}")
+                label_plan.report.notes.append(record["notes"][-1])
+            set_import_record(dataset, field, record)
     return dataset

@@ -27,6 +27,7 @@ import fiftyone.utils.eval.detection as foud
 import numpy as np
 
 from .dataset_arrays import detection_set_from_view
+from .dataset_state import writes_dataset
 from .evaluation import (
     IOU_THRESHOLDS,
     RECALL_THRESHOLDS,
@@ -355,6 +356,7 @@ def _matches(table: MatchTable, ids: dict, classes: list[str]) -> list[tuple]:
     return matches
 
 
+@writes_dataset("evaluate", ("gt_field", "pred_field"), unless_none="eval_key")
 def evaluate_detections(
     samples,
     pred_field: str,

@@ -34,6 +34,7 @@ import numpy as np
 
 from .dataset_arrays import detection_set_from_view
 from .dataset_export import FIXED_SUFFIX
+from .dataset_state import writes_dataset
 from .evaluation.label_issues import (
     ACCEPTED,
     ISSUE_TYPES,
@@ -160,6 +161,7 @@ def _float_or_none(value) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
+@writes_dataset("find_label_issues", ("gt_field", "pred_fields"))
 def find_label_issues(
     samples,
     gt_field: str,
@@ -399,6 +401,7 @@ def _by_id(detections) -> dict:
     return {d.id: i for i, d in enumerate(detections)}
 
 
+@writes_dataset("review_label_issues", ("gt_field",))
 def review_issues(samples, gt_field: str, label_ids: Sequence[str], status: str) -> dict:
     """Records ``status`` (``accepted``/``rejected``) for the issues of ``label_ids`` and
     applies or undoes their fixes in ``<gt_field>_fixed``; see :func:`accept_issues`."""
