@@ -35,7 +35,9 @@ from .confusion import (
 )
 from .detections import DetectionSet, InputError
 from .match_table import MatchTable, evaluate
+from .operating_points import ClassOperatingPoints, operating_points, outcomes_at, rescore
 from .results import ClassMetrics, EvaluationResult
+from .voc_ap import VOC_RECALL_LEVELS, VocClassResult, VocResult, voc_ap
 
 __all__ = [
     "AREA_RANGES",
@@ -45,7 +47,9 @@ __all__ = [
     "MAX_DETS",
     "RECALL_THRESHOLDS",
     "STAT_NAMES",
+    "VOC_RECALL_LEVELS",
     "ClassMetrics",
+    "ClassOperatingPoints",
     "CocoMatches",
     "ConfusionMatrix",
     "DetectionSet",
@@ -56,14 +60,20 @@ __all__ = [
     "Outcome",
     "OutcomeChanges",
     "ResultComparison",
+    "VocClassResult",
+    "VocResult",
     "accumulate",
     "compare_results",
     "confusion_matrix",
     "evaluate",
     "match_coco",
     "match_outcomes",
+    "operating_points",
     "outcome_changes",
+    "outcomes_at",
     "per_class_metrics",
+    "rescore",
     "select_objects",
     "summarize",
+    "voc_ap",
 ]
