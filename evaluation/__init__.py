@@ -37,6 +37,7 @@ from .detections import DetectionSet, InputError
 from .match_table import MatchTable, evaluate
 from .operating_points import ClassOperatingPoints, operating_points, outcomes_at, rescore
 from .results import ClassMetrics, EvaluationResult
+from .tide import MAIN_ERRORS, SPECIAL_ERRORS, TideResult, TideTable, tide_errors
 from .voc_ap import VOC_RECALL_LEVELS, VocClassResult, VocResult, voc_ap
 
 __all__ = [
@@ -44,8 +45,10 @@ __all__ = [
     "BACKGROUND",
     "CHANGES",
     "IOU_THRESHOLDS",
+    "MAIN_ERRORS",
     "MAX_DETS",
     "RECALL_THRESHOLDS",
+    "SPECIAL_ERRORS",
     "STAT_NAMES",
     "VOC_RECALL_LEVELS",
     "ClassMetrics",
@@ -60,6 +63,8 @@ __all__ = [
     "Outcome",
     "OutcomeChanges",
     "ResultComparison",
+    "TideResult",
+    "TideTable",
     "VocClassResult",
     "VocResult",
     "accumulate",
@@ -75,5 +80,6 @@ __all__ = [
     "rescore",
     "select_objects",
     "summarize",
+    "tide_errors",
     "voc_ap",
 ]
