@@ -247,12 +247,28 @@ def run_demo(
         _say("\nstopping ...")
         return 0
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if app_process is not None and app_process.poll() is None:
-            os.killpg(app_process.pid, signal.SIGTERM)
-            try:
-                app_process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(app_process.pid, signal.SIGKILL)
-        database.close()
+        # The App first (it uses the database), then the database. Both steps are bounded
+        # (SIGKILL after 15 s for the App, 20 s for mongod), so a second Ctrl-C is ignored
+        # meanwhile instead of cutting the shutdown short and leaving them running.
+        # MongoServer.stop also releases FiftyOne's client before stopping mongod: FiftyOne's
+        # exit hook then needs no database and the process exits at once.
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            _stop_app(app_process)
+            database.close()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _stop_app(process: subprocess.Popen | None) -> None:
+    """Stops the App server and what it started (its own process group)."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
