@@ -1,17 +1,23 @@
 """The ``detection-debugger`` command line.
 
-Exit codes: 0 success, 2 bad input or usage (one line on stderr naming the file and the
-problem), 1 unexpected failure.
+Exit codes: 0 success; 2 bad input or usage, one line on stderr
+``detection-debugger: error: FILE[:LINE]: reason`` (or the plain reason when no file is
+involved); 130 interrupted (Ctrl-C); 1 an unexpected failure (a bug), one line
+``detection-debugger: internal error: TYPE: message`` -- with ``DETECTION_DEBUGGER_DEBUG=1``
+the traceback is raised instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from .dataset_export import EXPORT_FORMATS
+from .dataset_export import EXPORT_FORMATS, make_folder
 from .dataset_import import GT_FORMATS, PRED_FORMATS
 from .dbserver import DATA_DIR_ENV, project_database
 from .evaluation import DetectionSet, InputError, MatchTable
@@ -19,12 +25,16 @@ from .evaluation.detections import GT, PRED
 from .formats import (
     ClassMap,
     FormatError,
+    check_coco_ground_truth,
     read_coco_ground_truth,
     read_coco_results,
     read_image_ids,
 )
+from .formats.image_ids import integer_id
 
 PROG = "detection-debugger"
+DEBUG_ENV = "DETECTION_DEBUGGER_DEBUG"
+_PACKAGE = __name__.rpartition(".")[0] or "detection_debugger"
 
 
 class UsageError(Exception):
@@ -217,11 +227,19 @@ def _evaluate_coco(gt: dict, results: list, image_ids, paths: dict, iou: float, 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     gt = read_coco_ground_truth(args.gt)
+    check_coco_ground_truth(gt, args.gt)
     results = read_coco_results(args.pred)
     image_ids = None
     if args.image_ids:
         image_ids = read_image_ids(args.image_ids)
-        known = {int(im["id"]) for im in gt["images"] if isinstance(im, dict) and "id" in im}
+        known = set()
+        for row, image in enumerate(gt["images"]):
+            try:
+                known.add(integer_id(image["id"]))
+            except ValueError:
+                raise UsageError(
+                    f"{args.gt}: images[{row}]: 'id' must be an integer, got {image['id']!r}"
+                ) from None
         unknown = [i for i in image_ids if i not in known]
         if unknown:
             raise UsageError(f"{args.image_ids}: image id {unknown[0]} is not in {args.gt}")
@@ -280,7 +298,7 @@ def run_export(args: argparse.Namespace) -> int:
         report = export_labels(
             view, args.label_field, args.format, args.output, args.overwrite, not args.original
         )
-    except (ValueError, FileExistsError) as error:
+    except ValueError as error:
         raise UsageError(str(error)) from None
     print("\n".join(report.summary()))
     return 0
@@ -295,8 +313,13 @@ def _load_dataset(name: str):
 
 
 def _write(text: str, output: str | None) -> None:
+    """``text`` to the file ``output`` (its missing parent folders created) or stdout."""
     if output:
-        with open(output, "w", encoding="utf-8") as f:
+        path = Path(output)
+        if path.is_dir():
+            raise UsageError(f"{output}: is a folder; --output takes a file name")
+        make_folder(path.parent, output)
+        with open(path, "w", encoding="utf-8") as f:
             f.write(text + "\n")
     else:
         print(text)
@@ -334,16 +357,12 @@ def run_slices(args: argparse.Namespace) -> int:
 
 
 def _save_slice(dataset, args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from . import slices
+    from .formats.text_files import read_text_lines
 
     if not args.slice or not args.samples:
         raise UsageError("slices save needs --slice NAME and --samples FILE")
-    try:
-        lines = Path(args.samples).read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise UsageError(f"{args.samples}: {error.strerror}") from None
+    lines = read_text_lines(args.samples)
     ids, paths = dataset.values("id"), dataset.values("filepath")
     by_key = {**dict(zip(ids, ids)), **{p: i for i, p in zip(ids, paths)}}
     by_key.update({str(Path(p).resolve()): i for i, p in zip(ids, paths)})
@@ -393,7 +412,40 @@ def run_demo(args: argparse.Namespace) -> int:
     return demo(args.images, args.seed, args.data_dir, app=not args.no_app, port=args.port)
 
 
+def _own_message(error: BaseException) -> bool:
+    """Whether ``error`` is a deliberate message of this package about the user's input: an
+    exception type of ours (``InputError``, ``DatasetBusyError``...) or a ``raise`` statement
+    in our code. A ``ValueError`` from inside a library, or from an unguarded ``int()`` of
+    ours, is a bug and reported as one."""
+    if type(error).__module__.startswith(_PACKAGE + "."):
+        return True
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    module = tb.tb_frame.f_globals.get("__name__", "")
+    if module != _PACKAGE and not module.startswith(_PACKAGE + "."):
+        return False
+    import linecache
+
+    line = linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+    return re.match(r"\s*raise\b", line) is not None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "(no message)"
+
+
+def _os_error(error: OSError) -> str:
+    reason = error.strerror or str(error)
+    if error.filename is not None:
+        return f"{error.filename}: {reason}"
+    return reason
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command; returns the exit code (see the module docstring)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -401,9 +453,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.run(args)
         with project_database():  # every command that names a dataset: one database rule
             return args.run(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # stdout closed early (| head): not an error worth a message
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except (FormatError, UsageError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+        message = str(error)
+    except OSError as error:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        message = _os_error(error)
+    except ValueError as error:
+        if not _own_message(error) or os.environ.get(DEBUG_ENV):
+            return _internal_error(error)
+        message = str(error)
+    except Exception as error:
+        return _internal_error(error)
+    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
+    return 2
+
+
+def _internal_error(error: BaseException) -> int:
+    if os.environ.get(DEBUG_ENV):
+        raise error
+    print(
+        f"{PROG}: internal error: {type(error).__name__}: {_one_line(error)} "
+        f"(set {DEBUG_ENV}=1 for the traceback)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ what gets exported; the original field is only read, never changed.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -22,7 +23,14 @@ from .formats import (
 )
 from .formats.relative_boxes import pixel_boxes
 
-__all__ = ["EXPORT_FORMATS", "FIXED_SUFFIX", "ExportReport", "export_labels", "view_objects"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "FIXED_SUFFIX",
+    "ExportReport",
+    "export_labels",
+    "make_folder",
+    "view_objects",
+]
 
 EXPORT_FORMATS = ("kitti", "coco", "yolo")
 FIXED_SUFFIX = "_fixed"  # the corrected copy of a ground-truth field (label-quality review)
@@ -88,15 +96,65 @@ def view_objects(view, label_field: str) -> tuple[list[ImageObjects], dict, dict
     return images, sizes, by_stem
 
 
+# Everything an export writes: with ``overwrite`` these are removed first, so no file of an
+# earlier export (a results.json, a classes.txt, the label file of an image no longer
+# exported) is left beside the new one. Other files in the folder are left alone.
+_EXPORT_OUTPUTS = ("images", "labels", "annotations.json", "results.json", "classes.txt")
+
+
+def make_folder(folder: str | os.PathLike, for_path: str | os.PathLike | None = None) -> None:
+    """Creates ``folder`` and its missing parents.
+
+    Raises:
+        FileExistsError: ``FOR_PATH: PARENT is a file, not a folder`` when the folder or one
+            of its parents is a file (``for_path``: what the message names, default ``folder``).
+    """
+    folder = Path(folder)
+    for existing in (folder, *folder.parents):
+        if os.path.lexists(existing):
+            if not existing.is_dir():
+                raise FileExistsError(f"{for_path or folder}: {existing} is a file, not a folder")
+            break
+    folder.mkdir(parents=True, exist_ok=True)
+
+
 def _prepare_output(output_dir: Path, overwrite: bool) -> None:
+    if output_dir.exists() and not output_dir.is_dir():
+        raise FileExistsError(f"{output_dir}: exists and is not a folder: choose a folder")
     if output_dir.exists() and any(output_dir.iterdir()):
         if not overwrite:
             raise FileExistsError(
-                f"{output_dir} is not empty: choose an empty folder or pass --overwrite"
+                f"{output_dir}: not empty: choose an empty folder or pass --overwrite"
             )
-        for sub in ("images", "labels"):
-            shutil.rmtree(output_dir / sub, ignore_errors=True)
-    output_dir.mkdir(parents=True, exist_ok=True)
+        for name in _EXPORT_OUTPUTS:
+            path = output_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+    make_folder(output_dir)
+
+
+def _detections_fields(view) -> list[str]:
+    import fiftyone as fo
+
+    schema = view.get_field_schema(embedded_doc_type=fo.Detections)
+    return sorted(schema)
+
+
+def _check_source(view, source_field: str, paths: list[str]) -> None:
+    """The field is a ``Detections`` field and every image file is there, checked before
+    anything is written."""
+    fields = _detections_fields(view)
+    if source_field not in fields:
+        what = "no label field" if not view.has_field(source_field) else "not a Detections field"
+        known = ", ".join(fields) if fields else "none"
+        raise ValueError(
+            f"{what} {source_field!r} in {view._dataset.name!r} (its Detections fields: {known})"
+        )
+    for path in paths:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(errno.ENOENT, "image of the dataset not found", path)
 
 
 def export_labels(
@@ -127,9 +185,7 @@ def export_labels(
     corrected = label_field + FIXED_SUFFIX
     used_corrected = bool(use_corrected and view.has_field(corrected))
     source_field = corrected if used_corrected else label_field
-    if not view.has_field(source_field):
-        raise ValueError(f"no label field {source_field!r} in {view.dataset_name!r}")
-
+    _check_source(view, source_field, view.values("filepath"))
     images, sizes, paths = view_objects(view, source_field)
     output = Path(output_dir)
     _prepare_output(output, overwrite)

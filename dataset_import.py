@@ -135,7 +135,10 @@ def list_images(folder: str | os.PathLike) -> dict[str, str]:
     """``{stem: absolute path}`` of the images in a folder (recursively)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FormatError(str(folder), "images folder not found")
+        found = os.path.lexists(folder)
+        raise FormatError(
+            str(folder), "not a folder of images" if found else "images folder not found"
+        )
     images: dict[str, str] = {}
     for path in sorted(folder.rglob("*")):
         if path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
@@ -164,6 +167,10 @@ def read_image_info(images: dict[str, str]) -> dict[str, dict]:
             with Image.open(path) as image:
                 width, height = image.size
                 channels = len(image.getbands())
+        except Image.UnidentifiedImageError:
+            empty = os.path.getsize(path) == 0
+            reason = "an empty file" if empty else "not an image format PIL reads, or corrupt"
+            raise FormatError(path, f"cannot read the image ({reason})") from None
         except (OSError, ValueError, Image.DecompressionBombError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise FormatError(path, f"cannot read the image ({reason})") from None

@@ -47,16 +47,13 @@ def resolve_auto_format(source: LabelSource) -> tuple[LabelSource, str | None]:
 
 
 def _image_sizes(images: dict[str, str], stems) -> dict[str, tuple[int, int]]:
-    from PIL import Image
+    """``{stem: (width, height)}`` read from the image headers; an unreadable image raises
+    :class:`FormatError` naming it (the same check as every import's, see
+    :func:`~detection_debugger.dataset_import.read_image_info`)."""
+    from .dataset_import import read_image_info
 
-    sizes = {}
-    for stem in stems:
-        try:
-            with Image.open(images[stem]) as image:
-                sizes[stem] = image.size
-        except OSError as error:
-            raise FormatError(images[stem], f"cannot read the image ({error})") from None
-    return sizes
+    info = read_image_info({stem: images[stem] for stem in stems})
+    return {stem: (i["width"], i["height"]) for stem, i in info.items()}
 
 
 def _ground_truth_only(source: LabelSource, what: str) -> None:

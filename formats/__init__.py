@@ -8,6 +8,7 @@ records are absolute pixel corners ``(x1, y1, x2, y2)``.
 from .category_ids import COCO80_TO_COCO91, category_names_from_class_names
 from .class_map import ClassMap
 from .coco import (
+    check_coco_ground_truth,
     coco_category_names,
     coco_image_stems,
     read_coco_ground_truth,
@@ -45,6 +46,7 @@ __all__ = [
     "ReadReport",
     "SkippedLine",
     "category_names_from_class_names",
+    "check_coco_ground_truth",
     "coco_category_names",
     "coco_image_stems",
     "detect_format",

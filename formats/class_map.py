@@ -5,12 +5,11 @@ A map file is YAML or JSON: ``{source name: target name}``, e.g. ``Crosswalk: cr
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 from .errors import FormatError
+from .text_files import check_name, load_json, load_yaml
 
 __all__ = ["ClassMap"]
 
@@ -28,27 +27,33 @@ class ClassMap:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ClassMap:
-        path = Path(path)
-        if not path.is_file():
-            raise FormatError(str(path), "class map file not found")
-        text = path.read_text(encoding="utf-8")
-        try:
-            if path.suffix == ".json":
-                data = json.loads(text)
-            else:
-                import yaml
+        """Reads a YAML or JSON map ``{name in files: class}``.
 
-                data = yaml.safe_load(text)
-        except json.JSONDecodeError as error:
-            raise FormatError(str(path), f"invalid JSON: {error.msg}", line=error.lineno) from None
-        except Exception as error:  # yaml.YAMLError and its subclasses
-            mark = getattr(error, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            raise FormatError(str(path), f"invalid YAML: {error}".splitlines()[0], line) from None
-        if not isinstance(data, dict) or not all(
-            isinstance(v, (str, int, float)) for v in data.values()
-        ):
-            raise FormatError(str(path), "expected a mapping of class names: {source: target}")
+        Raises:
+            FormatError: the file is missing or unreadable, invalid YAML/JSON (with the line),
+                not a mapping of names, a name with control characters, or two keys that
+                differ only in case (``Car`` and ``car``: which one applies is ambiguous).
+        """
+        path = str(path)
+        data = load_json(path) if path.lower().endswith(".json") else load_yaml(path)
+        if not isinstance(data, dict):
+            raise FormatError(path, "expected a mapping of class names: {source: target}")
+        folded: dict[str, str] = {}
+        for key, value in data.items():
+            for item in (key, value):
+                if isinstance(item, bool) or not isinstance(item, (str, int)):
+                    raise FormatError(
+                        path, f"expected a mapping of class names: {{source: target}}, got "
+                        f"{key!r}: {value!r}",
+                    )  # fmt: skip
+                check_name(str(item), path)
+            fold = str(key).casefold()
+            if fold in folded:
+                raise FormatError(
+                    path, f"{folded[fold]!r} and {key!r} are the same name (names match "
+                    "case-insensitively): keep one",
+                )  # fmt: skip
+            folded[fold] = key
         return cls(data)
 
     def resolve(self, name: str, known: Iterable[str] = ()) -> str:

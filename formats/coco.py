@@ -6,17 +6,19 @@ Pure file-to-records code: no FiftyOne, no evaluation. Structural problems raise
 
 from __future__ import annotations
 
-import json
 import math
 import os
+import re
 from pathlib import PurePosixPath
 from typing import Any
 
 from .errors import FormatError
 from .image_ids import ImageJoin, image_id_key, integer_id
 from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine, note_scores_above_one
+from .text_files import check_name, load_json, read_text_lines
 
 __all__ = [
+    "check_coco_ground_truth",
     "coco_category_names",
     "coco_image_stems",
     "coco_records_to_objects",
@@ -31,20 +33,10 @@ __all__ = [
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Parses a JSON file; a missing file or a syntax error raises :class:`FormatError`."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise FormatError(path, "file not found") from None
-    except IsADirectoryError:
-        raise FormatError(path, "is a directory, expected a JSON file") from None
-    except UnicodeDecodeError as error:
-        raise FormatError(path, f"not UTF-8 text ({error.reason})") from None
-    except json.JSONDecodeError as error:
-        raise FormatError(
-            path, f"invalid JSON: {error.msg} (column {error.colno})", line=error.lineno
-        ) from None
+    """Parses a JSON file (:func:`.text_files.load_json`: UTF-8 with or without a BOM; a
+    missing or unreadable file, a syntax error or a key written twice raises
+    :class:`FormatError`)."""
+    return load_json(path)
 
 
 def read_coco_ground_truth(path: str | os.PathLike) -> dict:
@@ -73,23 +65,19 @@ def read_coco_results(path: str | os.PathLike) -> list[dict]:
     return data
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def read_image_ids(path: str | os.PathLike) -> list[int]:
     """Reads image ids, one a line; blank lines and ``#`` comments are skipped."""
     ids = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                text = line.split("#", 1)[0].strip()
-                if not text:
-                    continue
-                try:
-                    ids.append(int(text))
-                except ValueError:
-                    raise FormatError(
-                        path, f"not an integer image id: {text!r}", line=number
-                    ) from None
-    except FileNotFoundError:
-        raise FormatError(path, "file not found") from None
+    for number, line in enumerate(read_text_lines(path), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if not _INTEGER.fullmatch(text):
+            raise FormatError(path, f"not an integer image id: {text!r}", line=number)
+        ids.append(int(text))
     return ids
 
 
@@ -102,13 +90,28 @@ def _problem(record: Any, keys: tuple[str, ...]) -> str | None:
     bbox = record.get("bbox")
     if bbox is not None:
         if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
+            if isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_real, bbox)):
+                return f"'bbox' values must be finite numbers, got {bbox!r}"
             return f"'bbox' must be a list of 4 numbers, got {bbox!r}"
         if bbox[2] < 0 or bbox[3] < 0:
             return f"bbox {bbox} has a negative width or height"
-    if "score" in keys and not _is_number(record["score"]):
-        return f"'score' must be a number, got {record['score']!r}"
-    if "area" in record and not _is_number(record["area"]):
-        return f"'area' must be a number, got {record['area']!r}"
+    for key in ("score", "area"):
+        if key in record and (key in keys or key == "area"):
+            problem = _number_problem(key, record[key])
+            if problem:
+                return problem
+    if "iscrowd" in record and record["iscrowd"] not in (0, 1):  # True == 1, False == 0
+        return f"'iscrowd' must be 0 or 1, got {record['iscrowd']!r}"
+    return None
+
+
+def _number_problem(key: str, value: Any) -> str | None:
+    if not _is_real(value):
+        return f"'{key}' must be a number, got {value!r}"
+    if not math.isfinite(value):
+        return f"'{key}' must be a finite number, got {value!r}"
+    if key == "area" and value < 0:
+        return f"'area' must not be negative, got {value!r}"
     return None
 
 
@@ -122,37 +125,113 @@ def _integer_problem(record: dict, keys: tuple[str, ...]) -> str | None:
     return None
 
 
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return _is_real(value) and math.isfinite(value)
+
+
+def _image_ids(data: dict, path: str, keys=("id",)) -> dict[int | str, int]:
+    """``{image id: row}`` of a COCO file's ``images``; an invalid or repeated id raises
+    (a repeated id would put one image's annotations on another)."""
+    rows: dict[int | str, int] = {}
+    for row, image in enumerate(data.get("images", [])):
+        problem = _problem(image, keys)
+        if problem is None:
+            try:
+                key = image_id_key(image["id"])
+            except ValueError:
+                problem = f"'id' must be an integer or a string, got {image['id']!r}"
+            else:
+                if key in rows:
+                    problem = f"image id {image['id']!r} is also images[{rows[key]}]"
+                rows.setdefault(key, row)
+        if problem:
+            raise FormatError(path, f"images[{row}]: {problem}")
+    return rows
 
 
 def coco_image_stems(data: dict, path: str) -> dict[int | str, str]:
     """``{image id: file stem}`` of a COCO file's ``images`` list (ids are integers or
-    strings)."""
-    stems = {}
-    for row, image in enumerate(data.get("images", [])):
-        problem = _problem(image, ("id", "file_name"))
-        if problem is None:
-            try:
-                stems[image_id_key(image["id"])] = PurePosixPath(
-                    str(image["file_name"]).replace("\\", "/")
-                ).stem
-            except ValueError:
-                problem = f"'id' must be an integer or a string, got {image['id']!r}"
-        if problem:
-            raise FormatError(path, f"images[{row}]: {problem}")
+    strings). Repeated ids, and two ids naming the same file stem, raise."""
+    stems: dict[int | str, str] = {}
+    rows: dict[str, int] = {}
+    images = data.get("images", [])
+    for key, row in _image_ids(data, path, ("id", "file_name")).items():
+        name = images[row]["file_name"]
+        if not isinstance(name, str) or not name.strip():
+            raise FormatError(path, f"images[{row}]: 'file_name' must be a file name, got {name!r}")
+        stem = PurePosixPath(name.replace("\\", "/")).stem
+        if stem in rows:
+            raise FormatError(
+                path, f"images[{row}]: file stem {stem!r} is also images[{rows[stem]}] (labels "
+                "are joined to images by file stem)",
+            )  # fmt: skip
+        rows[stem] = row
+        stems[key] = stem
     return stems
 
 
 def coco_category_names(data: dict, path: str) -> dict[int, str]:
-    """``{category id: name}`` of a COCO file's ``categories`` list."""
-    names = {}
+    """``{category id: name}`` of a COCO file's ``categories`` list; a repeated id or a name
+    with control characters raises."""
+    names: dict[int, str] = {}
+    rows: dict[int, int] = {}
     for row, category in enumerate(data.get("categories", [])):
         problem = _problem(category, ("id", "name")) or _integer_problem(category, ("id",))
+        if problem is None:
+            key = integer_id(category["id"])
+            name = category["name"]
+            if key in rows:
+                problem = f"category id {category['id']!r} is also categories[{rows[key]}]"
+            elif isinstance(name, bool) or not isinstance(name, (str, int)):
+                problem = f"'name' must be a string, got {name!r}"
         if problem:
             raise FormatError(path, f"categories[{row}]: {problem}")
-        names[integer_id(category["id"])] = str(category["name"])
+        rows[key] = row
+        names[key] = check_name(str(name), path, what=f"categories[{row}]: name")
     return names
+
+
+def _duplicate_annotation_ids(records: list) -> list[tuple[int, int, int]]:
+    """``(row, id, first row)`` of annotations whose ``id`` an earlier one already has."""
+    first: dict[int, int] = {}
+    repeated = []
+    for row, record in enumerate(records):
+        if isinstance(record, dict) and "id" in record:
+            try:
+                key = integer_id(record["id"])
+            except ValueError:
+                continue
+            if key in first:
+                repeated.append((row, key, first[key]))
+            first.setdefault(key, row)
+    return repeated
+
+
+def check_coco_ground_truth(data: dict, path: str) -> None:
+    """What ``evaluate`` checks in COCO ground truth beyond the engine's own record checks:
+    valid, unique image ids; valid, unique category ids and names; every annotation's
+    ``area`` (finite, >= 0), ``iscrowd`` (0/1) and box (finite); unique annotation ids.
+
+    Raises:
+        FormatError: ``PATH: images[ROW]|categories[ROW]|annotations[ROW]: what is wrong``.
+    """
+    _image_ids(data, path)
+    coco_category_names(data, path)
+    for row, record in enumerate(data["annotations"]):
+        problem = _problem(record, ("id", "image_id", "category_id", "bbox"))
+        problem = problem or _integer_problem(record, ("id", "image_id", "category_id"))
+        if problem:
+            raise FormatError(path, f"annotations[{row}]: {problem}")
+    repeated = _duplicate_annotation_ids(data["annotations"])
+    if repeated:
+        row, key, first = repeated[0]
+        raise FormatError(
+            path, f"annotations[{row}]: annotation id {key} is also annotations[{first}]"
+        )
 
 
 def _record_problem(record, keys, join: ImageJoin, names) -> str | None:
@@ -234,6 +313,16 @@ def read_coco_objects(path: str | os.PathLike, skip_invalid: bool = False):
     images = coco_records_to_objects(
         data["annotations"], join, names, path, report, False, skip_invalid
     )
+    repeated = _duplicate_annotation_ids(data["annotations"])
+    if repeated:
+        shown = ", ".join(
+            f"{key} (annotations[{first}] and [{row}])" for row, key, first in repeated[:3]
+        )
+        more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
+        report.notes.append(
+            f"annotation ids written more than once: {shown}{more}; all imported, the "
+            "'coco_id' attribute is not unique"
+        )
     return images, report, stems, names
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from .errors import FormatError
 from .numbers import parse_column
 from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine, note_scores_above_one
+from .text_files import check_name, read_text_lines
 
 __all__ = ["DIFFICULT", "parse_corner_line", "read_corner_txt_folder"]
 
@@ -56,19 +57,12 @@ def parse_corner_line(text: str, path: str, line: int, predictions: bool) -> Obj
         raise FormatError(path, f"bottom ({bottom:g}) < top ({top:g})", line=line)
     score = parse_column(cols[1], path, line, 2, "confidence") if predictions else None
     return ObjectRecord(
-        label=cols[0],
+        label=check_name(cols[0], path, line),
         box=(left, top, right, bottom),
         score=score,
         crowd=not predictions and len(cols) == 6,
         source=(path, line),
     )
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise FormatError(str(path), f"not UTF-8 text ({error.reason})") from None
 
 
 def read_corner_txt_folder(
@@ -90,7 +84,7 @@ def read_corner_txt_folder(
             continue
         report.files += 1
         image = ImageObjects(stem=path.stem)
-        for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        for number, line in enumerate(read_text_lines(path), start=1):
             if not line.strip():
                 continue
             try:

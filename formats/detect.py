@@ -18,6 +18,8 @@ from pathlib import Path
 from .coco import read_json
 from .corner_txt import DIFFICULT
 from .errors import FormatError
+from .numbers import parse_decimal
+from .text_files import read_text_lines
 
 __all__ = ["detect_format", "line_formats"]
 
@@ -34,7 +36,7 @@ _LAYOUTS = {
 
 def _float(text: str) -> float | None:
     try:
-        return float(text)
+        return parse_decimal(text)
     except ValueError:
         return None
 
@@ -61,7 +63,8 @@ def line_formats(cols: list[str], predictions: bool) -> set[str]:
             fits.add("tao" if predictions else "kitti")
         low, high = -_NORMALISED_SLACK, 1 + _NORMALISED_SLACK
         if (
-            cols[0].isdigit()
+            cols[0].isascii()
+            and cols[0].isdigit()
             and len(cols) in ((5, 6) if predictions else (5,))
             and all(low <= v <= high for v in numbers[1:5])
         ):
@@ -106,8 +109,7 @@ def _sample_lines(files: list[Path]):
     """``(path, line number, columns)`` of the first :data:`SAMPLED_LINES` non-blank lines."""
     count = 0
     for path in files:
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(read_text_lines(path), start=1):
             cols = line.split()
             if cols:
                 yield path, number, cols
@@ -154,10 +156,10 @@ def detect_format(path: str | os.PathLike, predictions: bool) -> tuple[str, str]
         FormatError: the path is missing, nothing fits, or several formats fit equally.
     """
     path = Path(path)
-    if path.is_file():
-        return _detect_json(path, predictions)
     if not path.is_dir():
-        raise FormatError(str(path), "not found")
+        if not os.path.lexists(path):
+            raise FormatError(str(path), "not found")
+        return _detect_json(path, predictions)  # read through text_files: FIFOs etc. refused
     xml = sorted(path.glob("*.xml"))
     txt = [p for p in sorted(path.glob("*.txt")) if p.name not in _NOT_LABELS]
     if xml and txt:

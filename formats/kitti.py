@@ -18,6 +18,7 @@ from .errors import FormatError
 from .numbers import format_number as _fmt
 from .numbers import parse_column as _number
 from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
+from .text_files import check_name, read_text_lines
 
 __all__ = [
     "DONT_CARE",
@@ -63,7 +64,7 @@ def parse_kitti_line(text: str, path: str, line: int, predictions: bool) -> Obje
             attributes["rotation_y"] = _number(cols[14], path, line, 15, "rotation_y")
     else:
         attributes["rotation_y"] = _number(cols[14], path, line, 15, "rotation_y")
-    label = cols[0]
+    label = check_name(cols[0], path, line)
     return ObjectRecord(
         label=label,
         box=(x1, y1, x2, y2),
@@ -96,11 +97,7 @@ def read_kitti_folder(
     for path in sorted(folder.glob("*.txt")):
         report.files += 1
         image = ImageObjects(stem=path.stem)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise FormatError(str(path), f"not UTF-8 text ({error.reason})") from None
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(read_text_lines(path), start=1):
             if not line.strip():
                 continue
             try:

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import math
+import re
 
 from .errors import FormatError
 
-__all__ = ["format_number", "parse_column"]
+__all__ = ["format_number", "parse_column", "parse_decimal"]
+
+# A plain ASCII decimal: what label files hold. Python's float() also takes "1_000", Unicode
+# digits ("٣") and surrounding whitespace, which no label writer means as a number.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+
+
+def parse_decimal(text: str) -> float:
+    """``float(text)`` for a plain ASCII decimal or ``nan``/``inf`` (which the caller
+    refuses); raises ``ValueError`` for anything else."""
+    if _DECIMAL.fullmatch(text) or _NOT_FINITE.fullmatch(text):
+        return float(text)
+    raise ValueError(text)
 
 
 def parse_column(text: str, path: str, line: int, column: int, name: str) -> float:
     """A finite number from one column of a label file, or a :class:`FormatError` naming
     the file, line, column and what is wrong."""
     try:
-        value = float(text)
+        value = parse_decimal(text)
     except ValueError:
         raise FormatError(
             path, f"column {column} ({name}) is not a number: {text!r}", line=line

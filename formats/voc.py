@@ -14,7 +14,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from .errors import FormatError
+from .numbers import parse_decimal
 from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
+from .text_files import check_name, read_bytes
 
 __all__ = ["parse_voc_file", "read_voc_folder"]
 
@@ -33,16 +35,15 @@ def _parse_with_lines(path: Path) -> tuple[ET.Element, dict[ET.Element, int]]:
     parser = ET.XMLPullParser(events=("start",))
     lines: dict[ET.Element, int] = {}
     root = None
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                parser.feed(raw)
-                events = list(parser.read_events())
-            except ET.ParseError as error:
-                raise _parse_error(str(path), error) from None
-            for _, element in events:
-                lines[element] = number
-                root = element if root is None else root
+    for number, raw in enumerate(read_bytes(path).splitlines(keepends=True), start=1):
+        try:
+            parser.feed(raw)
+            events = list(parser.read_events())
+        except ET.ParseError as error:
+            raise _parse_error(str(path), error) from None
+        for _, element in events:
+            lines[element] = number
+            root = element if root is None else root
     try:
         parser.close()
         list(parser.read_events())
@@ -61,7 +62,7 @@ def _text(parent: ET.Element, tag: str, path: str, lines) -> tuple[str, int]:
 def _number(parent: ET.Element, tag: str, path: str, lines) -> float:
     text, line = _text(parent, tag, path, lines)
     try:
-        value = float(text)
+        value = parse_decimal(text)
     except ValueError:
         raise FormatError(path, f"<{tag}> is not a number: {text!r}", line=line) from None
     if not math.isfinite(value):
@@ -82,6 +83,7 @@ def _parse_object(element: ET.Element, path: str, lines) -> ObjectRecord:
     name, name_line = _text(element, "name", path, lines)
     if not name:
         raise FormatError(path, "<name> is empty", line=name_line)
+    check_name(name, path, name_line)
     box = element.find("bndbox")
     if box is None:
         raise FormatError(path, "<object> has no <bndbox>", line=lines[element])

@@ -10,27 +10,64 @@ from pathlib import Path
 from .errors import FormatError
 from .numbers import format_number, parse_column
 from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
+from .text_files import check_name, read_text_lines
+
+# Normalised values may exceed [0, 1] by this much (rounding in the writer).
+TOLERANCE = 1e-6
 
 __all__ = ["read_class_names", "read_yolo_folder", "write_class_names", "write_yolo_folder"]
 
 
-def read_class_names(path: str | os.PathLike) -> list[str]:
-    """Reads a class names file: ``classes.txt`` / ``obj.names`` (one a line) or a YOLO
-    ``data.yaml`` with ``names`` (list or ``{index: name}``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FormatError(str(path), "class names file not found")
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
+def _yaml_names(path: str) -> list[str]:
+    """The ``names`` of a YOLO ``data.yaml``: a list, or ``{index: name}`` with the indices
+    0..n-1; names must be strings or numbers (``nc``, when given, must match)."""
+    from .text_files import load_yaml
 
-        data = yaml.safe_load(path.read_text())
-        names = data.get("names") if isinstance(data, dict) else None
-        if isinstance(names, dict):
-            names = [names[k] for k in sorted(names)]
-        if not isinstance(names, list):
-            raise FormatError(str(path), "expected a 'names' list in the YAML file")
-        return [str(n) for n in names]
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    data = load_yaml(path)
+    names = data.get("names") if isinstance(data, dict) else None
+    if isinstance(names, dict):
+        keys = list(names)
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in keys) or sorted(
+            keys
+        ) != list(range(len(keys))):
+            raise FormatError(
+                path, f"'names' keys must be the class indices 0..{len(keys) - 1}, got "
+                f"{sorted(map(str, keys))[:10]}",
+            )  # fmt: skip
+        names = [names[k] for k in range(len(keys))]
+    if not isinstance(names, list):
+        raise FormatError(path, "expected a 'names' list in the YAML file")
+    for index, name in enumerate(names):
+        if isinstance(name, bool) or not isinstance(name, (str, int, float)):
+            raise FormatError(path, f"names[{index}] must be a class name, got {name!r}")
+        check_name(str(name), path, what=f"names[{index}]")
+    nc = data.get("nc")
+    if nc is not None and nc != len(names):
+        raise FormatError(path, f"'nc' is {nc!r} but 'names' has {len(names)} names")
+    return [str(n) for n in names]
+
+
+def read_class_names(path: str | os.PathLike) -> list[str]:
+    """Reads a class names file: ``classes.txt`` / ``obj.names`` (one a line, blank lines
+    and surrounding spaces ignored) or a YOLO ``data.yaml`` with ``names`` (list or
+    ``{index: name}``).
+
+    Raises:
+        FormatError: the file is missing or unreadable (see :mod:`.text_files`), invalid
+            YAML, a name with control characters (with its line), or no names at all.
+    """
+    path = str(path)
+    if Path(path).suffix.lower() in (".yaml", ".yml"):
+        names = _yaml_names(path)
+    else:
+        names = [
+            check_name(line.strip(), path, number)
+            for number, line in enumerate(read_text_lines(path), start=1)
+            if line.strip()
+        ]
+    if not names:
+        raise FormatError(path, "no class names in the file")
+    return names
 
 
 def _parse_line(text, path, line, names, size, predictions) -> ObjectRecord:
@@ -39,17 +76,20 @@ def _parse_line(text, path, line, names, size, predictions) -> ObjectRecord:
     if len(cols) not in allowed:
         expected = "5 or 6" if predictions else "5"
         raise FormatError(path, f"expected {expected} columns, found {len(cols)}", line=line)
-    try:
-        index = int(cols[0])
-    except ValueError:
-        raise FormatError(path, f"class index is not an integer: {cols[0]!r}", line=line) from None
+    if not (cols[0].isascii() and cols[0].isdigit()):
+        raise FormatError(path, f"class index is not an integer: {cols[0]!r}", line=line)
+    index = int(cols[0])
     if not 0 <= index < len(names):
         raise FormatError(path, f"class index {index} is not in the {len(names)} names", line=line)
     names_of = ("cx", "cy", "w", "h", "confidence")[: len(cols) - 1]
     values = [parse_column(cols[1 + i], path, line, i + 2, n) for i, n in enumerate(names_of)]
+    for column, (name, value) in enumerate(zip(names_of[:4], values[:4]), start=2):
+        if not -TOLERANCE <= value <= 1 + TOLERANCE:
+            raise FormatError(
+                path, f"column {column} ({name}) is outside [0, 1]: {cols[column - 1]!r} (YOLO "
+                "values are fractions of the image size)", line=line,
+            )  # fmt: skip
     cx, cy, w, h = values[:4]
-    if w < 0 or h < 0:
-        raise FormatError(path, "negative width or height", line=line)
     width, height = size
     box = ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
     score = values[4] if len(values) == 5 else (1.0 if predictions else None)
@@ -80,9 +120,10 @@ def read_yolo_folder(
         image = ImageObjects(stem=path.stem)
         images.append(image)
         size = image_sizes.get(path.stem)
+        lines = read_text_lines(path)  # read (and checked) even without an image
         if size is None:
             continue
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
+        for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:

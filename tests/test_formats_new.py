@@ -265,7 +265,7 @@ def test_corner_txt_needs_a_folder_of_utf8(tmp_path):
     )
     (tmp_path / "x.txt").write_bytes(b"car \xff 1 2 3\n")
     assert _error(read_corner_txt_folder, tmp_path, False).startswith(
-        f"{tmp_path / 'x.txt'}: not UTF-8 text"
+        f"{tmp_path / 'x.txt'}:1: not UTF-8 text"
     )
 
 
