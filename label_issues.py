@@ -189,9 +189,7 @@ def find_label_issues(
     if not pred_fields:
         raise ValueError("at least one prediction field is needed")
     dataset = samples._dataset
-    for name in (gt_field, *pred_fields):
-        if not samples.has_field(name):
-            raise ValueError(f"no field {name!r} in dataset {dataset.name!r}")
+    _check_detections_fields(samples, (gt_field, *pred_fields))
     if gt_field in pred_fields:
         raise ValueError(f"{gt_field!r} is the ground truth, not a prediction field")
     config = config or LabelIssueConfig()
@@ -338,6 +336,9 @@ def issues_view(samples, gt_field: str, issue_type: str, include_rejected: bool 
     if issue_type not in ISSUE_TYPES:
         raise ValueError(f"unknown issue type {issue_type!r}; choose from {ISSUE_TYPES}")
     field_name = gt_field + MISSING_SUFFIX if issue_type == MISSING else gt_field
+    _check_detections_fields(samples, (gt_field,))
+    if not samples.has_field(field_name):
+        raise ValueError(f"no label issues of {gt_field!r} yet: run find_label_issues first")
     score = "issue_score" if issue_type == MISSING else SCORE_FIELDS[issue_type]
     keep = F("tags").contains(ISSUE_TAGS[issue_type])
     if include_rejected:
@@ -378,22 +379,56 @@ def _ensure_fixed(dataset, gt_field: str) -> str:
     return fixed
 
 
+def _check_detections_fields(samples, names) -> None:
+    """Raises ``ValueError`` unless every field of ``names`` is a ``Detections`` field."""
+    import fiftyone as fo
+
+    detections = samples.get_field_schema(embedded_doc_type=fo.Detections)
+    for name in names:
+        if not samples.has_field(name):
+            raise ValueError(f"no field {name!r} in dataset {samples._dataset.name!r}")
+        if name not in detections:
+            known = ", ".join(sorted(detections)) or "none"
+            raise ValueError(
+                f"{name!r} is not a Detections field of {samples._dataset.name!r} "
+                f"(its Detections fields: {known})"
+            )
+
+
 def _locate(dataset, gt_field: str, label_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """``{label id: (sample id, field)}`` for ids of ``gt_field`` or its missing field."""
+    """``{label id: (sample id, field)}`` for ids of ``gt_field`` or its missing field, each
+    an object with an issue (checked before anything is written)."""
+    from bson import ObjectId
+
+    _check_detections_fields(dataset, (gt_field,))
+    invalid = [lid for lid in label_ids if not ObjectId.is_valid(lid)]
+    if invalid:
+        raise ValueError(f"not label ids (24 hexadecimal digits): {invalid[:3]}")
     missing = gt_field + MISSING_SUFFIX
     fields_ = [gt_field] + ([missing] if dataset.has_field(missing) else [])
     wanted = set(label_ids)
-    found = {}
+    found, without_issue = {}, []
     view = dataset.select_labels(ids=list(wanted), fields=fields_)
     for name in fields_:
-        for sid, per in zip(*view.values(["id", f"{name}.detections.id"])):
-            for lid in per or []:
+        flagged = f"{name}.detections.issue_type"
+        issue_paths = [flagged] if dataset.has_field(flagged) else []
+        values = view.values(["id", f"{name}.detections.id", *issue_paths])
+        issues = values[2] if issue_paths else [None] * len(values[0])
+        for sid, per, types in zip(values[0], values[1], issues):
+            for lid, issue in zip(per or [], types or [None] * len(per or [])):
                 if lid in wanted:
                     found[lid] = (sid, name)
+                    if issue is None:
+                        without_issue.append(lid)
     unknown = sorted(wanted - set(found))
     if unknown:
         raise ValueError(f"{len(unknown)} label ids are not objects of {gt_field!r} or "
                          f"{missing!r}: {unknown[:3]}")  # fmt: skip
+    if without_issue:
+        raise ValueError(
+            f"label {without_issue[0]} has no issue: run find_label_issues first"
+            + (f" ({len(without_issue)} such labels)" if len(without_issue) > 1 else "")
+        )
     return found
 
 

@@ -7,6 +7,8 @@ module is cheap (torch and FiftyOne are imported when a command runs).
 from __future__ import annotations
 
 import argparse
+import math
+import re
 
 from .clip_spec import DEFAULT_MARGIN, DEFAULT_MODEL, DEFAULT_PRETRAINED, ClipSpec
 
@@ -20,6 +22,19 @@ def _positive(text: str) -> int:
     return value
 
 
+def _margin(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def _device(text: str) -> str:
+    if not re.fullmatch(r"cpu|mps|cuda(:[0-9]+)?", text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {text!r}")
+    return text
+
+
 def _model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model (must match the one the index was built with)")
     group.add_argument("--model", default=DEFAULT_MODEL, help=f"open_clip model ({DEFAULT_MODEL})")
@@ -31,7 +46,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="local weights (.bin/.pt/.safetensors) instead of a tag",
     )
-    group.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when present)")
+    group.add_argument(
+        "--device", type=_device, help="cpu, cuda, cuda:1 (default: CUDA when present)"
+    )
     group.add_argument("--batch-size", type=_positive, default=32, help="images per batch (32)")
 
 
@@ -51,7 +68,7 @@ def add_search_command(subparsers) -> None:
     embed.add_argument("--objects", metavar="FIELD", help="embed the objects of this field")
     embed.add_argument("--view", metavar="SAVED_VIEW", help="embed only this saved view")
     embed.add_argument(
-        "--margin", type=float, default=DEFAULT_MARGIN, help=f"crop margin ({DEFAULT_MARGIN})"
+        "--margin", type=_margin, default=DEFAULT_MARGIN, help=f"crop margin ({DEFAULT_MARGIN})"
     )
     _model_options(embed)
     embed.set_defaults(run=run_embed)
@@ -96,8 +113,14 @@ def _collection(args):
     if not fo.dataset_exists(args.dataset):
         raise UsageError(f"no dataset named {args.dataset!r}")
     dataset = fo.load_dataset(args.dataset)
-    if args.objects and not dataset.has_field(args.objects):
-        raise UsageError(f"dataset {args.dataset!r} has no field {args.objects!r}")
+    if args.objects:
+        detections = sorted(dataset.get_field_schema(embedded_doc_type=fo.Detections))
+        if args.objects not in detections:
+            what = "no field" if not dataset.has_field(args.objects) else "no Detections field"
+            raise UsageError(
+                f"dataset {args.dataset!r} has {what} {args.objects!r} (its Detections fields: "
+                f"{', '.join(detections) or 'none'})"
+            )
     if args.view:
         if not dataset.has_saved_view(args.view):
             raise UsageError(f"dataset {args.dataset!r} has no saved view {args.view!r}")
@@ -114,6 +137,15 @@ def _model(args):
         check_weights(spec)  # before torch is imported: the error comes in a second
         from .embeddings import load_model
 
+        if spec.device and spec.device.startswith("cuda"):
+            import torch
+
+            index = int(spec.device.partition(":")[2] or 0)
+            if index >= torch.cuda.device_count():
+                raise UsageError(
+                    f"--device {spec.device}: this machine has {torch.cuda.device_count()} "
+                    "CUDA devices"
+                )
         return load_model(spec)
     except WeightsNotFoundError as error:
         raise UsageError(str(error)) from None

@@ -1001,6 +1001,36 @@ def issues_accept_unknown_label(b, t):
     return Case(args, None, None, "0123456789abcdef01234567")
 
 
+def issues_pred_not_detections(b, t):
+    args = ["issues", "find", "--dataset", EXISTING, "--gt-field", "ground_truth",
+            "--pred-field", "metadata"]  # fmt: skip
+    return Case(args, None, None, "'metadata' is not a Detections field of 'bad-input-corpus'")
+
+
+def issues_reject_not_an_id(b, t):
+    args = ["issues", "reject", "--dataset", EXISTING, "--gt-field", "ground_truth",
+            "--ids", "xyz"]  # fmt: skip
+    return Case(args, None, None, "not label ids (24 hexadecimal digits): ['xyz']")
+
+
+def issues_accept_label_without_issue(b, t):
+    first = fo.load_dataset(EXISTING).values("ground_truth.detections.id", unwind=True)[0]
+    args = ["issues", "accept", "--dataset", EXISTING, "--gt-field", "ground_truth",
+            "--ids", first]  # fmt: skip
+    return Case(args, None, None, f"label {first} has no issue: run find_label_issues first")
+
+
+def issues_accept_type_before_find(b, t):
+    args = ["issues", "accept", "--dataset", EXISTING, "--gt-field", "ground_truth",
+            "--type", "missing"]  # fmt: skip
+    return Case(args, None, None, "no label issues of 'ground_truth' yet")
+
+
+def issues_embed_objects_not_detections(b, t):
+    args = ["embed", "--dataset", EXISTING, "--objects", "filepath"]
+    return Case(args, None, None, "has no Detections field 'filepath'")
+
+
 def issues_missing_dataset(b, t):
     args = ["issues", "find", "--dataset", NEW, "--gt-field", "g", "--pred-field", "p"]
     return Case(args, None, None, "no dataset named", NEW)
