@@ -232,14 +232,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     image_ids = None
     if args.image_ids:
         image_ids = read_image_ids(args.image_ids)
-        known = set()
-        for row, image in enumerate(gt["images"]):
-            try:
-                known.add(integer_id(image["id"]))
-            except ValueError:
-                raise UsageError(
-                    f"{args.gt}: images[{row}]: 'id' must be an integer, got {image['id']!r}"
-                ) from None
+        known = {integer_id(image["id"]) for image in gt["images"]}  # checked above
         unknown = [i for i in image_ids if i not in known]
         if unknown:
             raise UsageError(f"{args.image_ids}: image id {unknown[0]} is not in {args.gt}")

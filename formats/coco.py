@@ -133,17 +133,19 @@ def _is_number(value: Any) -> bool:
     return _is_real(value) and math.isfinite(value)
 
 
-def _image_ids(data: dict, path: str, keys=("id",)) -> dict[int | str, int]:
-    """``{image id: row}`` of a COCO file's ``images``; an invalid or repeated id raises
-    (a repeated id would put one image's annotations on another)."""
+def _image_ids(data: dict, path: str, keys=("id",), integers=False) -> dict[int | str, int]:
+    """``{image id: row}`` of a COCO file's ``images`` (``integers``: 64-bit integer ids
+    only); an invalid or repeated id raises (a repeated id would put one image's annotations
+    on another)."""
     rows: dict[int | str, int] = {}
     for row, image in enumerate(data.get("images", [])):
         problem = _problem(image, keys)
         if problem is None:
             try:
-                key = image_id_key(image["id"])
+                key = integer_id(image["id"]) if integers else image_id_key(image["id"])
             except ValueError:
-                problem = f"'id' must be an integer or a string, got {image['id']!r}"
+                kind = "a 64-bit integer" if integers else "an integer or a string"
+                problem = f"'id' must be {kind}, got {image['id']!r}"
             else:
                 if key in rows:
                     problem = f"image id {image['id']!r} is also images[{rows[key]}]"
@@ -213,13 +215,13 @@ def _duplicate_annotation_ids(records: list) -> list[tuple[int, int, int]]:
 
 def check_coco_ground_truth(data: dict, path: str) -> None:
     """What ``evaluate`` checks in COCO ground truth beyond the engine's own record checks:
-    valid, unique image ids; valid, unique category ids and names; every annotation's
+    valid, unique, 64-bit integer image ids; valid, unique category ids and names; every annotation's
     ``area`` (finite, >= 0), ``iscrowd`` (0/1) and box (finite); unique annotation ids.
 
     Raises:
         FormatError: ``PATH: images[ROW]|categories[ROW]|annotations[ROW]: what is wrong``.
     """
-    _image_ids(data, path)
+    _image_ids(data, path, integers=True)
     coco_category_names(data, path)
     for row, record in enumerate(data["annotations"]):
         problem = _problem(record, ("id", "image_id", "category_id", "bbox"))

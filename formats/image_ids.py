@@ -33,15 +33,17 @@ def image_id_key(value) -> int | str:
 
 
 def integer_id(value) -> int:
-    """An integer id (category, annotation): ``3``, ``3.0`` or ``"3"``.
+    """An integer id (category, annotation): ``3``, ``3.0`` or ``"3"``, within 64 bits (what
+    MongoDB stores and the engine's int64 arrays hold).
 
     Raises:
         ValueError: any other value.
     """
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value)
-    key = image_id_key(value)
-    if isinstance(key, str):
+        key = int(value)
+    else:
+        key = image_id_key(value)
+    if isinstance(key, str) or not -(2**63) <= key < 2**63:
         raise ValueError
     return key
 

@@ -459,6 +459,11 @@ def coco_image_id_fraction(b, t):
     return Case(gt_import(b, p, "coco"), str(p), None, "annotations[0]: 'image_id' must be")
 
 
+def coco_annotation_id_beyond_64_bits(b, t):
+    p = _coco(t, annotations=_ann(id=2**70))
+    return Case(gt_import(b, p, "coco"), str(p), None, "annotations[0]: 'id' must be an integer")
+
+
 def coco_missing_file(b, t):
     return Case(gt_import(b, t / "gt.json", "coco"), f"{t}/gt.json", None, "file not found")
 
@@ -545,6 +550,11 @@ def eval_duplicate_annotation_ids(b, t):
                 "annotations[1]: annotation id 2 is also annotations[0]")  # fmt: skip
 
 
+def eval_image_id_beyond_64_bits(b, t):
+    p = _coco(t, images=[{"id": 1}, {"id": 2**64}], annotations=[COCO_GT["annotations"][0]])
+    return Case(evaluate(p, b / "dets.json"), str(p), None, "images[1]: 'id' must be a 64-bit")
+
+
 def eval_nan_score(b, t):
     p = write(t, "dets.json", json.dumps([{**COCO_DETS[0], "score": float("nan")}]))
     return Case(evaluate(b / "gt.json", p), str(p), None, "detection 0: score nan is not finite")
@@ -583,10 +593,9 @@ def eval_image_ids_unknown(b, t):
     return Case(args, str(p), None, "image id 7 is not in")
 
 
-def eval_image_ids_with_text_gt_ids(b, t):
+def eval_text_image_id(b, t):
     p = _coco(t, images=[{"id": "a"}, {"id": 2}], annotations=[COCO_GT["annotations"][1]])
-    args = evaluate(p, b / "dets.json", "--image-ids", str(b / "ids.txt"))
-    return Case(args, str(p), None, "images[0]: 'id' must be an integer, got 'a'")
+    return Case(evaluate(p, b / "dets.json"), str(p), None, "images[0]: 'id' must be a 64-bit")
 
 
 def eval_pred_latin1(b, t):
@@ -1307,3 +1316,24 @@ def test_yolo_rounding_within_tolerance_is_accepted(tmp_path):
     (tmp_path / "a.txt").write_text("0 1.0000004 0.5 0.2 -0.0000005\n")
     images, _ = read_yolo_folder(tmp_path, ["Car"], {"a": SIZE}, False)
     assert len(images[0].objects) == 1
+
+
+def test_messy_samples_file_saves_the_same_slice(base, existing, tmp_path, capsys):
+    paths = [str(base / "images" / f"{s}.png") for s in "ab"]
+    clean = write(tmp_path, "clean.txt", "\n".join(paths) + "\n")
+    messy = tmp_path / "messy.txt"
+    messy.write_bytes(b"\xef\xbb\xbf" + "\r\n\r\n".join(f"\t{p}  " for p in paths).encode())
+    try:
+        for name, path in (("clean", clean), ("messy", messy)):
+            argv = _slices("save", "--slice", name, "--samples", path)
+            assert run_in_process(argv, capsys)[0] == 0
+        dataset = fo.load_dataset(EXISTING)
+        assert sorted(dataset.load_saved_view("messy").values("filepath")) == sorted(paths)
+        assert dataset.load_saved_view("clean").values("id") == dataset.load_saved_view(
+            "messy"
+        ).values("id")
+    finally:
+        dataset = fo.load_dataset(EXISTING)
+        for name in ("clean", "messy"):
+            if dataset.has_saved_view(name):
+                dataset.delete_saved_view(name)
