@@ -97,8 +97,18 @@ def test_second_prediction_set_leaves_the_first_untouched(files, name):
     dataset.reload()
     assert dataset.values("predictions") == before
     assert dataset.count("retrained.detections") == dataset.count("predictions.detections")
+    _touch_a_file(files["kitti"]["pred"])  # the same unchanged input would be a no-op rerun
     with pytest.raises(ValueError, match="already has field"):
         apply_import(plan, progress=False)
+
+
+def _touch_a_file(folder) -> None:
+    """Changes a label file's modification time: the input is no longer the one imported."""
+    import os
+
+    path = sorted(Path(folder).glob("*.txt"))[0]
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
 
 
 def test_malformed_input_writes_nothing(files, name, tmp_path):
@@ -211,6 +221,7 @@ def test_cli_import_and_export(files, name, tmp_path):
                "--gt-format", "kitti", "--pred", paths["pred"], "--pred-format", "tao")  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "predictions:" in run.stdout
+    _touch_a_file(paths["pred"])  # the same unchanged input would be a no-op rerun
     again = _cli("import", "--dataset", name, "--images", paths["images"],
                  "--pred", paths["pred"], "--pred-format", "tao")  # fmt: skip
     assert again.returncode == 2 and "already has field(s) predictions" in again.stderr
