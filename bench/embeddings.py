@@ -58,8 +58,8 @@ def _scenes(folder: Path, n: int, seed: int = 0):
 def bench_embedding(fo, folder: Path, n: int, batch_size: int) -> None:
     import torch
 
-    from detection_debugger.clip_spec import ClipSpec
-    from detection_debugger.embeddings import embed_images, embed_patches, load_model
+    from detection_debugger.search.clip_spec import ClipSpec
+    from detection_debugger.search.embeddings import embed_images, embed_patches, load_model
 
     (folder / "images").mkdir()
     scenes = _scenes(folder / "images", n)
@@ -94,7 +94,7 @@ def bench_embedding(fo, folder: Path, n: int, batch_size: int) -> None:
 def bench_search(fo, size: int, dim: int = 512) -> None:
     import fiftyone.brain as fob
 
-    from detection_debugger.search import search
+    from detection_debugger.search.index import search
 
     rng = np.random.default_rng(size)
     vectors = rng.standard_normal((size, dim)).astype(np.float32)
@@ -145,7 +145,7 @@ def main() -> int:
     parser.add_argument("--skip-embedding", action="store_true")
     args = parser.parse_args()
 
-    from detection_debugger.dbserver import MongoServer, fiftyone_environment
+    from detection_debugger.datasets.database import MongoServer, fiftyone_environment
 
     with (
         tempfile.TemporaryDirectory(prefix="dd-bench-") as tmp,

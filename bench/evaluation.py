@@ -40,7 +40,7 @@ CONFIG = dict(
 
 def dataset_paths() -> tuple[Path, Path]:
     """Generates the benchmark set if missing; returns (gt.json, dets.json)."""
-    from detection_debugger.synthetic import SyntheticConfig, make_coco
+    from detection_debugger.demo.synthetic import SyntheticConfig, make_coco
 
     tag = "-".join(f"{v}" for v in CONFIG.values())
     gt_path, dets_path = OUT / f"gt-{tag}.json", OUT / f"dets-{tag}.json"

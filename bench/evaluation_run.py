@@ -4,7 +4,7 @@
 
 Imports the 5,000-image set of ``bench/import_speed.py`` (ground truth + TAO predictions)
 into a dataset on the project's own MongoDB, then times in the same run, on the same
-dataset: ``detection_debugger.evaluation_run.evaluate_detections`` (reading boxes from
+dataset: ``detection_debugger.datasets.runs.evaluate_detections`` (reading boxes from
 MongoDB, evaluating, writing every per-object and per-sample field, saving the run) and
 FiftyOne's ``dataset.evaluate_detections(..., compute_mAP=True)`` (the same work with its
 COCO backend). FiftyOne's takes minutes: it runs once.
@@ -28,7 +28,7 @@ def main() -> int:
     from import_speed import benchmark_dataset
 
     with benchmark_dataset(args.images, "bench-eval") as dataset:
-        from detection_debugger.evaluation_run import evaluate_detections
+        from detection_debugger.datasets.runs import evaluate_detections
 
         boxes = dataset.count("predictions.detections"), dataset.count("ground_truth.detections")
 

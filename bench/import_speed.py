@@ -24,7 +24,7 @@ OUT = Path(__file__).resolve().parent / "out"
 
 
 def make_files(num_images: int) -> dict:
-    from detection_debugger.synthetic import SyntheticConfig, make_coco, write_files
+    from detection_debugger.demo.synthetic import SyntheticConfig, make_coco, write_files
 
     folder = OUT / f"tao-{num_images}"
     marker = folder / ".complete"
@@ -48,14 +48,14 @@ def make_files(num_images: int) -> dict:
 def benchmark_dataset(num_images: int, name: str):
     """The benchmark set (ground truth + TAO predictions) imported into the dataset ``name`` on
     a fresh project ``mongod``, which is stopped, with its data, on exit."""
-    from detection_debugger.dbserver import MongoServer, fiftyone_environment
+    from detection_debugger.datasets.database import MongoServer, fiftyone_environment
 
     files = make_files(num_images)
     labels = str(Path(files["images"]).parent / "labels")
     with tempfile.TemporaryDirectory(prefix="dd-bench-mongo-") as tmp, MongoServer(tmp) as server:
         os.environ.update(fiftyone_environment(server.uri, "detection_debugger_bench"))
         os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
-        from detection_debugger.dataset_import import LabelSource, apply_import, plan_import
+        from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
 
         print(f"importing the benchmark set ({num_images} images) ...", flush=True)
         plan = plan_import(name, files["images"], [
@@ -73,7 +73,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    from detection_debugger.dbserver import MongoServer, fiftyone_environment
+    from detection_debugger.datasets.database import MongoServer, fiftyone_environment
 
     files = make_files(args.images)
     with tempfile.TemporaryDirectory(prefix="dd-bench-mongo-") as tmp, MongoServer(tmp) as server:
@@ -81,7 +81,7 @@ def main() -> int:
         os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
         import fiftyone as fo
 
-        from detection_debugger.dataset_import import LabelSource, apply_import, plan_import
+        from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
 
         def ours(name):
             source = LabelSource(files["pred"], "tao", "predictions", predictions=True)

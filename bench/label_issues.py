@@ -31,7 +31,7 @@ MODELS = ("baseline", "retrained")
 
 def mistakenness_candidates(dataset, model: str) -> dict:
     """FiftyOne Brain's findings for one prediction set as ranked candidates per type."""
-    from detection_debugger.label_issues import Candidate
+    from detection_debugger.datasets.label_issues import Candidate
 
     m, miss, spur = (
         f"mistakenness_{model}",
@@ -67,7 +67,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from detection_debugger.dbserver import MongoServer, fiftyone_environment
+    from detection_debugger.datasets.database import MongoServer, fiftyone_environment
 
     out_dir = Path(__file__).resolve().parent / "out"
     with tempfile.TemporaryDirectory(prefix="dd-bench-mongo-") as tmp, MongoServer(tmp) as server:
@@ -75,9 +75,9 @@ def main() -> int:
         os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
         import fiftyone.brain as fob
 
-        from detection_debugger import label_issues as li
-        from detection_debugger.demo import build_demo_dataset
-        from detection_debugger.demo_data import DemoConfig
+        from detection_debugger.datasets import label_issues as li
+        from detection_debugger.demo.runner import build_demo_dataset
+        from detection_debugger.demo.scenes import DemoConfig
 
         dataset, files = build_demo_dataset(
             DemoConfig(args.images, args.seed), out_dir, name="bench-label-issues"

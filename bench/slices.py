@@ -3,7 +3,7 @@
     make bench            # or: .venv/bin/python bench/slices.py [--images N] [--slice 0.1]
 
 Imports the 5,000-image set of ``bench/import_speed.py`` into a dataset on the project's own
-MongoDB, evaluates it once with ``detection_debugger.evaluation_run.evaluate_detections`` and
+MongoDB, evaluates it once with ``detection_debugger.datasets.runs.evaluate_detections`` and
 saves a random 10% of the images as a slice. Then times, in the same run, through the public
 API: ``slices.evaluate_slice(dataset, key, name)`` (loading the saved view and reading its
 sample ids from MongoDB included), cold (first call: loading and decoding the run's stored
@@ -34,8 +34,8 @@ def main() -> int:
         import fiftyone as fo
         from fiftyone import ViewField as F
 
-        from detection_debugger import slices
-        from detection_debugger.evaluation_run import evaluate_detections
+        from detection_debugger.datasets import slices
+        from detection_debugger.datasets.runs import evaluate_detections
 
         print("evaluating it ...", flush=True)
         evaluate_detections(dataset, "predictions", "ground_truth", eval_key="dd")

@@ -5,7 +5,7 @@ outcomes and exact re-evaluation of slices (images or objects) from a cached mat
 comparisons of two results.
 """
 
-from .coco_metrics import (
+from detection_debugger.evaluation.coco_metrics import (
     AREA_RANGES,
     IOU_THRESHOLDS,
     MAX_DETS,
@@ -18,14 +18,14 @@ from .coco_metrics import (
     select_objects,
     summarize,
 )
-from .comparison import (
+from detection_debugger.evaluation.comparison import (
     CHANGES,
     OutcomeChanges,
     ResultComparison,
     compare_results,
     outcome_changes,
 )
-from .confusion import (
+from detection_debugger.evaluation.confusion import (
     BACKGROUND,
     ConfusionMatrix,
     ObjectOutcomes,
@@ -33,12 +33,28 @@ from .confusion import (
     confusion_matrix,
     match_outcomes,
 )
-from .detections import DetectionSet, InputError
-from .match_table import MatchTable, evaluate
-from .operating_points import ClassOperatingPoints, operating_points, outcomes_at, rescore
-from .results import ClassMetrics, EvaluationResult
-from .tide import MAIN_ERRORS, SPECIAL_ERRORS, TideResult, TideTable, tide_errors
-from .voc_ap import VOC_RECALL_LEVELS, VocClassResult, VocResult, voc_ap
+from detection_debugger.evaluation.detections import DetectionSet, InputError
+from detection_debugger.evaluation.match_table import MatchTable, evaluate
+from detection_debugger.evaluation.operating_points import (
+    ClassOperatingPoints,
+    operating_points,
+    outcomes_at,
+    rescore,
+)
+from detection_debugger.evaluation.results import ClassMetrics, EvaluationResult
+from detection_debugger.evaluation.tide import (
+    MAIN_ERRORS,
+    SPECIAL_ERRORS,
+    TideResult,
+    TideTable,
+    tide_errors,
+)
+from detection_debugger.evaluation.voc_ap import (
+    VOC_RECALL_LEVELS,
+    VocClassResult,
+    VocResult,
+    voc_ap,
+)
 
 __all__ = [
     "AREA_RANGES",

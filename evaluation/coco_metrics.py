@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .detections import DetectionSet, InputError
-from .matching import candidate_pairs, greedy_match, rank_within_groups
+from detection_debugger.evaluation.detections import DetectionSet, InputError
+from detection_debugger.evaluation.matching import candidate_pairs, greedy_match, rank_within_groups
 
 __all__ = [
     "AREA_RANGES",

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .confusion import Outcome
-from .results import ClassMetrics, EvaluationResult
+from detection_debugger.evaluation.confusion import Outcome
+from detection_debugger.evaluation.results import ClassMetrics, EvaluationResult
 
 __all__ = [
     "CLASS_METRICS",

@@ -26,8 +26,13 @@ from enum import IntEnum
 
 import numpy as np
 
-from .detections import DetectionSet
-from .matching import candidate_pairs, greedy_match, pair_iou, rank_within_groups
+from detection_debugger.evaluation.detections import DetectionSet
+from detection_debugger.evaluation.matching import (
+    candidate_pairs,
+    greedy_match,
+    pair_iou,
+    rank_within_groups,
+)
 
 __all__ = [
     "BACKGROUND",

@@ -38,8 +38,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .detections import DetectionSet, InputError
-from .matching import candidate_pairs, pair_iou
+from detection_debugger.evaluation.detections import DetectionSet, InputError
+from detection_debugger.evaluation.matching import candidate_pairs, pair_iou
 
 __all__ = [
     "ACCEPTED",

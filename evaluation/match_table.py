@@ -12,10 +12,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .coco_metrics import CocoMatches, accumulate, match_coco, per_class_metrics, summarize
-from .confusion import ObjectOutcomes, Outcome, confusion_matrix, match_outcomes
-from .detections import DetectionSet, InputError
-from .results import ClassMetrics, EvaluationResult
+from detection_debugger.evaluation.coco_metrics import (
+    CocoMatches,
+    accumulate,
+    match_coco,
+    per_class_metrics,
+    summarize,
+)
+from detection_debugger.evaluation.confusion import (
+    ObjectOutcomes,
+    Outcome,
+    confusion_matrix,
+    match_outcomes,
+)
+from detection_debugger.evaluation.detections import DetectionSet, InputError
+from detection_debugger.evaluation.results import ClassMetrics, EvaluationResult
 
 __all__ = ["MatchTable", "evaluate"]
 

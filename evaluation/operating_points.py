@@ -53,11 +53,22 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .coco_metrics import AREA_RANGES, IOU_THRESHOLDS
-from .confusion import ConfusionMatrix, ObjectOutcomes, Outcome, confusion_matrix
-from .detections import InputError
-from .match_table import MatchTable
-from .matching import CandidatePairs, candidate_pairs, greedy_match, pair_iou, rank_within_groups
+from detection_debugger.evaluation.coco_metrics import AREA_RANGES, IOU_THRESHOLDS
+from detection_debugger.evaluation.confusion import (
+    ConfusionMatrix,
+    ObjectOutcomes,
+    Outcome,
+    confusion_matrix,
+)
+from detection_debugger.evaluation.detections import InputError
+from detection_debugger.evaluation.match_table import MatchTable
+from detection_debugger.evaluation.matching import (
+    CandidatePairs,
+    candidate_pairs,
+    greedy_match,
+    pair_iou,
+    rank_within_groups,
+)
 
 __all__ = ["ClassOperatingPoints", "operating_points", "outcomes_at", "rescore"]
 

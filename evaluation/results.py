@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .confusion import ConfusionMatrix
+from detection_debugger.evaluation.confusion import ConfusionMatrix
 
 __all__ = ["ClassMetrics", "EvaluationResult"]
 

@@ -70,7 +70,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .detections import DetectionSet, InputError
+from detection_debugger.evaluation.detections import DetectionSet, InputError
 
 __all__ = [
     "BACKGROUND_THRESHOLD",

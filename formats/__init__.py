@@ -5,9 +5,12 @@ Pure text-to-records code: nothing here imports FiftyOne or the evaluation engin
 records are absolute pixel corners ``(x1, y1, x2, y2)``.
 """
 
-from .category_ids import COCO80_TO_COCO91, category_names_from_class_names
-from .class_map import ClassMap
-from .coco import (
+from detection_debugger.formats.category_ids import (
+    COCO80_TO_COCO91,
+    category_names_from_class_names,
+)
+from detection_debugger.formats.class_map import ClassMap
+from detection_debugger.formats.coco import (
     check_coco_ground_truth,
     coco_category_names,
     coco_image_stems,
@@ -19,21 +22,26 @@ from .coco import (
     read_json,
     write_coco,
 )
-from .corner_txt import parse_corner_line, read_corner_txt_folder
-from .detect import detect_format
-from .errors import FormatError
-from .image_ids import ImageJoin
-from .kitti import (
+from detection_debugger.formats.corner_txt import parse_corner_line, read_corner_txt_folder
+from detection_debugger.formats.detect import detect_format
+from detection_debugger.formats.errors import FormatError
+from detection_debugger.formats.image_ids import ImageJoin
+from detection_debugger.formats.kitti import (
     DONT_CARE,
     format_kitti_line,
     parse_kitti_line,
     read_kitti_folder,
     write_kitti_folder,
 )
-from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
-from .ultralytics import read_ultralytics_predictions
-from .voc import parse_voc_file, read_voc_folder
-from .yolo import read_class_names, read_yolo_folder, write_class_names, write_yolo_folder
+from detection_debugger.formats.records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
+from detection_debugger.formats.ultralytics import read_ultralytics_predictions
+from detection_debugger.formats.voc import parse_voc_file, read_voc_folder
+from detection_debugger.formats.yolo import (
+    read_class_names,
+    read_yolo_folder,
+    write_class_names,
+    write_yolo_folder,
+)
 
 __all__ = [
     "COCO80_TO_COCO91",

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 
-from .errors import FormatError
-from .text_files import check_name, load_json, load_yaml
+from detection_debugger.formats.errors import FormatError
+from detection_debugger.formats.text_files import check_name, load_json, load_yaml
 
 __all__ = ["ClassMap"]
 

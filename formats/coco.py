@@ -12,10 +12,16 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from .errors import FormatError
-from .image_ids import ImageJoin, image_id_key, integer_id
-from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine, note_scores_above_one
-from .text_files import check_name, load_json, read_text_lines
+from detection_debugger.formats.errors import FormatError
+from detection_debugger.formats.image_ids import ImageJoin, image_id_key, integer_id
+from detection_debugger.formats.records import (
+    ImageObjects,
+    ObjectRecord,
+    ReadReport,
+    SkippedLine,
+    note_scores_above_one,
+)
+from detection_debugger.formats.text_files import check_name, load_json, read_text_lines
 
 __all__ = [
     "check_coco_ground_truth",
@@ -358,7 +364,7 @@ def write_coco(images, image_sizes, class_names, file_names, with_score: bool) -
         file_names: ``{stem: file name}`` written as ``file_name``.
         with_score: write each object's ``score`` too.
     """
-    from .numbers import format_number
+    from detection_debugger.formats.numbers import format_number
 
     def num(v: float) -> float:
         return float(format_number(v))

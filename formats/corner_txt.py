@@ -12,10 +12,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import FormatError
-from .numbers import parse_column
-from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine, note_scores_above_one
-from .text_files import check_name, read_text_lines
+from detection_debugger.formats.errors import FormatError
+from detection_debugger.formats.numbers import parse_column
+from detection_debugger.formats.records import (
+    ImageObjects,
+    ObjectRecord,
+    ReadReport,
+    SkippedLine,
+    note_scores_above_one,
+)
+from detection_debugger.formats.text_files import check_name, read_text_lines
 
 __all__ = ["DIFFICULT", "parse_corner_line", "read_corner_txt_folder"]
 

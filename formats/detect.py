@@ -15,11 +15,11 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from .coco import read_json
-from .corner_txt import DIFFICULT
-from .errors import FormatError
-from .numbers import parse_decimal
-from .text_files import read_text_lines
+from detection_debugger.formats.coco import read_json
+from detection_debugger.formats.corner_txt import DIFFICULT
+from detection_debugger.formats.errors import FormatError
+from detection_debugger.formats.numbers import parse_decimal
+from detection_debugger.formats.text_files import read_text_lines
 
 __all__ = ["detect_format", "line_formats"]
 

@@ -14,11 +14,11 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import FormatError
-from .numbers import format_number as _fmt
-from .numbers import parse_column as _number
-from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
-from .text_files import check_name, read_text_lines
+from detection_debugger.formats.errors import FormatError
+from detection_debugger.formats.numbers import format_number as _fmt
+from detection_debugger.formats.numbers import parse_column as _number
+from detection_debugger.formats.records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
+from detection_debugger.formats.text_files import check_name, read_text_lines
 
 __all__ = [
     "DONT_CARE",

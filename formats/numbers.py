@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from .errors import FormatError
+from detection_debugger.formats.errors import FormatError
 
 __all__ = ["format_number", "parse_column", "parse_decimal"]
 

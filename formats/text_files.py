@@ -24,7 +24,7 @@ import stat
 import unicodedata
 from typing import Any
 
-from .errors import FormatError
+from detection_debugger.formats.errors import FormatError
 
 __all__ = [
     "check_name",

@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from .category_ids import category_names_from_class_names
-from .coco import coco_records_to_objects, read_coco_results
-from .errors import FormatError
-from .image_ids import ImageJoin, integer_id
-from .records import ImageObjects, ReadReport, note_scores_above_one
+from detection_debugger.formats.category_ids import category_names_from_class_names
+from detection_debugger.formats.coco import coco_records_to_objects, read_coco_results
+from detection_debugger.formats.errors import FormatError
+from detection_debugger.formats.image_ids import ImageJoin, integer_id
+from detection_debugger.formats.records import ImageObjects, ReadReport, note_scores_above_one
 
 __all__ = ["read_ultralytics_predictions"]
 

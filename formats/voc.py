@@ -13,10 +13,10 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .errors import FormatError
-from .numbers import parse_decimal
-from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
-from .text_files import check_name, read_bytes
+from detection_debugger.formats.errors import FormatError
+from detection_debugger.formats.numbers import parse_decimal
+from detection_debugger.formats.records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
+from detection_debugger.formats.text_files import check_name, read_bytes
 
 __all__ = ["parse_voc_file", "read_voc_folder"]
 

@@ -7,10 +7,10 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .errors import FormatError
-from .numbers import format_number, parse_column
-from .records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
-from .text_files import check_name, read_text_lines
+from detection_debugger.formats.errors import FormatError
+from detection_debugger.formats.numbers import format_number, parse_column
+from detection_debugger.formats.records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
+from detection_debugger.formats.text_files import check_name, read_text_lines
 
 # Normalised values may exceed [0, 1] by this much (rounding in the writer).
 TOLERANCE = 1e-6
@@ -21,7 +21,7 @@ __all__ = ["read_class_names", "read_yolo_folder", "write_class_names", "write_y
 def _yaml_names(path: str) -> list[str]:
     """The ``names`` of a YOLO ``data.yaml``: a list, or ``{index: name}`` with the indices
     0..n-1; names must be strings or numbers (``nc``, when given, must match)."""
-    from .text_files import load_yaml
+    from detection_debugger.formats.text_files import load_yaml
 
     data = load_yaml(path)
     names = data.get("names") if isinstance(data, dict) else None

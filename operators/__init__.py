@@ -1,11 +1,15 @@
 """The plugin's operators; every one is listed in ``fiftyone.yml``."""
 
-from .evaluate_detections import EvaluateDetections
-from .export_dataset import ExportDataset
-from .import_labels import ImportGroundTruth, ImportPredictions
-from .label_issues import AcceptLabelIssues, FindLabelIssues, RejectLabelIssues
-from .save_slice import SaveSlice
-from .search import ComputeEmbeddings, Search
+from detection_debugger.operators.evaluate_detections import EvaluateDetections
+from detection_debugger.operators.export_dataset import ExportDataset
+from detection_debugger.operators.import_labels import ImportGroundTruth, ImportPredictions
+from detection_debugger.operators.label_issues import (
+    AcceptLabelIssues,
+    FindLabelIssues,
+    RejectLabelIssues,
+)
+from detection_debugger.operators.save_slice import SaveSlice
+from detection_debugger.operators.search import ComputeEmbeddings, Search
 
 OPERATORS = (
     ImportGroundTruth,

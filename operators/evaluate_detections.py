@@ -5,7 +5,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .forms import detections_fields, show_error
+from detection_debugger.operators.forms import detections_fields, show_error
 
 
 class EvaluateDetections(foo.Operator):
@@ -59,7 +59,7 @@ class EvaluateDetections(foo.Operator):
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def execute(self, ctx):
-        from detection_debugger.evaluation_run import evaluate_detections
+        from detection_debugger.datasets.runs import evaluate_detections
 
         fields = detections_fields(ctx.dataset)
         gt = ctx.params.get("gt_field") or (

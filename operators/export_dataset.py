@@ -7,8 +7,8 @@ from pathlib import Path
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..dataset_export import EXPORT_FORMATS, FIXED_SUFFIX, export_labels
-from .forms import detections_fields, path_input, path_param, show_error
+from detection_debugger.datasets.exporting import EXPORT_FORMATS, FIXED_SUFFIX, export_labels
+from detection_debugger.operators.forms import detections_fields, path_input, path_param, show_error
 
 
 class ExportDataset(foo.Operator):

@@ -12,7 +12,7 @@ from pathlib import Path
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..dataset_import import (
+from detection_debugger.datasets.importing import (
     GT_FORMATS,
     PRED_FORMATS,
     LabelSource,
@@ -20,8 +20,8 @@ from ..dataset_import import (
     existing_classes,
     plan_import,
 )
-from ..formats import ClassMap, FormatError
-from .forms import path_input, path_param, show_error
+from detection_debugger.formats import ClassMap, FormatError
+from detection_debugger.operators.forms import path_input, path_param, show_error
 
 INLINE_VALIDATION_MAX_FILES = 1000  # full validation in the form up to this many label files
 FILE_FORMATS = ("coco", "ultralytics")  # one JSON file; the other formats are folders

@@ -5,9 +5,9 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..dataset_export import FIXED_SUFFIX
-from ..evaluation.label_issues import ISSUE_TYPES, LabelIssueConfig
-from .forms import detections_fields
+from detection_debugger.datasets.exporting import FIXED_SUFFIX
+from detection_debugger.evaluation.label_issues import ISSUE_TYPES, LabelIssueConfig
+from detection_debugger.operators.forms import detections_fields
 
 __all__ = ["AcceptLabelIssues", "FindLabelIssues", "RejectLabelIssues"]
 
@@ -63,7 +63,7 @@ class FindLabelIssues(foo.Operator):
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def execute(self, ctx):
-        from ..label_issues import find_label_issues, issues_view
+        from detection_debugger.datasets.label_issues import find_label_issues, issues_view
 
         fields = _gt_choices(ctx.dataset)
         gt = ctx.params.get("gt_field") or _gt_default(fields)
@@ -130,7 +130,7 @@ class _ReviewLabelIssues(foo.Operator):
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def execute(self, ctx):
-        from ..label_issues import flagged_label_ids, review_issues
+        from detection_debugger.datasets.label_issues import flagged_label_ids, review_issues
 
         gt = ctx.params.get("gt_field") or _gt_default(_gt_choices(ctx.dataset))
         ids = [s["label_id"] for s in (ctx.selected_labels or [])]

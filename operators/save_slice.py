@@ -5,7 +5,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .forms import show_error
+from detection_debugger.operators.forms import show_error
 
 
 class SaveSlice(foo.Operator):
@@ -37,7 +37,7 @@ class SaveSlice(foo.Operator):
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def execute(self, ctx):
-        from detection_debugger.slices import save_slice
+        from detection_debugger.datasets.slices import save_slice
 
         name = (ctx.params.get("name") or "").strip()
         view = ctx.view if ctx.view is not None else ctx.dataset.view()

@@ -1,7 +1,7 @@
 """``compute_embeddings`` and ``search``: CLIP text / "more like these" search over images and
 objects, restricted to the current view, hits shown in the App and saved as slices.
 
-The domain code (``detection_debugger.embeddings``, ``.search``) imports torch; it is
+The domain code (``detection_debugger.search.embeddings``, ``.search``) imports torch; it is
 imported inside ``execute`` so that loading the plugin stays fast.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .forms import detections_fields, path_input, path_param, show_error
+from detection_debugger.operators.forms import detections_fields, path_input, path_param, show_error
 
 IMAGES = "images"
 DEFAULT_K = 50
@@ -52,7 +52,11 @@ class ComputeEmbeddings(foo.Operator):
         )
 
     def resolve_input(self, ctx):
-        from ..clip_spec import DEFAULT_MARGIN, DEFAULT_MODEL, DEFAULT_PRETRAINED
+        from detection_debugger.search.clip_spec import (
+            DEFAULT_MARGIN,
+            DEFAULT_MODEL,
+            DEFAULT_PRETRAINED,
+        )
 
         inputs = types.Object()
         inputs.view_target(ctx)
@@ -86,9 +90,14 @@ class ComputeEmbeddings(foo.Operator):
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def execute(self, ctx):
-        from ..clip_spec import DEFAULT_MARGIN, DEFAULT_MODEL, DEFAULT_PRETRAINED, ClipSpec
-        from ..embeddings import load_model
-        from ..search import build_index
+        from detection_debugger.search.clip_spec import (
+            DEFAULT_MARGIN,
+            DEFAULT_MODEL,
+            DEFAULT_PRETRAINED,
+            ClipSpec,
+        )
+        from detection_debugger.search.embeddings import load_model
+        from detection_debugger.search.index import build_index
 
         target = ctx.params.get("target") or IMAGES
         spec = ClipSpec(
@@ -169,7 +178,7 @@ class Search(foo.Operator):
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def execute(self, ctx):
-        from ..search import save_slice, search
+        from detection_debugger.search.index import save_slice, search
 
         targets = _indexed_targets(ctx.dataset)
         target = ctx.params.get("target") or (targets[0] if targets else IMAGES)

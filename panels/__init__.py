@@ -1,6 +1,6 @@
 """The plugin's panels; every one is listed in ``fiftyone.yml``."""
 
-from .detection_debugger import DetectionDebuggerPanel
+from detection_debugger.panels.debugger_panel import DetectionDebuggerPanel
 
 PANELS = (DetectionDebuggerPanel,)
 

@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from detection_debugger.dbserver import MongoServer, fiftyone_environment
+from detection_debugger.datasets.database import MongoServer, fiftyone_environment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _server: MongoServer | None = None

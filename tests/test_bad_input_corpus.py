@@ -25,17 +25,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import bson
+import fiftyone as fo
+import fiftyone.core.odm as foo
 import pytest
 
-pytestmark = pytest.mark.fiftyone
-fo = pytest.importorskip("fiftyone")
-import bson  # noqa: E402
-import fiftyone.core.odm as foo  # noqa: E402
-
-from detection_debugger import cli  # noqa: E402
-from detection_debugger.dataset_import import LabelSource, apply_import, plan_import  # noqa: E402
-from detection_debugger.evaluation_run import evaluate_detections  # noqa: E402
-from detection_debugger.formats import (  # noqa: E402
+from detection_debugger.cli.main import main as cli
+from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
+from detection_debugger.datasets.runs import evaluate_detections
+from detection_debugger.formats import (
     ClassMap,
     read_class_names,
     read_coco_objects,
@@ -46,6 +44,8 @@ from detection_debugger.formats import (  # noqa: E402
     read_voc_folder,
     read_yolo_folder,
 )
+
+pytestmark = pytest.mark.fiftyone
 
 EXISTING = "bad-input-corpus"  # imported once; every case that names it must leave it as it is
 NEW = "bad-input-corpus-new"  # never created: a failed import must not create it
@@ -1148,7 +1148,7 @@ def test_a_bug_is_an_internal_error_in_one_line(gt_args, monkeypatch, capsys):
 
 
 def test_a_library_value_error_is_a_bug_ours_is_a_user_error(gt_args, monkeypatch, capsys):
-    from detection_debugger.dataset_export import export_labels
+    from detection_debugger.datasets.exporting import export_labels
     from detection_debugger.formats.numbers import format_number
 
     monkeypatch.delenv(cli.DEBUG_ENV, raising=False)

@@ -38,8 +38,12 @@ def app(tmp_path_factory):
         if os.environ.get("DD_REQUIRE_BROWSER"):
             pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
         pytest.skip(f"{CHROMIUM} is not installed (.ci/run installs it)")
-    from detection_debugger.demo import build_demo_dataset, evaluate_demo, find_demo_issues
-    from detection_debugger.demo_data import DemoConfig
+    from detection_debugger.demo.runner import (
+        build_demo_dataset,
+        evaluate_demo,
+        find_demo_issues,
+    )
+    from detection_debugger.demo.scenes import DemoConfig
 
     dataset, files = build_demo_dataset(
         DemoConfig(12, 0), tmp_path_factory.mktemp("demo"), name="browser-demo"

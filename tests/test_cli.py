@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers import run_pycocotools, stats_array
 
-from detection_debugger.synthetic import SyntheticConfig, make_coco
+from detection_debugger.demo.synthetic import SyntheticConfig, make_coco
 
 CLASS_KEYS = {"AP", "AP50", "AP75", "AR100", "num_gt", "num_pred", "tp", "fn", "mispredicted", "fp"}
 STAT_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]

@@ -8,6 +8,7 @@ from helpers import run_pycocotools, stats_array
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from detection_debugger.demo.synthetic import SyntheticConfig, make_coco
 from detection_debugger.evaluation import (
     IOU_THRESHOLDS,
     RECALL_THRESHOLDS,
@@ -16,7 +17,6 @@ from detection_debugger.evaluation import (
     MatchTable,
     accumulate,
 )
-from detection_debugger.synthetic import SyntheticConfig, make_coco
 
 TOL = 1e-9
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from helpers import reference_outcomes
 
+from detection_debugger.demo.synthetic import SyntheticConfig, make_coco
 from detection_debugger.evaluation import (
     BACKGROUND,
     DetectionSet,
@@ -13,7 +14,6 @@ from detection_debugger.evaluation import (
     Outcome,
     match_outcomes,
 )
-from detection_debugger.synthetic import SyntheticConfig, make_coco
 
 
 def _data(anns, dets, categories=("car", "bike")):

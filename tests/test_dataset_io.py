@@ -8,18 +8,18 @@ import sys
 import uuid
 from pathlib import Path
 
+import fiftyone as fo
 import numpy as np
 import pytest
 
-from detection_debugger.dataset_arrays import detection_set_from_view
-from detection_debugger.dataset_export import export_labels
-from detection_debugger.dataset_import import LabelSource, apply_import, plan_import
+from detection_debugger.datasets.arrays import detection_set_from_view
+from detection_debugger.datasets.exporting import export_labels
+from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
+from detection_debugger.demo.synthetic import SyntheticConfig, make_coco, write_files
 from detection_debugger.evaluation import DetectionSet, MatchTable
 from detection_debugger.formats import ClassMap, FormatError
-from detection_debugger.synthetic import SyntheticConfig, make_coco, write_files
 
 pytestmark = pytest.mark.fiftyone
-fo = pytest.importorskip("fiftyone")
 
 CONFIG = SyntheticConfig(
     num_images=12, num_classes=3, crowd_rate=0.1, image_size=(320, 240), seed=5,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detection_debugger.demo_data import CLASSES, FADED_AT, DemoConfig, ensure_demo_files
+from detection_debugger.demo.scenes import CLASSES, FADED_AT, DemoConfig, ensure_demo_files
 from detection_debugger.evaluation import DetectionSet, MatchTable
 from detection_debugger.formats import read_kitti_folder
 

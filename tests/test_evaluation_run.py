@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import uuid
 
+import fiftyone as fo
 import numpy as np
 import pytest
+from fiftyone.operators import execute_operator
 from helpers import run_pycocotools
 
-from detection_debugger.dataset_import import LabelSource, apply_import, plan_import
+from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
+from detection_debugger.datasets.runs import DebuggerResults, evaluate_detections
+from detection_debugger.demo.synthetic import SyntheticConfig, make_coco, write_files
 from detection_debugger.evaluation import MatchTable
-from detection_debugger.evaluation_run import DebuggerResults, evaluate_detections
-from detection_debugger.synthetic import SyntheticConfig, make_coco, write_files
 
 pytestmark = pytest.mark.fiftyone
-fo = pytest.importorskip("fiftyone")
-from fiftyone.operators import execute_operator  # noqa: E402
 
 PLUGIN = "@datacentric/detection-debugger"
 
@@ -111,7 +111,7 @@ def test_subsets_are_re_evaluated_exactly_from_the_stored_table(dataset):
     # Images keep the dataset's order (with equal scores, pycocotools' results depend on it).
     subset = dataset.select(dataset.take(9, seed=1).values("id"))
     sliced = loaded.evaluate_samples(subset.values("id"))
-    from detection_debugger.dataset_arrays import detection_set_from_view
+    from detection_debugger.datasets.arrays import detection_set_from_view
 
     data, _ = detection_set_from_view(
         subset, "ground_truth", "predictions", classes=results.classes.tolist()

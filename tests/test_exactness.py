@@ -16,11 +16,7 @@ import numpy as np
 import pytest
 from helpers import run_pycocotools
 
-from detection_debugger.formats.relative_boxes import (
-    pixel_boxes,
-    recover_decimals,
-    relative_box,
-)
+from detection_debugger.formats.relative_boxes import pixel_boxes, recover_decimals, relative_box
 
 SIZES = [(500, 333), (427, 640), (333, 500), (640, 427), (375, 500), (612, 612), (491, 367)]
 NAMES = ("car", "person", "crosswalks")
@@ -146,10 +142,10 @@ def _assert_equal_stats(ours: dict, evaluator) -> None:
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
-    fo = pytest.importorskip("fiftyone")
+    import fiftyone as fo
     from fiftyone.operators import execute_operator
 
-    from detection_debugger.cli import main
+    from detection_debugger.cli.main import main
 
     folder = tmp_path_factory.mktemp("exact")
     gt, results_a, results_b, paths = _coco_files(folder, seed=3)
@@ -176,7 +172,7 @@ def imported(tmp_path_factory):
 @pytest.mark.fiftyone
 @pytest.mark.parametrize("model", ["a", "b"])
 def test_operator_run_equals_pycocotools_on_the_source_files(imported, model):
-    from detection_debugger import slices
+    from detection_debugger.datasets import slices
 
     result = slices.evaluate_slice(imported["dataset"], f"eval_{model}")
     evaluator = run_pycocotools(imported["gt"], imported[model])
@@ -190,7 +186,7 @@ def test_operator_run_equals_pycocotools_on_the_source_files(imported, model):
 
 @pytest.mark.fiftyone
 def test_slice_equals_pycocotools_on_the_slice_images(imported):
-    from detection_debugger import slices
+    from detection_debugger.datasets import slices
 
     dataset = imported["dataset"]
     chosen = sorted(dataset.values("filepath"))[:4]  # the edge-case images and one more
@@ -203,7 +199,7 @@ def test_slice_equals_pycocotools_on_the_slice_images(imported):
 
 @pytest.mark.fiftyone
 def test_model_comparison_equals_the_difference_of_pycocotools(imported):
-    from detection_debugger import slices
+    from detection_debugger.datasets import slices
 
     stats = slices.compare_runs(imported["dataset"], "eval_a", "eval_b").comparison.stats
     a = run_pycocotools(imported["gt"], imported["a"])

@@ -10,13 +10,13 @@ import sys
 import uuid
 from pathlib import Path
 
+import fiftyone as fo
 import pytest
+from fiftyone.operators import execute_operator
 
-from detection_debugger.dataset_import import LabelSource, apply_import, plan_import
+from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
 
 pytestmark = pytest.mark.fiftyone
-fo = pytest.importorskip("fiftyone")
-from fiftyone.operators import execute_operator  # noqa: E402
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "real-data"
 DASHCAM = REAL_DATA / "dashcam"

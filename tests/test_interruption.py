@@ -12,11 +12,12 @@ import time
 import uuid
 from pathlib import Path
 
+import fiftyone as fo
 import pytest
 
-from detection_debugger import dataset_import
-from detection_debugger.dataset_import import LabelSource, apply_import, plan_import
-from detection_debugger.dataset_state import (
+from detection_debugger.datasets import importing as dataset_import
+from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
+from detection_debugger.datasets.state import (
     COMPLETE,
     WRITING,
     DatasetBusyError,
@@ -24,10 +25,9 @@ from detection_debugger.dataset_state import (
     dataset_lock,
     import_records,
 )
-from detection_debugger.synthetic import SyntheticConfig, make_coco, write_files
+from detection_debugger.demo.synthetic import SyntheticConfig, make_coco, write_files
 
 pytestmark = pytest.mark.fiftyone
-import fiftyone as fo  # noqa: E402
 
 EXE = Path(sys.executable).with_name("detection-debugger")
 
@@ -81,7 +81,7 @@ def _delete(name):
 
 
 def test_ctrl_c_mid_write_is_refused_by_evaluation_and_completed_by_a_rerun(small, monkeypatch):
-    from detection_debugger.evaluation_run import evaluate_detections
+    from detection_debugger.datasets.runs import evaluate_detections
 
     reference, name = _name(), _name()
     try:
@@ -166,7 +166,7 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(small):
         holder = subprocess.Popen(
             [sys.executable, "-c",
              "import sys, time, fiftyone as fo\n"
-             "from detection_debugger.dataset_state import dataset_lock\n"
+             "from detection_debugger.datasets.state import dataset_lock\n"
              f"with dataset_lock(fo.load_dataset({name!r}), 'evaluate'):\n"
              "    print('held', flush=True); time.sleep(60)\n"],
             stdout=subprocess.PIPE, text=True, env=dict(os.environ),

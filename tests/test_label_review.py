@@ -7,17 +7,16 @@ import time
 import uuid
 from pathlib import Path
 
+import fiftyone as fo
 import pytest
+from fiftyone.operators import execute_operator
 
-from detection_debugger.demo_data import DemoConfig
+from detection_debugger.datasets import label_issues as li
+from detection_debugger.datasets.exporting import export_labels
+from detection_debugger.demo.runner import build_demo_dataset
+from detection_debugger.demo.scenes import DemoConfig
 
 pytestmark = pytest.mark.fiftyone
-fo = pytest.importorskip("fiftyone")
-from fiftyone.operators import execute_operator  # noqa: E402
-
-from detection_debugger import label_issues as li  # noqa: E402
-from detection_debugger.dataset_export import export_labels  # noqa: E402
-from detection_debugger.demo import build_demo_dataset  # noqa: E402
 
 PLUGIN = "@datacentric/detection-debugger"
 GT, PREDS = "ground_truth", ["baseline", "retrained"]
@@ -183,7 +182,7 @@ def test_operators(small):
 
 
 def test_cli(small, capsys):
-    from detection_debugger.cli import main
+    from detection_debugger.cli.main import main
 
     assert main(["issues", "find", "--dataset", small.name, "--gt-field", GT,
                  "--pred-field", "baseline", "--pred-field", "retrained", "--json"]) == 0  # fmt: skip

@@ -19,14 +19,10 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from detection_debugger.demo.synthetic import SyntheticConfig, make_coco
 from detection_debugger.evaluation import DetectionSet, InputError, MatchTable, match_outcomes
 from detection_debugger.evaluation.confusion import confusion_matrix
-from detection_debugger.evaluation.operating_points import (
-    operating_points,
-    outcomes_at,
-    rescore,
-)
-from detection_debugger.synthetic import SyntheticConfig, make_coco
+from detection_debugger.evaluation.operating_points import operating_points, outcomes_at, rescore
 
 
 def pycocotools_counts(gt: dict, results: list, iou: float, image_ids=None) -> dict:

@@ -6,15 +6,15 @@ import asyncio
 import uuid
 from pathlib import Path
 
+import fiftyone as fo
 import pytest
+from fiftyone.operators import execute_operator
+from fiftyone.operators.executor import ExecutionError, resolve_type
+from fiftyone.operators.registry import OperatorRegistry
 
-from detection_debugger.synthetic import SyntheticConfig, make_coco, write_files
+from detection_debugger.demo.synthetic import SyntheticConfig, make_coco, write_files
 
 pytestmark = pytest.mark.fiftyone
-fo = pytest.importorskip("fiftyone")
-from fiftyone.operators import execute_operator  # noqa: E402
-from fiftyone.operators.executor import ExecutionError, resolve_type  # noqa: E402
-from fiftyone.operators.registry import OperatorRegistry  # noqa: E402
 
 PLUGIN = "@datacentric/detection-debugger"
 

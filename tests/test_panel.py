@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import uuid
 
+import fiftyone as fo
 import pytest
+from fiftyone.operators import execute_operator
 
-from detection_debugger.dataset_import import LabelSource, apply_import, plan_import
-from detection_debugger.evaluation_run import evaluate_detections
-from detection_debugger.synthetic import SyntheticConfig, make_coco, write_files
+from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
+from detection_debugger.datasets.runs import evaluate_detections
+from detection_debugger.datasets.views import cell_view, error_view
+from detection_debugger.demo.synthetic import SyntheticConfig, make_coco, write_files
 
 pytestmark = pytest.mark.fiftyone
-fo = pytest.importorskip("fiftyone")
-from fiftyone.operators import execute_operator  # noqa: E402
-
-from detection_debugger.panels.error_views import cell_view, error_view  # noqa: E402
 
 PANEL = "@datacentric/detection-debugger/detection_debugger"
 
@@ -154,7 +153,7 @@ def test_panel_follows_objects_two_runs_changed(evaluated):
 
 
 def test_panel_lists_label_issues_and_opens_each_type(evaluated):
-    from detection_debugger.label_issues import find_label_issues
+    from detection_debugger.datasets.label_issues import find_label_issues
 
     dataset, _ = evaluated
     find_label_issues(dataset, "ground_truth", ["predictions"])

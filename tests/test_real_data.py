@@ -69,9 +69,9 @@ def convert_to_coco() -> tuple[dict, list[dict]]:
 def test_dashcam_imports_in_one_command_and_evaluates_like_pycocotools(tmp_path):
     import fiftyone as fo
 
-    from detection_debugger import slices
-    from detection_debugger.cli import main
-    from detection_debugger.evaluation_run import evaluate_detections
+    from detection_debugger.cli.main import main
+    from detection_debugger.datasets import slices
+    from detection_debugger.datasets.runs import evaluate_detections
 
     name = f"dashcam-{uuid.uuid4().hex[:8]}"
     command = [

@@ -15,19 +15,23 @@ import re
 import time
 import uuid
 
+import fiftyone as fo
 import numpy as np
+import open_clip
 import pytest
+from fiftyone import ViewField as F
+from PIL import Image, ImageDraw
+
+from detection_debugger.search.clip_spec import ClipSpec, WeightsNotFoundError, check_weights
+from detection_debugger.search.embeddings import (
+    crop_box,
+    embed_images,
+    embed_patches,
+    load_model,
+)
+from detection_debugger.search.index import build_index, ensure_index, save_slice, search
 
 pytestmark = pytest.mark.fiftyone
-fo = pytest.importorskip("fiftyone")
-open_clip = pytest.importorskip("open_clip")
-
-from fiftyone import ViewField as F  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
-
-from detection_debugger.clip_spec import ClipSpec, WeightsNotFoundError, check_weights  # noqa: E402
-from detection_debugger.embeddings import crop_box, embed_images, embed_patches, load_model  # noqa: E402
-from detection_debugger.search import build_index, ensure_index, save_slice, search  # noqa: E402
 
 TINY = "tiny-test-clip"
 PLUGIN = "@datacentric/detection-debugger"
@@ -313,7 +317,7 @@ def test_operators_embed_then_search_and_save(dataset, tiny):
 def test_cli_search_builds_the_index_and_saves_the_slice(dataset, tiny, capsys):
     import argparse
 
-    from detection_debugger.search_cli import add_search_command
+    from detection_debugger.cli.search import add_search_command
 
     parser = argparse.ArgumentParser()
     add_search_command(parser.add_subparsers(dest="command"))

@@ -8,20 +8,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fiftyone import ViewField as F
+from fiftyone.operators import execute_operator
 from helpers import run_pycocotools
 from test_cli import cli
 
-from detection_debugger import slices
-from detection_debugger.dataset_import import LabelSource, apply_import, plan_import
+from detection_debugger.datasets import slices
+from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
+from detection_debugger.datasets.runs import evaluate_detections
+from detection_debugger.datasets.views import cell_view
+from detection_debugger.demo.synthetic import SyntheticConfig, make_coco, write_files
 from detection_debugger.evaluation import Outcome
-from detection_debugger.evaluation_run import evaluate_detections
-from detection_debugger.panels.error_views import cell_view
-from detection_debugger.synthetic import SyntheticConfig, make_coco, write_files
 
 pytestmark = pytest.mark.fiftyone
-fo = pytest.importorskip("fiftyone")
-from fiftyone import ViewField as F  # noqa: E402
-from fiftyone.operators import execute_operator  # noqa: E402
 
 PLUGIN = "@datacentric/detection-debugger"
 CLASSES = ("car", "bike", "crosswalks")

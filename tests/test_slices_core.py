@@ -13,6 +13,7 @@ import pytest
 from helpers import run_pycocotools
 from test_coco_parity import assert_same_as_pycocotools, random_config
 
+from detection_debugger.demo.synthetic import SyntheticConfig, make_coco
 from detection_debugger.evaluation import (
     IOU_THRESHOLDS,
     DetectionSet,
@@ -22,7 +23,6 @@ from detection_debugger.evaluation import (
     compare_results,
     outcome_changes,
 )
-from detection_debugger.synthetic import SyntheticConfig, make_coco
 
 TOL = 1e-9
 

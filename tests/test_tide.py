@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from helpers import run_pycocotools
 
+from detection_debugger.demo.synthetic import SyntheticConfig, make_coco
 from detection_debugger.evaluation import DetectionSet, InputError
 from detection_debugger.evaluation.tide import (
     MAIN_ERRORS,
@@ -21,7 +22,6 @@ from detection_debugger.evaluation.tide import (
     restrict_objects,
     tide_errors,
 )
-from detection_debugger.synthetic import SyntheticConfig, make_coco
 
 try:
     import tidecv

@@ -8,9 +8,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from detection_debugger.demo.synthetic import SyntheticConfig, make_coco
 from detection_debugger.evaluation import DetectionSet, InputError
 from detection_debugger.evaluation.voc_ap import voc_ap
-from detection_debugger.synthetic import SyntheticConfig, make_coco
 
 # ---------------------------------------------------------------- the reference
 

@@ -29,7 +29,7 @@ __all__ = [
 
 DATABASE_NAME = "detection_debugger"
 DATA_DIR_ENV = "DETECTION_DEBUGGER_DATA_DIR"
-_PACKAGE_ROOT = Path(__file__).resolve().parent
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def project_data_dir() -> Path:

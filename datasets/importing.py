@@ -15,10 +15,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .dataset_state import COMPLETE, WRITING, dataset_lock, import_records, set_import_record
-from .formats import ClassMap, FormatError, ObjectRecord, ReadReport
-from .formats.relative_boxes import relative_box
-from .label_reading import read_label_source, resolve_auto_format
+from detection_debugger.datasets.state import (
+    COMPLETE,
+    WRITING,
+    dataset_lock,
+    import_records,
+    set_import_record,
+)
+from detection_debugger.formats import ClassMap, FormatError, ObjectRecord, ReadReport
+from detection_debugger.formats.label_sources import read_label_source, resolve_auto_format
+from detection_debugger.formats.relative_boxes import relative_box
 
 __all__ = [
     "GT_FORMATS",
@@ -420,7 +426,7 @@ def _write_field(dataset, label_plan: LabelPlan, size_of: dict, images: dict, pr
 def apply_import(plan: ImportPlan, replace: bool = False, progress: bool = True):
     """Writes a validated plan: creates/extends the dataset, adds the label fields.
 
-    Safe against interruption and concurrency (:mod:`~detection_debugger.dataset_state`):
+    Safe against interruption and concurrency (:mod:`~detection_debugger.datasets.state`):
     the dataset is locked while written; each field's import record says ``writing`` before
     the first value is written and ``complete`` after the last, so a killed import leaves a
     field that evaluation refuses and that the same command, run again, completes.

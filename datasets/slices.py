@@ -23,7 +23,8 @@ import fiftyone as fo
 import numpy as np
 from fiftyone import ViewField as F
 
-from .evaluation import (
+from detection_debugger.datasets.runs import METHOD, DebuggerResults
+from detection_debugger.evaluation import (
     CHANGES,
     EvaluationResult,
     OutcomeChanges,
@@ -31,7 +32,6 @@ from .evaluation import (
     compare_results,
     outcome_changes,
 )
-from .evaluation_run import METHOD, DebuggerResults
 
 __all__ = [
     "RunComparison",

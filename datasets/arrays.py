@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .evaluation import DetectionSet
-from .formats.relative_boxes import pixel_boxes, recover_decimals
+from detection_debugger.evaluation import DetectionSet
+from detection_debugger.formats.relative_boxes import pixel_boxes, recover_decimals
 
 __all__ = ["detection_set_from_view"]
 

@@ -32,10 +32,11 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from .dataset_arrays import detection_set_from_view
-from .dataset_export import FIXED_SUFFIX
-from .dataset_state import writes_dataset
-from .evaluation.label_issues import (
+from detection_debugger.datasets.arrays import detection_set_from_view
+from detection_debugger.datasets.exporting import FIXED_SUFFIX
+from detection_debugger.datasets.object_writes import split_per_sample, write_object_attributes
+from detection_debugger.datasets.state import writes_dataset
+from detection_debugger.evaluation.label_issues import (
     ACCEPTED,
     ISSUE_TYPES,
     LOOSE_BOX,
@@ -46,9 +47,8 @@ from .evaluation.label_issues import (
     LabelIssueConfig,
     LabelIssues,
 )
-from .evaluation.label_issues import find_label_issues as score_label_issues
-from .formats.relative_boxes import pixel_boxes
-from .label_writes import split_per_sample, write_object_attributes
+from detection_debugger.evaluation.label_issues import find_label_issues as score_label_issues
+from detection_debugger.formats.relative_boxes import pixel_boxes
 
 __all__ = [
     "ISSUE_TAGS",
@@ -646,7 +646,7 @@ def measure_quality(candidates: dict, truth: dict, missing_iou: float = 0.3) -> 
     ``missing_iou``; recall counts each planted error once. ``flagged``: at the finder's own
     thresholds; ``top_k``: the ``k`` highest-scored candidates, ``k`` = planted errors.
     """
-    from .evaluation.matching import pair_iou
+    from detection_debugger.evaluation.matching import pair_iou
 
     out = {}
     for t in ISSUE_TYPES:

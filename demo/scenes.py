@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .formats import ImageObjects, ObjectRecord, write_kitti_folder
+from detection_debugger.formats import ImageObjects, ObjectRecord, write_kitti_folder
 
 __all__ = ["CLASSES", "DemoConfig", "SceneObject", "ensure_demo_files", "generate_scene"]
 

@@ -19,12 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-from .dbserver import DATA_DIR_ENV, project_data_dir, project_database
-from .demo_data import CLASSES, FADED_AT, DemoConfig, ensure_demo_files
+from detection_debugger.datasets.database import DATA_DIR_ENV, project_data_dir, project_database
+from detection_debugger.demo.scenes import CLASSES, FADED_AT, DemoConfig, ensure_demo_files
 
 __all__ = ["DEMO_SLICE", "build_demo_dataset", "evaluate_demo", "run_demo"]
 
-PLUGIN_ROOT = Path(__file__).resolve().parent
+PLUGIN_ROOT = Path(__file__).resolve().parents[1]
 DEMO_SLICE = "faded crosswalks"
 MODELS = ("baseline", "retrained")
 
@@ -38,7 +38,7 @@ def build_demo_dataset(config: DemoConfig, data_dir: Path, name: str | None = No
     import fiftyone as fo
     from fiftyone import ViewField as F
 
-    from .dataset_import import LabelSource, apply_import, plan_import
+    from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
 
     files = ensure_demo_files(data_dir, config, progress=_say)
     name = name or f"crosswalks-demo-{config.num_images}-{config.seed}"
@@ -87,8 +87,8 @@ def evaluate_demo(dataset) -> dict:
     """Evaluates both models as saved evaluation runs (``eval_baseline``, ``eval_retrained``),
     re-evaluates the faded-crosswalk slice from each run's stored matches and compares the
     two runs object by object."""
-    from .evaluation_run import evaluate_detections
-    from .slices import compare_runs, evaluate_slice
+    from detection_debugger.datasets.runs import evaluate_detections
+    from detection_debugger.datasets.slices import compare_runs, evaluate_slice
 
     out = {}
     for model in MODELS:
@@ -107,7 +107,7 @@ def evaluate_demo(dataset) -> dict:
 def find_demo_issues(dataset, manifest_path) -> list[str]:
     """Runs the label-issue finder with both models (earlier review decisions are kept) and
     scores it against the planted errors of the manifest."""
-    from .label_issues import (
+    from detection_debugger.datasets.label_issues import (
         find_label_issues,
         format_quality,
         manifest_truth,

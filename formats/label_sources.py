@@ -1,4 +1,4 @@
-"""One label set (a :class:`~detection_debugger.dataset_import.LabelSource`) read into
+"""One label set (a :class:`~detection_debugger.datasets.importing.LabelSource`) read into
 per-image records: the reader of each format, ``auto`` format recognition, and the joins a
 results file needs (COCO ids and categories, or file stems and class names).
 
@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .formats import (
+from detection_debugger.formats import (
     FormatError,
     ImageObjects,
     ReadReport,
@@ -30,7 +30,7 @@ from .formats import (
 )
 
 if TYPE_CHECKING:
-    from .dataset_import import LabelSource
+    from detection_debugger.datasets.importing import LabelSource
 
 __all__ = ["read_label_source", "resolve_auto_format"]
 
@@ -49,8 +49,8 @@ def resolve_auto_format(source: LabelSource) -> tuple[LabelSource, str | None]:
 def _image_sizes(images: dict[str, str], stems) -> dict[str, tuple[int, int]]:
     """``{stem: (width, height)}`` read from the image headers; an unreadable image raises
     :class:`FormatError` naming it (the same check as every import's, see
-    :func:`~detection_debugger.dataset_import.read_image_info`)."""
-    from .dataset_import import read_image_info
+    :func:`~detection_debugger.datasets.importing.read_image_info`)."""
+    from detection_debugger.datasets.importing import read_image_info
 
     info = read_image_info({stem: images[stem] for stem in stems})
     return {stem: (i["width"], i["height"]) for stem, i in info.items()}

@@ -32,7 +32,7 @@ import fiftyone.utils.open_clip as fouoc
 import numpy as np
 import torch
 
-from .clip_spec import (
+from detection_debugger.search.clip_spec import (
     CACHE_ENV,
     DEFAULT_MARGIN,
     DEFAULT_MODEL,

@@ -26,9 +26,10 @@ import fiftyone.utils.eval.coco as fouc
 import fiftyone.utils.eval.detection as foud
 import numpy as np
 
-from .dataset_arrays import detection_set_from_view
-from .dataset_state import writes_dataset
-from .evaluation import (
+from detection_debugger.datasets.arrays import detection_set_from_view
+from detection_debugger.datasets.object_writes import split_per_sample, write_object_attributes
+from detection_debugger.datasets.state import writes_dataset
+from detection_debugger.evaluation import (
     IOU_THRESHOLDS,
     RECALL_THRESHOLDS,
     EvaluationResult,
@@ -36,7 +37,6 @@ from .evaluation import (
     Outcome,
     accumulate,
 )
-from .label_writes import split_per_sample, write_object_attributes
 
 __all__ = [
     "METHOD",
@@ -90,7 +90,7 @@ class DebuggerEvaluation(foud.DetectionEvaluation):
     def evaluate(self, doc, eval_key=None):
         raise NotImplementedError(
             "detection-debugger evaluates whole collections in bulk: use "
-            "detection_debugger.evaluation_run.evaluate_detections(samples, ...)"
+            "detection_debugger.datasets.runs.evaluate_detections(samples, ...)"
         )
 
     def _extra_fields(self, eval_key):

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .clip_spec import DEFAULT_MARGIN, ZOO_MODEL, hf_offline
-from .embeddings import EmbeddingTable, embed_images, embed_patches
+from detection_debugger.search.clip_spec import DEFAULT_MARGIN, ZOO_MODEL, hf_offline
+from detection_debugger.search.embeddings import EmbeddingTable, embed_images, embed_patches
 
 __all__ = ["build_index", "ensure_index", "index_key", "save_slice", "search"]
 
@@ -210,7 +210,7 @@ def _embed_text(index, text: str) -> np.ndarray:
 def save_slice(
     hits, name: str, description: str | None = None, objects: bool = True, overwrite=False
 ):
-    """Saves search hits as the slice ``name`` (through :func:`detection_debugger.slices.
+    """Saves search hits as the slice ``name`` (through :func:`detection_debugger.datasets.slices.
     save_slice`) and returns it.
 
     ``objects=True`` saves ``hits`` as they are (a patches view of the hit objects, or
@@ -220,7 +220,7 @@ def save_slice(
     Raises:
         ValueError: the slice exists and ``overwrite`` is False
     """
-    from .slices import save_slice as save
+    from detection_debugger.datasets.slices import save_slice as save
 
     dataset = hits._root_dataset
     view = hits

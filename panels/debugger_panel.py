@@ -2,8 +2,8 @@
 data slices and the comparison of two runs.
 
 Every number is one click away from its objects: a confusion-matrix cell, an error-type
-button or a per-object change button sets the App's view (see :mod:`.error_views` and
-:func:`detection_debugger.slices.change_view`). The panel follows the App's current view:
+button or a per-object change button sets the App's view (see :mod:`detection_debugger.datasets.views` and
+:func:`detection_debugger.datasets.slices.change_view`). The panel follows the App's current view:
 when it is a slice of an evaluation run (images, filtered objects or patches), the numbers
 are re-evaluated exactly from the run's stored match table and shown next to the whole run.
 """
@@ -13,8 +13,14 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .error_views import BACKGROUND, cell_view, class_view, error_view
-from .panel_data import class_rows, confusion_heatmap, imbalance_bars, slice_bars, slice_rows
+from detection_debugger.datasets.views import BACKGROUND, cell_view, class_view, error_view
+from detection_debugger.panels.panel_data import (
+    class_rows,
+    confusion_heatmap,
+    imbalance_bars,
+    slice_bars,
+    slice_rows,
+)
 
 PLUGIN = "@datacentric/detection-debugger"
 SORT_KEYS = ("AP", "AP50", "AR100", "num_gt", "num_pred", "tp", "fn", "mispredicted", "fp")
@@ -47,7 +53,7 @@ class DetectionDebuggerPanel(foo.Panel):
 
     def _result_for_view(self, ctx, results):
         """The run's result on the App's current view (exact), the scope's name and a note."""
-        from detection_debugger.slices import evaluate_view
+        from detection_debugger.datasets.slices import evaluate_view
 
         num_run = len(results.sample_ids)
         view = ctx.view
@@ -72,7 +78,7 @@ class DetectionDebuggerPanel(foo.Panel):
 
     def _slices(self, ctx, results):
         """Rows of the slice list: each saved view with the run's AP on it."""
-        from detection_debugger.slices import list_slices
+        from detection_debugger.datasets.slices import list_slices
 
         rows = []
         for row in list_slices(ctx.dataset, results):
@@ -87,7 +93,7 @@ class DetectionDebuggerPanel(foo.Panel):
 
     def _issue_counts(self, ctx, gt_field):
         """Flagged label issues per type (tags written by find_label_issues), or None."""
-        from detection_debugger.label_issues import ISSUE_TAGS, MISSING_SUFFIX
+        from detection_debugger.datasets.label_issues import ISSUE_TAGS, MISSING_SUFFIX
 
         fields = [f for f in (gt_field, gt_field + MISSING_SUFFIX) if ctx.dataset.has_field(f)]
         tags = ctx.dataset.count_label_tags(label_fields=fields)
@@ -96,7 +102,7 @@ class DetectionDebuggerPanel(foo.Panel):
         return [{"issue": t, "flagged": tags.get(tag, 0)} for t, tag in ISSUE_TAGS.items()]
 
     def _refresh(self, ctx):
-        from detection_debugger.slices import compare_runs, debugger_runs, load_run
+        from detection_debugger.datasets.slices import compare_runs, debugger_runs, load_run
 
         state = ctx.panel.state
         runs = debugger_runs(ctx.dataset)
@@ -220,7 +226,7 @@ class DetectionDebuggerPanel(foo.Panel):
         ctx.ops.clear_view()
 
     def on_issue_click(self, ctx):
-        from detection_debugger.label_issues import issues_view
+        from detection_debugger.datasets.label_issues import issues_view
 
         row = (ctx.panel.state.issue_counts or [])[int(ctx.params.get("row", 0))]
         ctx.ops.set_view(issues_view(ctx.dataset, ctx.panel.state.gt_field, row["issue"]))
@@ -245,7 +251,7 @@ class DetectionDebuggerPanel(foo.Panel):
 
     def _show_change(change):
         def handler(self, ctx):
-            from detection_debugger.slices import change_view
+            from detection_debugger.datasets.slices import change_view
 
             state = ctx.panel.state
             if not state.compare_key or state.compare_key == state.eval_key:

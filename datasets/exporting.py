@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .formats import (
+from detection_debugger.formats import (
     ImageObjects,
     ObjectRecord,
     write_class_names,
@@ -21,7 +21,7 @@ from .formats import (
     write_kitti_folder,
     write_yolo_folder,
 )
-from .formats.relative_boxes import pixel_boxes
+from detection_debugger.formats.relative_boxes import pixel_boxes
 
 __all__ = [
     "EXPORT_FORMATS",

@@ -10,7 +10,13 @@ import argparse
 import math
 import re
 
-from .clip_spec import DEFAULT_MARGIN, DEFAULT_MODEL, DEFAULT_PRETRAINED, ClipSpec
+from detection_debugger.cli.common import UsageError
+from detection_debugger.search.clip_spec import (
+    DEFAULT_MARGIN,
+    DEFAULT_MODEL,
+    DEFAULT_PRETRAINED,
+    ClipSpec,
+)
 
 __all__ = ["add_search_command", "run_embed", "run_search"]
 
@@ -108,8 +114,6 @@ def _spec(args) -> ClipSpec:
 def _collection(args):
     import fiftyone as fo
 
-    from .cli import UsageError
-
     if not fo.dataset_exists(args.dataset):
         raise UsageError(f"no dataset named {args.dataset!r}")
     dataset = fo.load_dataset(args.dataset)
@@ -129,13 +133,12 @@ def _collection(args):
 
 
 def _model(args):
-    from .cli import UsageError
-    from .clip_spec import WeightsNotFoundError, check_weights
+    from detection_debugger.search.clip_spec import WeightsNotFoundError, check_weights
 
     spec = _spec(args)
     try:
         check_weights(spec)  # before torch is imported: the error comes in a second
-        from .embeddings import load_model
+        from detection_debugger.search.embeddings import load_model
 
         if spec.device and spec.device.startswith("cuda"):
             import torch
@@ -152,7 +155,7 @@ def _model(args):
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from .search import build_index
+    from detection_debugger.search.index import build_index
 
     _dataset, samples = _collection(args)
     model = _model(args)
@@ -165,7 +168,7 @@ def run_embed(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from .search import ensure_index, save_slice, search
+    from detection_debugger.search.index import ensure_index, save_slice, search
 
     dataset, samples = _collection(args)
     model = _model(args)

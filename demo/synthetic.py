@@ -159,7 +159,7 @@ def records_from_coco(gt: dict, results: list[dict]):
     """
     from pathlib import PurePath
 
-    from .formats import ImageObjects, ObjectRecord
+    from detection_debugger.formats import ImageObjects, ObjectRecord
 
     names = {c["id"]: c["name"] for c in gt["categories"]}
     stems = {im["id"]: PurePath(im["file_name"]).stem for im in gt["images"]}
@@ -193,7 +193,7 @@ def write_files(folder, gt: dict, results: list[dict], gt_format: str = "kitti")
 
     from PIL import Image
 
-    from .formats import write_kitti_folder
+    from detection_debugger.formats import write_kitti_folder
 
     folder = Path(folder)
     images_dir = folder / "images"

@@ -8,8 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from .dataset_export import FIXED_SUFFIX
-from .evaluation.label_issues import ACCEPTED, ISSUE_TYPES, REJECTED, LabelIssueConfig
+from detection_debugger.cli.common import UsageError
+from detection_debugger.datasets.exporting import FIXED_SUFFIX
+from detection_debugger.evaluation.label_issues import (
+    ACCEPTED,
+    ISSUE_TYPES,
+    REJECTED,
+    LabelIssueConfig,
+)
 
 __all__ = ["add_issues_command"]
 
@@ -60,17 +66,14 @@ def add_issues_command(subparsers) -> argparse.ArgumentParser:
 def _load(name: str):
     import fiftyone as fo
 
-    from .cli import UsageError
-
     if not fo.dataset_exists(name):
         raise UsageError(f"no dataset named {name!r}")
     return fo.load_dataset(name)
 
 
 def run_issues_find(args: argparse.Namespace) -> int:
-    from .cli import UsageError
-    from .evaluation import InputError
-    from .label_issues import find_label_issues
+    from detection_debugger.datasets.label_issues import find_label_issues
+    from detection_debugger.evaluation import InputError
 
     dataset = _load(args.dataset)
     try:
@@ -85,8 +88,7 @@ def run_issues_find(args: argparse.Namespace) -> int:
 
 
 def _review_command(args: argparse.Namespace, status: str) -> int:
-    from .cli import UsageError
-    from .label_issues import flagged_label_ids, review_issues
+    from detection_debugger.datasets.label_issues import flagged_label_ids, review_issues
 
     dataset = _load(args.dataset)
     try:

@@ -1,0 +1,136 @@
+"""``detection-debugger slices`` and ``compare``: saved views re-evaluated, runs side by side."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from detection_debugger.cli.common import UsageError, load_dataset, write_output
+
+__all__ = ["add_compare_command", "add_slices_command"]
+
+
+def add_slices_command(subparsers) -> None:
+    slices = subparsers.add_parser(
+        "slices",
+        help="list the slices (saved views) of a dataset, or re-evaluate a run on one",
+        description=(
+            "Slices are saved views. 'list' shows them (with the run's AP on each when "
+            "--eval-key is given); 'evaluate' re-evaluates an evaluation run on a slice "
+            "exactly, from the run's stored matches, and writes the JSON of 'evaluate'; "
+            "'save' saves the samples listed in --samples as the slice --slice."
+        ),
+    )
+    slices.add_argument("action", choices=("list", "evaluate", "save"))
+    slices.add_argument("--dataset", required=True)
+    slices.add_argument("--eval-key", metavar="KEY", help="an evaluation run of this plugin")
+    slices.add_argument("--slice", metavar="NAME", help="the slice (default: the whole run)")
+    slices.add_argument("--output", metavar="OUT.json", help="write here instead of stdout")
+    slices.add_argument(
+        "--samples", metavar="FILE", help="save: sample ids or image paths, one a line"
+    )
+    slices.add_argument("--description", help="save: what the slice is (the hypothesis)")
+    slices.add_argument("--overwrite", action="store_true", help="save: replace a slice")
+    slices.set_defaults(run=run_slices)
+
+
+def add_compare_command(subparsers) -> None:
+    compare = subparsers.add_parser(
+        "compare",
+        help="two evaluation runs side by side per class (and per slice), with deltas",
+        description=(
+            "Compares two evaluation runs of this plugin on the same ground truth (e.g. "
+            "baseline and retrained predictions): per-class metrics of both and b - a, and "
+            "per ground-truth object what changed (fixed, regressed, still missed, kept). "
+            "Writes JSON (or a table with --format table)."
+        ),
+    )
+    compare.add_argument("--dataset", required=True)
+    compare.add_argument("--eval-keys", nargs=2, required=True, metavar=("A", "B"))
+    compare.add_argument(
+        "--slice", action="append", metavar="NAME",
+        help="compare on this slice too (repeatable; the whole run is always included)",
+    )  # fmt: skip
+    compare.add_argument("--format", choices=("json", "table"), default="json")
+    compare.add_argument("--output", metavar="OUT", help="write here instead of stdout")
+    compare.set_defaults(run=run_compare)
+
+
+def run_slices(args: argparse.Namespace) -> int:
+    from detection_debugger.datasets import slices
+
+    dataset = load_dataset(args.dataset)
+    try:
+        if args.action == "save":
+            return _save_slice(dataset, args)
+        if args.action == "evaluate":
+            if not args.eval_key:
+                raise UsageError("slices evaluate needs --eval-key")
+            result = slices.evaluate_slice(dataset, args.eval_key, args.slice)
+            write_output(json.dumps(result.to_dict(), indent=2), args.output)
+            return 0
+        results = slices.load_run(dataset, args.eval_key) if args.eval_key else None
+        rows = slices.list_slices(dataset, results)
+        if args.slice:
+            rows = [row for row in rows if row["name"] == args.slice]
+            if not rows:
+                slices.load_slice(dataset, args.slice)  # raises with the list of slices
+        for row in rows:
+            row["created_at"] = str(row["created_at"])
+            if row.get("error"):
+                raise ValueError(f"slice {row['name']!r}: {row['error']}")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.output:
+        write_output(json.dumps(rows, indent=2), args.output)
+    print(slices.format_slice_list(rows, args.eval_key))
+    return 0
+
+
+def _save_slice(dataset, args: argparse.Namespace) -> int:
+    from detection_debugger.datasets import slices
+    from detection_debugger.formats.text_files import read_text_lines
+
+    if not args.slice or not args.samples:
+        raise UsageError("slices save needs --slice NAME and --samples FILE")
+    lines = read_text_lines(args.samples)
+    ids, paths = dataset.values("id"), dataset.values("filepath")
+    by_key = {**dict(zip(ids, ids)), **{p: i for i, p in zip(ids, paths)}}
+    by_key.update({str(Path(p).resolve()): i for i, p in zip(ids, paths)})
+    chosen = []
+    for number, line in enumerate(lines, 1):
+        key = line.strip()
+        if not key:
+            continue
+        found = by_key.get(key) or by_key.get(str(Path(key).resolve()))
+        if found is None:
+            raise UsageError(
+                f"{args.samples}:{number}: {key!r} is not a sample of {dataset.name!r}"
+            )
+        chosen.append(found)
+    view = dataset.select(chosen, ordered=False)
+    slices.save_slice(dataset, args.slice, view, args.description, overwrite=args.overwrite)
+    print(f"saved slice {args.slice!r}: {len(view)} samples")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from detection_debugger.datasets import slices
+
+    dataset = load_dataset(args.dataset)
+    key_a, key_b = args.eval_keys
+    try:
+        scopes = [slices.compare_runs(dataset, key_a, key_b)]
+        for name in args.slice or []:
+            view = slices.load_slice(dataset, name)
+            scopes.append(slices.compare_runs(dataset, key_a, key_b, view, scope=name))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.format == "table":
+        text = "\n\n".join(scope.format_text() for scope in scopes)
+    else:
+        text = json.dumps({"dataset": args.dataset, "eval_keys": [key_a, key_b],
+                           "scopes": [scope.to_dict() for scope in scopes]}, indent=2)  # fmt: skip
+    write_output(text, args.output)
+    return 0
