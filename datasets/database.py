@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -180,26 +179,13 @@ class MongoServer:
         stopped, that query waits for pymongo's server selection timeout (30 s) before the
         process can exit: ``make demo`` hung after Ctrl-C, and so would every command that
         starts and stops its own server. So the hook runs here while the server still answers,
-        and the client is closed with ``_disconnect`` (the way FiftyOne itself drops its
-        connection before forking workers); the hook then returns at once at exit. FiftyOne
-        reconnects by itself if it is used again.
+        and the client is closed (the way FiftyOne itself drops its connection before forking
+        workers); the hook then returns at once at exit. Stopping the server ends this
+        process's use of FiftyOne on it.
         """
-        database = sys.modules.get("fiftyone.core.odm.database")
-        client = getattr(database, "_client", None)
-        if client is None:
-            return
-        try:
-            hosts = client.topology_description.server_descriptions()
-        except Exception:
-            return
-        if not any(port == self.port for _, port in hosts):
-            return  # FiftyOne uses another server
-        cleanup = getattr(database, "_delete_non_persistent_datasets_if_allowed", None)
-        if server_up and cleanup is not None:
-            cleanup()
-        disconnect = getattr(database, "_disconnect", None)
-        if disconnect is not None:
-            disconnect()
+        from detection_debugger.datasets.fiftyone_private import disconnect_if_connected_to
+
+        disconnect_if_connected_to(self.port, run_exit_cleanup=server_up)
 
     @staticmethod
     def running(folder: str | os.PathLike) -> str | None:

@@ -13,6 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detection_debugger.datasets.fiftyone_private import dataset_of
 from detection_debugger.formats import (
     ImageObjects,
     ObjectRecord,
@@ -150,7 +151,7 @@ def _check_source(view, source_field: str, paths: list[str]) -> None:
         what = "no label field" if not view.has_field(source_field) else "not a Detections field"
         known = ", ".join(fields) if fields else "none"
         raise ValueError(
-            f"{what} {source_field!r} in {view._dataset.name!r} (its Detections fields: {known})"
+            f"{what} {source_field!r} in {dataset_of(view).name!r} (its Detections fields: {known})"
         )
     for path in paths:
         if not os.path.isfile(path):

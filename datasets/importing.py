@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detection_debugger.datasets.fiftyone_private import set_stored_values
 from detection_debugger.datasets.state import (
     COMPLETE,
     WRITING,
@@ -420,7 +421,7 @@ def _write_field(dataset, label_plan: LabelPlan, size_of: dict, images: dict, pr
                 "detections": [_detection_doc(r, width, height) for r in records],
             }
     # Documents are built above in FiftyOne's stored form, so validation is not needed.
-    dataset.set_values(label_plan.source.field, values, key_field="filepath", validate=False)
+    set_stored_values(dataset, label_plan.source.field, values, "filepath")
 
 
 def apply_import(plan: ImportPlan, replace: bool = False, progress: bool = True):

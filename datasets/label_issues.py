@@ -34,6 +34,7 @@ import numpy as np
 
 from detection_debugger.datasets.arrays import detection_set_from_view
 from detection_debugger.datasets.exporting import FIXED_SUFFIX
+from detection_debugger.datasets.fiftyone_private import dataset_of
 from detection_debugger.datasets.object_writes import split_per_sample, write_object_attributes
 from detection_debugger.datasets.state import writes_dataset
 from detection_debugger.evaluation.label_issues import (
@@ -188,7 +189,7 @@ def find_label_issues(
     pred_fields = list(pred_fields)
     if not pred_fields:
         raise ValueError("at least one prediction field is needed")
-    dataset = samples._dataset
+    dataset = dataset_of(samples)
     _check_detections_fields(samples, (gt_field, *pred_fields))
     if gt_field in pred_fields:
         raise ValueError(f"{gt_field!r} is the ground truth, not a prediction field")
@@ -386,11 +387,11 @@ def _check_detections_fields(samples, names) -> None:
     detections = samples.get_field_schema(embedded_doc_type=fo.Detections)
     for name in names:
         if not samples.has_field(name):
-            raise ValueError(f"no field {name!r} in dataset {samples._dataset.name!r}")
+            raise ValueError(f"no field {name!r} in dataset {dataset_of(samples).name!r}")
         if name not in detections:
             known = ", ".join(sorted(detections)) or "none"
             raise ValueError(
-                f"{name!r} is not a Detections field of {samples._dataset.name!r} "
+                f"{name!r} is not a Detections field of {dataset_of(samples).name!r} "
                 f"(its Detections fields: {known})"
             )
 
@@ -440,7 +441,7 @@ def _by_id(detections) -> dict:
 def review_issues(samples, gt_field: str, label_ids: Sequence[str], status: str) -> dict:
     """Records ``status`` (``accepted``/``rejected``) for the issues of ``label_ids`` and
     applies or undoes their fixes in ``<gt_field>_fixed``; see :func:`accept_issues`."""
-    dataset = samples._dataset
+    dataset = dataset_of(samples)
     label_ids = list(dict.fromkeys(label_ids))
     if not label_ids:
         return {"accepted": 0, "rejected": 0, "changed": 0}

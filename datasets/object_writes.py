@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from detection_debugger.datasets.fiftyone_private import bulk_write, dataset_of
+
 __all__ = ["split_per_sample", "write_object_attributes"]
 
 
@@ -31,7 +33,7 @@ def write_object_attributes(samples, field: str, sample_ids: list, per_sample: d
     from bson import ObjectId
     from pymongo import UpdateOne
 
-    dataset = samples._dataset
+    dataset = dataset_of(samples)
     shown = samples.values(f"{field}.detections.id")
     stored = dataset.select(sample_ids, ordered=True).values(f"{field}.detections.id")
     if shown != stored:
@@ -50,4 +52,4 @@ def write_object_attributes(samples, field: str, sample_ids: list, per_sample: d
             update["last_modified_at"] = now
             ops.append(UpdateOne({"_id": ObjectId(sample_id)}, {"$set": update}))
     if ops:
-        dataset._bulk_write(ops, ids=sample_ids)
+        bulk_write(dataset, ops, sample_ids)

@@ -27,6 +27,7 @@ import fiftyone.utils.eval.detection as foud
 import numpy as np
 
 from detection_debugger.datasets.arrays import detection_set_from_view
+from detection_debugger.datasets.fiftyone_private import dataset_of
 from detection_debugger.datasets.object_writes import split_per_sample, write_object_attributes
 from detection_debugger.datasets.state import writes_dataset
 from detection_debugger.evaluation import (
@@ -82,7 +83,7 @@ class DebuggerEvaluation(foud.DetectionEvaluation):
         super().register_samples(samples, eval_key, dynamic=dynamic)
         if eval_key is None:
             return
-        dataset = samples._dataset
+        dataset = dataset_of(samples)
         for field in (self.config.gt_field, self.config.pred_field):
             for suffix in OBJECT_SUFFIXES:
                 dataset.add_sample_field(f"{field}.detections.{eval_key}{suffix}", fof.StringField)
@@ -106,7 +107,7 @@ class DebuggerEvaluation(foud.DetectionEvaluation):
 
     def cleanup(self, samples, eval_key):
         super().cleanup(samples, eval_key)
-        dataset = samples._dataset
+        dataset = dataset_of(samples)
         for path in self._extra_fields(eval_key):
             if dataset.has_field(path):
                 dataset.delete_sample_field(path, error_level=1)
@@ -376,7 +377,7 @@ def evaluate_detections(
     )
     method = config.build()
     method.ensure_requirements()
-    dataset = samples._dataset
+    dataset = dataset_of(samples)
     if eval_key is not None and dataset.has_evaluation(eval_key):
         dataset.delete_evaluation(eval_key)
     if eval_key is not None:

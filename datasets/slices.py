@@ -23,6 +23,7 @@ import fiftyone as fo
 import numpy as np
 from fiftyone import ViewField as F
 
+from detection_debugger.datasets.fiftyone_private import dataset_of, is_patches_view
 from detection_debugger.datasets.runs import METHOD, DebuggerResults
 from detection_debugger.evaluation import (
     CHANGES,
@@ -214,7 +215,7 @@ def slice_selection(results: DebuggerResults, view) -> SliceSelection:
     config = results.config
     table = results.table()
     data = table.data
-    patches = bool(getattr(view, "_is_patches", False))  # patches views map to their samples
+    patches = is_patches_view(view)  # patches views map to their samples
     sample_ids = view.distinct("sample_id") if patches else view.values("id")
     image_mask, outside_samples = results.sample_rows(sample_ids)
 
@@ -348,7 +349,7 @@ def change_view(view, key_a: str, key_b: str, gt_field: str, change: str, label=
     """
     if change not in CHANGES:
         raise ValueError(f"unknown change {change!r}; choose from {list(CHANGES)}")
-    dataset = view._dataset
+    dataset = dataset_of(view)
     before, after = F(f"{key_a}_outcome"), F(f"{key_b}_outcome")
     found, lost = ("tp",), ("fn", "mispredicted")
     wanted = {

@@ -19,6 +19,8 @@ import inspect
 import os
 import socket
 
+from detection_debugger.datasets.fiftyone_private import dataset_of
+
 __all__ = [
     "COMPLETE",
     "INFO_KEY",
@@ -154,7 +156,7 @@ def writes_dataset(operation: str, fields: tuple[str, ...], unless_none: str | N
             for parameter in fields:
                 value = bound.arguments[parameter]
                 names.extend([value] if isinstance(value, str) else list(value or []))
-            dataset = samples._dataset
+            dataset = dataset_of(samples)
             require_complete(dataset, names)
             if unless_none is not None and bound.arguments[unless_none] is None:
                 return function(samples, *args, **kwargs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from detection_debugger.datasets.fiftyone_private import is_patches_view
 from detection_debugger.operators.forms import detections_fields, path_input, path_param, show_error
 
 IMAGES = "images"
@@ -217,10 +218,10 @@ def _selected_ids(ctx, target: str) -> list[str]:
     """Example ids for "more like these": selected samples, or selected objects of ``target``
     (in a patches view the selected patches are the objects)."""
     if target == IMAGES:
-        if ctx.view._is_patches:
+        if is_patches_view(ctx.view):
             return list(dict.fromkeys(ctx.view.select(ctx.selected).values("sample_id")))
         return list(ctx.selected)
     labels = [s["label_id"] for s in ctx.selected_labels if s.get("field") == target]
-    if not labels and ctx.view._is_patches:
+    if not labels and is_patches_view(ctx.view):
         labels = list(ctx.selected)
     return labels

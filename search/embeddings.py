@@ -32,6 +32,12 @@ import fiftyone.utils.open_clip as fouoc
 import numpy as np
 import torch
 
+from detection_debugger.datasets.fiftyone_private import (
+    dataset_id,
+    is_patches_view,
+    open_clip_model_class,
+    root_dataset_of,
+)
 from detection_debugger.search.clip_spec import (
     CACHE_ENV,
     DEFAULT_MARGIN,
@@ -75,14 +81,14 @@ class OpenClipEmbedderConfig(fouoc.TorchOpenClipModelConfig):
         self.random_weights_seed = self.parse_number(d, "random_weights_seed", default=None)
 
 
-class OpenClipEmbedder(fouoc.TorchOpenClipModel):
+class OpenClipEmbedder(open_clip_model_class()):
     """open_clip image and prompt embeddings as a FiftyOne model
     (``Model`` + ``EmbeddingsMixin`` + ``PromptMixin``: ``can_embed_prompts`` is True).
     """
 
     spec: ClipSpec
 
-    def _load_model(self, config):
+    def load_network(self, config):
         if config.pretrained is None:
             if config.random_weights_seed is None:
                 raise WeightsNotFoundError("random weights need random_weights_seed")
@@ -100,12 +106,11 @@ class OpenClipEmbedder(fouoc.TorchOpenClipModel):
     def _create(self, config, pretrained):
         import open_clip
 
-        self._model, _, self._clip_preprocess = open_clip.create_model_and_transforms(
+        network, _, preprocess = open_clip.create_model_and_transforms(
             config.clip_model, pretrained=pretrained, device=self.device
         )
-        self._tokenizer = open_clip.get_tokenizer(config.clip_model)
-        self._model.eval()
-        return self._model
+        network.eval()
+        return self.attach(network, preprocess, open_clip.get_tokenizer(config.clip_model))
 
     @property
     def has_embeddings(self):
@@ -118,19 +123,19 @@ class OpenClipEmbedder(fouoc.TorchOpenClipModel):
         """``[N, D]`` float32 image embeddings of PIL images / HWC uint8 arrays / tensors."""
         if not len(args):
             return np.zeros((0, self.embedding_dim), np.float32)
-        batch = torch.stack([self._preprocess_img(a) for a in args]).to(self.device)
+        batch = torch.stack([self.preprocess_image(a) for a in args]).to(self.device)
         with torch.no_grad():
-            features = self._model.encode_image(batch)
+            features = self.network.encode_image(batch)
         return features.float().cpu().numpy()
 
     def embed_prompts(self, prompts):
         """``[len(prompts), D]`` float32 embeddings of ``"A photo of <prompt>"``."""
         with torch.no_grad():
-            return self._embed_prompts(list(prompts)).float().cpu().numpy()
+            return self.encode_prompts(list(prompts)).float().cpu().numpy()
 
     @property
     def embedding_dim(self) -> int:
-        return int(self._model.text_projection.shape[1])
+        return int(self.network.text_projection.shape[1])
 
 
 def load_model(spec: ClipSpec | None = None):
@@ -172,9 +177,7 @@ class _Cache:
     @classmethod
     def open(cls, cache_dir, dataset, kind: str, spec: ClipSpec) -> _Cache:
         digest = hashlib.sha1(spec.identity().encode()).hexdigest()[:16]
-        path = (
-            Path(cache_dir or default_cache_dir()) / str(dataset._doc.id) / f"{kind}-{digest}.npz"
-        )
+        path = Path(cache_dir or default_cache_dir()) / dataset_id(dataset) / f"{kind}-{digest}.npz"
         cache = cls(path)
         if path.is_file():
             try:
@@ -295,13 +298,13 @@ def embed_images(samples, model, cache_dir=None, progress=None) -> EmbeddingTabl
         progress: FiftyOne's ``progress`` argument (bool, None, or a callback taking the
             ``ProgressBar``, e.g. ``fo.report_progress(fn, dt=1)``)
     """
-    id_path = "sample_id" if samples._is_patches else "id"
+    id_path = "sample_id" if is_patches_view(samples) else "id"
     ids, paths = samples.values([id_path, "filepath"])
     first = {}
     for sample_id, filepath in zip(ids, paths):
         first.setdefault(str(sample_id), filepath)
     ids = list(first)
-    cache = _Cache.open(cache_dir, samples._root_dataset, "images", model.spec)
+    cache = _Cache.open(cache_dir, root_dataset_of(samples), "images", model.spec)
     stats: dict = {}
     todo = []
     for sample_id in ids:
@@ -316,7 +319,7 @@ def embed_images(samples, model, cache_dir=None, progress=None) -> EmbeddingTabl
 def _patch_records(samples, field_name: str):
     """``(sample_id, filepath, label_id, box)`` of every object of ``field_name`` shown in
     ``samples`` (a sample view, or a patches view of that field)."""
-    if samples._is_patches:
+    if is_patches_view(samples):
         sids, paths, lids, boxes = samples.values(
             ["sample_id", "filepath", f"{field_name}.id", f"{field_name}.bounding_box"]
         )
@@ -338,7 +341,7 @@ def embed_patches(
     only objects whose image, box or margin changed are computed.
     """
     records = sorted(_patch_records(samples, field_name), key=lambda r: r[1])
-    cache = _Cache.open(cache_dir, samples._root_dataset, f"objects-{field_name}", model.spec)
+    cache = _Cache.open(cache_dir, root_dataset_of(samples), f"objects-{field_name}", model.spec)
     stats: dict = {}
     todo = []
     for _sid, path, lid, box in records:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from detection_debugger.datasets.fiftyone_private import is_patches_view, root_dataset_of
 from detection_debugger.search.clip_spec import DEFAULT_MARGIN, ZOO_MODEL, hf_offline
 from detection_debugger.search.embeddings import EmbeddingTable, embed_images, embed_patches
 
@@ -60,7 +61,7 @@ def build_index(
     else:
         table = embed_images(samples, model, cache_dir, progress)
     key = brain_key or index_key(patches_field)
-    dataset = samples._root_dataset
+    dataset = root_dataset_of(samples)
     index = _compatible_index(dataset, key, model, patches_field)
     if index is None:
         index = _new_index(dataset, key, model, patches_field)
@@ -76,15 +77,17 @@ def ensure_index(samples, model, patches_field: str | None = None, brain_key=Non
     """The index ``brain_key``, (re)built only when it is missing, was built with other
     weights, or lacks items of ``samples`` (then :func:`build_index` on ``samples``)."""
     key = brain_key or index_key(patches_field)
-    index = _compatible_index(samples._root_dataset, key, model, patches_field)
+    index = _compatible_index(root_dataset_of(samples), key, model, patches_field)
     if index is not None:
         if patches_field:
             path = (
-                f"{patches_field}.id" if samples._is_patches else f"{patches_field}.detections.id"
+                f"{patches_field}.id"
+                if is_patches_view(samples)
+                else f"{patches_field}.detections.id"
             )
             wanted, have = samples.values(path, unwind=True), index.label_ids
         else:
-            wanted = samples.values("sample_id" if samples._is_patches else "id")
+            wanted = samples.values("sample_id" if is_patches_view(samples) else "id")
             have = index.sample_ids
         if set(wanted) <= set(have.tolist() if have is not None else ()):
             return index
@@ -165,7 +168,7 @@ def search(
     Returns:
         an ordered view (``Select(ids, ordered=True)``: independent of the index once made)
     """
-    dataset = samples._root_dataset
+    dataset = root_dataset_of(samples)
     key = brain_key or index_key(patches_field)
     if not dataset.has_brain_run(key):
         what = f"objects of {patches_field!r}" if patches_field else "images"
@@ -175,7 +178,7 @@ def search(
     if (patches_field or None) != field:
         raise ValueError(f"index {key!r} is over {field or 'images'}, not {patches_field}")
     view = samples
-    if field and objects and not samples._is_patches:
+    if field and objects and not is_patches_view(samples):
         view = samples.to_patches(field)
     if isinstance(query, str):
         if model is None:
@@ -222,10 +225,10 @@ def save_slice(
     """
     from detection_debugger.datasets.slices import save_slice as save
 
-    dataset = hits._root_dataset
+    dataset = root_dataset_of(hits)
     view = hits
     if not objects:
-        ids = hits.values("sample_id" if hits._is_patches else "id")
+        ids = hits.values("sample_id" if is_patches_view(hits) else "id")
         view = dataset.select(list(dict.fromkeys(ids)), ordered=True)
     save(dataset, name, view, description=description, overwrite=overwrite)
     return dataset.load_saved_view(name)

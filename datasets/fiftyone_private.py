@@ -1,0 +1,117 @@
+"""Every use of FiftyOne's private API in this project, and nowhere else.
+
+FiftyOne 1.22 has no public equivalent for these. Each is a one-line wrapper with a test in
+``tests/test_fiftyone_private.py`` that fails loudly if a FiftyOne upgrade changes it, so an
+upgrade breaks here, in one place, and not somewhere in the App. ``tests/test_architecture.py``
+checks that no other module reaches into a private FiftyOne attribute.
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = [
+    "bulk_write",
+    "dataset_id",
+    "dataset_of",
+    "disconnect_if_connected_to",
+    "is_patches_view",
+    "open_clip_model_class",
+    "root_dataset_of",
+    "set_stored_values",
+]
+
+
+def dataset_of(samples):
+    """The dataset a view (or dataset) reads from: for a patches view, its patches dataset.
+    (``SampleCollection._dataset``.)"""
+    return samples._dataset
+
+
+def root_dataset_of(samples):
+    """The user's dataset behind any view, patches views included
+    (``SampleCollection._root_dataset``)."""
+    return samples._root_dataset
+
+
+def is_patches_view(view) -> bool:
+    """Whether ``view`` is a patches view (one sample per object)
+    (``SampleCollection._is_patches``)."""
+    return bool(getattr(view, "_is_patches", False))
+
+
+def dataset_id(dataset) -> str:
+    """The dataset's database id, stable across renames (``Dataset._doc.id``)."""
+    return str(dataset._doc.id)
+
+
+def bulk_write(dataset, ops: list, sample_ids: list) -> None:
+    """Raw pymongo ``UpdateOne`` operations on the dataset's samples, then FiftyOne's cache of
+    those samples reloaded (``Dataset._bulk_write``): one round trip for any number of
+    per-object attribute writes."""
+    dataset._bulk_write(ops, ids=sample_ids)
+
+
+def set_stored_values(dataset, field: str, values: dict, key_field: str) -> None:
+    """Writes ``values`` (``{key: document}``) already in FiftyOne's stored form (what
+    ``Detections.to_mongo()`` gives) without building label objects: ``set_values`` with
+    ``validate=False`` takes the stored form, which is FiftyOne's internal layout."""
+    dataset.set_values(field, values, key_field=key_field, validate=False)
+
+
+def disconnect_if_connected_to(port: int, run_exit_cleanup: bool) -> None:
+    """Runs FiftyOne's exit-time clean-up now and closes its client, when this process's
+    FiftyOne is connected to the server on ``port`` (``fiftyone.core.odm.database._client``,
+    ``_delete_non_persistent_datasets_if_allowed``, ``_disconnect``).
+
+    FiftyOne's ``atexit`` hook queries the database; run after the server stopped, it waits for
+    pymongo's 30 s server selection timeout. Closing the client the way FiftyOne itself does
+    before forking makes the hook return at once. Only for a process about to stop using
+    FiftyOne: its open documents cannot reach the database afterwards.
+    """
+    database = sys.modules.get("fiftyone.core.odm.database")
+    client = getattr(database, "_client", None)
+    if client is None:
+        return
+    try:
+        hosts = client.topology_description.server_descriptions()
+    except Exception:
+        return
+    if not any(host_port == port for _, host_port in hosts):
+        return  # FiftyOne uses another server
+    if run_exit_cleanup:
+        database._delete_non_persistent_datasets_if_allowed()
+    database._disconnect()
+
+
+def open_clip_model_class():
+    """FiftyOne's open_clip zoo model (``TorchOpenClipModel``) with its private hooks given
+    public names, for a subclass that loads weights its own way:
+
+    - the subclass implements ``load_network(config)`` (FiftyOne calls it as ``_load_model``)
+      and calls ``attach(network, preprocess, tokenizer)``;
+    - ``network`` is the loaded ``open_clip`` model, ``preprocess_image(img)`` FiftyOne's
+      image preprocessing (``_preprocess_img``), ``encode_prompts(prompts)`` its prompt
+      embedding (``_embed_prompts``).
+    """
+    import fiftyone.utils.open_clip as fouoc
+
+    class OpenClipModel(fouoc.TorchOpenClipModel):
+        def _load_model(self, config):
+            return self.load_network(config)
+
+        def attach(self, network, preprocess, tokenizer):
+            self._model, self._clip_preprocess, self._tokenizer = network, preprocess, tokenizer
+            return network
+
+        @property
+        def network(self):
+            return self._model
+
+        def preprocess_image(self, img):
+            return self._preprocess_img(img)
+
+        def encode_prompts(self, prompts):
+            return self._embed_prompts(prompts)
+
+    return OpenClipModel

@@ -1,0 +1,106 @@
+"""One test per use of FiftyOne's private API (``datasets/fiftyone_private.py``): a FiftyOne
+upgrade that changes any of them fails here, by name."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import fiftyone as fo
+import fiftyone.core.odm as foo
+import pytest
+from bson import ObjectId
+from pymongo import UpdateOne
+
+from detection_debugger.datasets import fiftyone_private as private
+
+pytestmark = pytest.mark.fiftyone
+
+
+@pytest.fixture
+def dataset():
+    ds = fo.Dataset(f"private-{uuid.uuid4().hex[:8]}")
+    ds.add_samples(
+        [
+            fo.Sample(
+                filepath=f"/tmp/{i}.jpg",
+                gt=fo.Detections(detections=[fo.Detection(label="car", bounding_box=[0.1] * 4)]),
+            )
+            for i in range(3)
+        ]
+    )
+    yield ds
+    ds.delete()
+
+
+def test_dataset_of_and_root_dataset_of(dataset):
+    patches = dataset.to_patches("gt")
+    assert private.dataset_of(dataset.limit(2)) is dataset
+    assert private.dataset_of(patches).name != dataset.name  # the patches dataset
+    assert private.root_dataset_of(patches) is dataset
+    assert private.root_dataset_of(dataset.limit(1)) is dataset
+
+
+def test_is_patches_view(dataset):
+    assert private.is_patches_view(dataset.to_patches("gt"))
+    assert not private.is_patches_view(dataset)
+    assert not private.is_patches_view(dataset.limit(1))
+
+
+def test_dataset_id_is_the_database_id(dataset):
+    doc = foo.get_db_conn().datasets.find_one({"name": dataset.name}, {"_id": 1})
+    assert private.dataset_id(dataset) == str(doc["_id"])
+
+
+def test_bulk_write_updates_samples_and_fiftyone_sees_it(dataset):
+    ids = dataset.values("id")
+    ops = [UpdateOne({"_id": ObjectId(i)}, {"$set": {"gt.detections.0.score_x": 7}}) for i in ids]
+    sample = dataset.first()
+    private.bulk_write(dataset, ops, ids)
+    assert dataset.values("gt.detections.score_x", unwind=True) == [7, 7, 7]
+    assert sample.gt.detections[0]["score_x"] == 7  # live samples reloaded
+
+
+def test_set_stored_values_takes_the_stored_form(dataset):
+    path = dataset.first().filepath
+    doc = {"_cls": "Detections", "detections": [
+        {"_id": ObjectId(), "_cls": "Detection", "tags": [], "label": "bus",
+         "bounding_box": [0.5, 0.5, 0.25, 0.25], "confidence": 0.5},
+    ]}  # fmt: skip
+    private.set_stored_values(dataset, "pred", {path: doc}, "filepath")
+    detection = dataset[path]["pred"].detections[0]
+    assert isinstance(detection, fo.Detection) and detection.label == "bus"
+    assert detection.bounding_box == [0.5, 0.5, 0.25, 0.25]
+
+
+def test_disconnect_if_connected_to_closes_the_client():
+    """In a subprocess (closing the client would end this session's connection): another
+    server's port leaves it alone; the right port closes it."""
+    code = (
+        "import os, fiftyone as fo\n"
+        "from fiftyone.core.odm import database\n"
+        "from detection_debugger.datasets.fiftyone_private import disconnect_if_connected_to\n"
+        "fo.list_datasets()\n"
+        "port = int(os.environ['FIFTYONE_DATABASE_URI'].rsplit(':', 1)[1].strip('/'))\n"
+        "disconnect_if_connected_to(port + 1, run_exit_cleanup=False)\n"
+        "assert database._client is not None\n"
+        "disconnect_if_connected_to(port, run_exit_cleanup=True)\n"
+        "assert database._client is None\n"
+        "print('ok')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ))  # fmt: skip
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
+def test_open_clip_model_class_maps_the_private_hooks():
+    import fiftyone.utils.open_clip as fouoc
+
+    for hook in ("_load_model", "_preprocess_img", "_embed_prompts"):
+        assert callable(getattr(fouoc.TorchOpenClipModel, hook)), hook
+    model_class = private.open_clip_model_class()
+    assert issubclass(model_class, fouoc.TorchOpenClipModel)
+    for name in ("attach", "network", "preprocess_image", "encode_prompts"):
+        assert hasattr(model_class, name), name
