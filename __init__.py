@@ -62,8 +62,11 @@ def __getattr__(name):
 
 def register(p):
     """Registers every operator and panel of the plugin (all listed in ``fiftyone.yml``)."""
+    from detection_debugger.datasets.runs import register_backend
     from detection_debugger.operators import OPERATORS
     from detection_debugger.panels import PANELS
+
+    register_backend()  # dataset.evaluate_detections(..., method="detection-debugger")
 
     for component in (*OPERATORS, *PANELS):
         p.register(component)

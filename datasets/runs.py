@@ -29,7 +29,7 @@ import numpy as np
 from detection_debugger.datasets.arrays import detection_set_from_view
 from detection_debugger.datasets.fiftyone_private import dataset_of
 from detection_debugger.datasets.object_writes import split_per_sample, write_object_attributes
-from detection_debugger.datasets.state import writes_dataset
+from detection_debugger.datasets.state import dataset_lock, require_complete, writes_dataset
 from detection_debugger.evaluation import (
     IOU_THRESHOLDS,
     RECALL_THRESHOLDS,
@@ -44,7 +44,9 @@ __all__ = [
     "DebuggerEvaluation",
     "DebuggerEvaluationConfig",
     "DebuggerResults",
+    "debugger_runs",
     "evaluate_detections",
+    "load_run",
     "register_backend",
 ]
 
@@ -89,10 +91,11 @@ class DebuggerEvaluation(foud.DetectionEvaluation):
                 dataset.add_sample_field(f"{field}.detections.{eval_key}{suffix}", fof.StringField)
 
     def evaluate(self, doc, eval_key=None):
-        raise NotImplementedError(
-            "detection-debugger evaluates whole collections in bulk: use "
-            "detection_debugger.datasets.runs.evaluate_detections(samples, ...)"
-        )
+        """Per sample there is nothing to do: FiftyOne's ``evaluate_detections`` calls this
+        for each sample, then :meth:`generate_results`, where the engine evaluates the whole
+        collection at once (one read of every box, one bulk write of every field). The
+        per-sample counts FiftyOne writes from these empty match lists are overwritten there."""
+        return []
 
     def _extra_fields(self, eval_key):
         return [
@@ -113,7 +116,16 @@ class DebuggerEvaluation(foud.DetectionEvaluation):
                 dataset.delete_sample_field(path, error_level=1)
 
     def generate_results(self, samples, matches, eval_key=None, classes=None, **kwargs):
-        raise NotImplementedError("results are built by evaluate_detections()")
+        """The engine on the whole collection: what ``dataset.evaluate_detections(...,
+        method="detection-debugger")`` returns (FiftyOne then saves the run)."""
+        config = self.config
+        if classes is not None:
+            config.classes = list(classes)
+        require_complete(dataset_of(samples), (config.gt_field, config.pred_field))
+        if eval_key is None:
+            return _evaluate_in_bulk(samples, self, None)
+        with dataset_lock(dataset_of(samples), "evaluate"):
+            return _evaluate_in_bulk(samples, self, eval_key)
 
 
 class DebuggerResults(fouc.COCODetectionResults):
@@ -357,6 +369,61 @@ def _matches(table: MatchTable, ids: dict, classes: list[str]) -> list[tuple]:
     return matches
 
 
+def _write_object_fields(samples, table, ids, fields, classes, eval_key: str) -> None:
+    """Writes every per-object field of both label fields (``fields``: ``(gt_field,
+    pred_field)``) and the per-sample counts."""
+    gt_field, pred_field = fields
+    data = table.data
+    values = _object_fields(table, ids, classes)
+    fields = {"gt": (gt_field, data.gt_image), "pred": (pred_field, data.pred_image)}
+    for side, (field, image) in fields.items():
+        per_sample = {
+            f"{eval_key}{suffix}": split_per_sample(flat, image, data.num_images)
+            for suffix, flat in values[side].items()
+        }
+        write_object_attributes(samples, field, ids["samples"], per_sample)
+    counts = {
+        "_tp": (data.pred_image, values["pred"][""] == "tp"),
+        "_fp": (data.pred_image, values["pred"][""] == "fp"),
+        "_fn": (data.gt_image, values["gt"][""] == "fn"),
+    }
+    for suffix, (image, flags) in counts.items():
+        samples.set_values(
+            f"{eval_key}{suffix}",
+            np.bincount(image[flags], minlength=data.num_images).tolist(),
+        )
+
+
+def _evaluate_in_bulk(samples, method: DebuggerEvaluation, eval_key: str | None):
+    """Reads every box of ``samples`` in one query, runs the engine, writes every field in
+    bulk (with an ``eval_key``) and returns the run's results (not saved)."""
+    config = method.config
+    gt_field, pred_field = config.gt_field, config.pred_field
+    data, ids = detection_set_from_view(samples, gt_field, pred_field, classes=config.classes)
+    classes = list(data.class_names)
+    table = MatchTable.build(data, config.iou, config.score_threshold)
+    summary = table.evaluate()
+
+    if eval_key is not None:
+        _write_object_fields(samples, table, ids, (gt_field, pred_field), classes, eval_key)
+    precision, recall = accumulate(table.coco)
+    return DebuggerResults(
+        samples,
+        config,
+        eval_key,
+        _matches(table, ids, classes),
+        precision=precision[:, :, :, 0, -1].transpose(0, 2, 1),  # (T, K, R)
+        recall=RECALL_THRESHOLDS,
+        iou_threshs=IOU_THRESHOLDS,
+        classes=classes,
+        recall_sweep=recall[:, :, 0, -1],  # (T, K)
+        backend=method,
+        summary=summary.to_dict(),
+        match_table=_encode_table(table, ids),
+        sample_ids=ids["samples"],
+    )
+
+
 @writes_dataset("evaluate", ("gt_field", "pred_field"), unless_none="eval_key")
 def evaluate_detections(
     samples,
@@ -384,58 +451,50 @@ def evaluate_detections(
         method.register_run(samples, eval_key)
         method.register_samples(samples, eval_key)
 
-    data, ids = detection_set_from_view(samples, gt_field, pred_field, classes=classes)
-    classes = list(data.class_names)
-    table = MatchTable.build(data, iou, score_threshold)
-    summary = table.evaluate()
-
-    if eval_key is not None:
-        values = _object_fields(table, ids, classes)
-        for side, field, image in (
-            ("gt", gt_field, data.gt_image), ("pred", pred_field, data.pred_image)
-        ):  # fmt: skip
-            per_sample = {
-                f"{eval_key}{suffix}": split_per_sample(flat, image, data.num_images)
-                for suffix, flat in values[side].items()
-            }
-            write_object_attributes(samples, field, ids["samples"], per_sample)
-        counts = {
-            "_tp": (data.pred_image, values["pred"][""] == "tp"),
-            "_fp": (data.pred_image, values["pred"][""] == "fp"),
-            "_fn": (data.gt_image, values["gt"][""] == "fn"),
-        }
-        for suffix, (image, flags) in counts.items():
-            samples.set_values(
-                f"{eval_key}{suffix}",
-                np.bincount(image[flags], minlength=data.num_images).tolist(),
-            )
-
-    precision, recall = accumulate(table.coco)
-    results = DebuggerResults(
-        samples,
-        config,
-        eval_key,
-        _matches(table, ids, classes),
-        precision=precision[:, :, :, 0, -1].transpose(0, 2, 1),  # (T, K, R)
-        recall=RECALL_THRESHOLDS,
-        iou_threshs=IOU_THRESHOLDS,
-        classes=classes,
-        recall_sweep=recall[:, :, 0, -1],  # (T, K)
-        backend=method,
-        summary=summary.to_dict(),
-        match_table=_encode_table(table, ids),
-        sample_ids=ids["samples"],
-    )
+    results = _evaluate_in_bulk(samples, method, eval_key)
     if eval_key is not None:
         method.save_run_results(samples, eval_key, results)
         method.add_fields_to_sidebar_group(samples, eval_key, omit_fields=(pred_field, gt_field))
     return results
 
 
+def debugger_runs(dataset) -> list[str]:
+    """Keys of the dataset's evaluation runs made by this plugin."""
+    return [
+        key
+        for key in dataset.list_evaluations()
+        if getattr(dataset.get_evaluation_info(key).config, "method", None) == METHOD
+    ]
+
+
+def load_run(dataset, eval_key: str) -> DebuggerResults:
+    """The results of a run of this plugin (cached by FiftyOne with its decoded table).
+
+    Raises:
+        ValueError: no such run, or a run made by another method.
+    """
+    if not dataset.has_evaluation(eval_key):
+        keys = ", ".join(debugger_runs(dataset)) or "none"
+        raise ValueError(f"dataset {dataset.name!r} has no evaluation {eval_key!r} (runs: {keys})")
+    results = dataset.load_evaluation_results(eval_key, cache=True)
+    if not isinstance(results, DebuggerResults):
+        raise ValueError(
+            f"evaluation {eval_key!r} was not made by detection-debugger: run "
+            "evaluate_detections of this plugin to re-evaluate slices exactly"
+        )
+    return results
+
+
 def register_backend() -> None:
-    """Makes ``method="detection-debugger"`` known to FiftyOne's evaluation config."""
+    """Makes ``method="detection-debugger"`` a FiftyOne detection evaluation method, so
+    ``dataset.evaluate_detections(pred, gt, eval_key=..., method="detection-debugger")``
+    runs this engine (FiftyOne's documented way to add a method). Done when this module is
+    imported and when the plugin registers."""
     import fiftyone as fo
 
     fo.evaluation_config.detection_backends[METHOD] = {
-        "config_cls": f"{__name__}.DebuggerEvaluationConfig"
+        "config_cls": f"{DebuggerEvaluationConfig.__module__}.DebuggerEvaluationConfig"
     }
+
+
+register_backend()

@@ -133,3 +133,23 @@ def test_label_filtered_views_write_to_the_right_objects(dataset):
     assert dataset.count_values("predictions.detections.dd")[None] == sum(
         c <= 0.5 for c, _ in pairs
     )
+
+
+def test_fiftyones_own_evaluate_detections_runs_this_method(dataset):
+    """FiftyOne's documented way to add a method: ``method="detection-debugger"`` in
+    ``dataset.evaluate_detections`` gives the same run as this plugin's function."""
+    ours = evaluate_detections(dataset, "predictions", "ground_truth", eval_key="ours")
+    theirs = dataset.evaluate_detections(
+        "predictions", "ground_truth", eval_key="theirs", method="detection-debugger"
+    )
+    assert isinstance(theirs, DebuggerResults)
+    assert dataset.get_evaluation_info("theirs").config.method == "detection-debugger"
+    assert theirs.result.to_dict()["stats"] == ours.result.to_dict()["stats"]
+    assert dataset.values("theirs_tp") == dataset.values("ours_tp")  # counts rewritten in bulk
+    assert dataset.values("predictions.detections.theirs_outcome") == dataset.values(
+        "predictions.detections.ours_outcome"
+    )
+    loaded = dataset.load_evaluation_results("theirs")
+    assert loaded.evaluate_samples(dataset.values("id")[:5]).stats == ours.evaluate_samples(
+        dataset.values("id")[:5]
+    ).stats
