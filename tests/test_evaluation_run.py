@@ -150,6 +150,7 @@ def test_fiftyones_own_evaluate_detections_runs_this_method(dataset):
         "predictions.detections.ours_outcome"
     )
     loaded = dataset.load_evaluation_results("theirs")
-    assert loaded.evaluate_samples(dataset.values("id")[:5]).stats == ours.evaluate_samples(
-        dataset.values("id")[:5]
-    ).stats
+    assert (
+        loaded.evaluate_samples(dataset.values("id")[:5]).stats
+        == ours.evaluate_samples(dataset.values("id")[:5]).stats
+    )
