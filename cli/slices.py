@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from detection_debugger.cli.common import UsageError, load_dataset, write_output
+from detection_debugger.evaluation import CHANGES
 
 __all__ = ["add_compare_command", "add_slices_command"]
 
@@ -84,8 +85,28 @@ def run_slices(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     if args.output:
         write_output(json.dumps(rows, indent=2), args.output)
-    print(slices.format_slice_list(rows, args.eval_key))
+    print(format_slice_list(rows, args.eval_key))
     return 0
+
+
+def format_slice_list(rows: list[dict], eval_key: str | None = None) -> str:
+    """The rows of ``list_slices`` as a text table (with AP columns when evaluated)."""
+    if not rows:
+        return "no slices (save a view as a slice with the save_slice operator)"
+    head = f"{'slice':<28}{'samples':>8}"
+    if eval_key:
+        head += f"{'level':>9}{'AP':>8}{'AP (all)':>10}"
+    lines = [head + "  description", "-" * (len(head) + 13)]
+
+    def fmt(value):
+        return f"{'n/a':>8}" if value is None else f"{value:8.3f}"
+
+    for row in rows:
+        line = f"{row['name'][:27]:<28}{row['num_samples']:>8}"
+        if eval_key:
+            line += f"{row['selection']:>9}{fmt(row['AP'])}{fmt(row['AP_whole_run']):>10}"
+        lines.append(line + "  " + row["description"])
+    return "\n".join(lines)
 
 
 def _save_slice(dataset, args: argparse.Namespace) -> int:
@@ -116,21 +137,34 @@ def _save_slice(dataset, args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from detection_debugger.datasets import slices
+    from detection_debugger.datasets.comparison import compare_runs
+    from detection_debugger.datasets.slices import load_slice
 
     dataset = load_dataset(args.dataset)
     key_a, key_b = args.eval_keys
     try:
-        scopes = [slices.compare_runs(dataset, key_a, key_b)]
+        scopes = [compare_runs(dataset, key_a, key_b)]
         for name in args.slice or []:
-            view = slices.load_slice(dataset, name)
-            scopes.append(slices.compare_runs(dataset, key_a, key_b, view, scope=name))
+            view = load_slice(dataset, name)
+            scopes.append(compare_runs(dataset, key_a, key_b, view, scope=name))
     except ValueError as error:
         raise UsageError(str(error)) from None
     if args.format == "table":
-        text = "\n\n".join(scope.format_text() for scope in scopes)
+        text = "\n\n".join(format_comparison(scope) for scope in scopes)
     else:
         text = json.dumps({"dataset": args.dataset, "eval_keys": [key_a, key_b],
                            "scopes": [scope.to_dict() for scope in scopes]}, indent=2)  # fmt: skip
     write_output(text, args.output)
     return 0
+
+
+def format_comparison(run) -> str:
+    """A :class:`~detection_debugger.datasets.comparison.RunComparison` as text: a per-class
+    table and the per-object changes."""
+    a, b = run.eval_keys
+    lines = [f"{a} vs {b} on {run.scope} (Δ = {b} - {a})", run.comparison.format_table()]
+    lines.append(f"\nground-truth objects from {a} to {b}:")
+    lines.append(f"{'class':<20}" + "".join(f"{c:>14}" for c in CHANGES))
+    for name, counts in run.changes.counts.items():
+        lines.append(f"{name[:19]:<20}" + "".join(f"{counts[c]:>14}" for c in CHANGES))
+    return "\n".join(lines)

@@ -1,7 +1,8 @@
 """Data slices: saved views, re-evaluated exactly from an evaluation run's stored matches.
 
 A slice is a FiftyOne saved view (``dataset.save_view``). Evaluating a slice never recomputes
-an IoU: the run's match table (see :mod:`.evaluation_run`) is filtered to the slice.
+an IoU: the run's match table (see :mod:`detection_debugger.datasets.runs`) is filtered to the
+slice. Two runs side by side: :mod:`detection_debugger.datasets.comparison`.
 
 - **Image slices** (the view selects samples and shows all their objects): the numbers equal
   pycocotools run on those images alone.
@@ -17,40 +18,26 @@ an IoU: the run's match table (see :mod:`.evaluation_run`) is filtered to the sl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import fiftyone as fo
 import numpy as np
-from fiftyone import ViewField as F
 
-from detection_debugger.datasets.fiftyone_private import dataset_of, is_patches_view
+from detection_debugger.datasets.fiftyone_private import is_patches_view
 from detection_debugger.datasets.runs import METHOD, DebuggerResults
-from detection_debugger.evaluation import (
-    CHANGES,
-    EvaluationResult,
-    OutcomeChanges,
-    ResultComparison,
-    compare_results,
-    outcome_changes,
-)
+from detection_debugger.evaluation import EvaluationResult
 
 __all__ = [
-    "RunComparison",
     "SliceSelection",
-    "change_view",
-    "compare_runs",
     "debugger_runs",
     "evaluate_slice",
     "evaluate_view",
-    "format_slice_list",
     "list_slices",
     "load_run",
     "load_slice",
     "save_slice",
     "slice_selection",
 ]
-
-WHOLE_RUN = "whole run"
 
 
 # ---------------------------------------------------------------- slices as saved views
@@ -94,26 +81,6 @@ def list_slices(dataset, results: DebuggerResults | None = None) -> list[dict]:
             row["AP_whole_run"] = whole
         out.append(row)
     return out
-
-
-def format_slice_list(rows: list[dict], eval_key: str | None = None) -> str:
-    """The rows of :func:`list_slices` as a text table (with AP columns when evaluated)."""
-    if not rows:
-        return "no slices (save a view as a slice with the save_slice operator)"
-    head = f"{'slice':<28}{'samples':>8}"
-    if eval_key:
-        head += f"{'level':>9}{'AP':>8}{'AP (all)':>10}"
-    lines = [head + "  description", "-" * (len(head) + 13)]
-
-    def fmt(value):
-        return f"{'n/a':>8}" if value is None else f"{value:8.3f}"
-
-    for row in rows:
-        line = f"{row['name'][:27]:<28}{row['num_samples']:>8}"
-        if eval_key:
-            line += f"{row['selection']:>9}{fmt(row['AP'])}{fmt(row['AP_whole_run']):>10}"
-        lines.append(line + "  " + row["description"])
-    return "\n".join(lines)
 
 
 def load_slice(dataset, name: str):
@@ -245,8 +212,7 @@ def evaluate_view(results: DebuggerResults, view) -> tuple[EvaluationResult, Sli
     """Exact metrics of the run on ``view``, and what the view selected."""
     selection = slice_selection(results, view)
     result = results.table().evaluate(selection.image_mask, selection.gt_mask, selection.pred_mask)
-    result.params["selection"] = selection.level
-    return result, selection
+    return _with_params(result, selection=selection.level), selection
 
 
 def evaluate_slice(dataset, eval_key: str, slice_name: str | None = None) -> EvaluationResult:
@@ -257,124 +223,16 @@ def evaluate_slice(dataset, eval_key: str, slice_name: str | None = None) -> Eva
     """
     results = load_run(dataset, eval_key)
     if slice_name is None:
-        result = results.result
-        result.params.update(slice=None, selection="images")
-        return result
+        return _with_params(results.result, slice=None, selection="images")
     result, selection = evaluate_view(results, load_slice(dataset, slice_name))
-    result.params.update(
+    return _with_params(
+        result,
         slice=slice_name,
         outside_samples=selection.outside_samples,
         outside_labels=selection.outside_labels,
     )
-    return result
 
 
-# ---------------------------------------------------------------- comparing two runs
-
-
-@dataclass(frozen=True)
-class RunComparison:
-    """Two runs on the same scope: per-class metrics side by side and per-object changes."""
-
-    eval_keys: tuple[str, str]
-    scope: str
-    comparison: ResultComparison
-    changes: OutcomeChanges
-
-    def format_text(self) -> str:
-        """The comparison as text: a per-class table and the per-object changes."""
-        a, b = self.eval_keys
-        lines = [f"{a} vs {b} on {self.scope} (Δ = {b} - {a})", self.comparison.format_table()]
-        lines.append(f"\nground-truth objects from {a} to {b}:")
-        lines.append(f"{'class':<20}" + "".join(f"{c:>14}" for c in CHANGES))
-        for name, counts in self.changes.counts.items():
-            lines.append(f"{name[:19]:<20}" + "".join(f"{counts[c]:>14}" for c in CHANGES))
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict:
-        return {
-            "eval_keys": list(self.eval_keys),
-            "scope": self.scope,
-            **self.comparison.to_dict(),
-            "changes": self.changes.to_dict(),
-        }
-
-
-def _aligned_outcomes(a: DebuggerResults, b: DebuggerResults) -> np.ndarray:
-    """``(G_a,)`` outcome in run ``b`` of each ground-truth row of run ``a`` (-1 if absent)."""
-    ids_a = a.label_ids("gt")
-    if ids_a is None:
-        raise ValueError(f"evaluation {a.key!r} was saved by an older version: evaluate again")
-    rows = b.label_positions("gt", ids_a)
-    outcomes = b.table().outcomes.gt_outcome
-    return np.where(rows >= 0, outcomes[np.maximum(rows, 0)] if len(outcomes) else -1, -1)
-
-
-def compare_runs(dataset, key_a: str, key_b: str, view=None, scope: str | None = None):
-    """Runs ``key_a`` and ``key_b`` side by side (deltas ``b - a``) on ``view`` (a slice) or
-    the whole runs, and how each ground-truth object's outcome changed from ``a`` to ``b``.
-    """
-    a, b = load_run(dataset, key_a), load_run(dataset, key_b)
-    if a.config.gt_field != b.config.gt_field:
-        raise ValueError(
-            f"runs {key_a!r} and {key_b!r} use different ground truth "
-            f"({a.config.gt_field!r} vs {b.config.gt_field!r}): nothing to follow per object"
-        )
-    if view is None:
-        result_a, result_b, gt_mask = a.result, b.result, None
-    else:
-        result_a, selection = evaluate_view(a, view)
-        result_b, _ = evaluate_view(b, view)
-        gt_mask, _ = a.table().selection(
-            selection.image_mask, selection.gt_mask, selection.pred_mask
-        )
-    table_a = a.table()
-    changes = outcome_changes(
-        table_a.outcomes.gt_outcome,
-        _aligned_outcomes(a, b),
-        table_a.data.gt_class,
-        table_a.data.class_names,
-        gt_mask,
-    )
-    comparison = compare_results(result_a, result_b, (key_a, key_b))
-    return RunComparison((key_a, key_b), scope or WHOLE_RUN, comparison, changes)
-
-
-def change_view(view, key_a: str, key_b: str, gt_field: str, change: str, label=None):
-    """The ground-truth objects with one change from run ``key_a`` to ``key_b``.
-
-    ``change`` is a key of :data:`~detection_debugger.evaluation.CHANGES`. The view keeps the
-    images with such objects and shows only them, plus, for ``fixed``, the prediction of
-    ``key_b`` that found each and, for ``regressed``, that of ``key_a``.
-    """
-    if change not in CHANGES:
-        raise ValueError(f"unknown change {change!r}; choose from {list(CHANGES)}")
-    dataset = dataset_of(view)
-    before, after = F(f"{key_a}_outcome"), F(f"{key_b}_outcome")
-    found, lost = ("tp",), ("fn", "mispredicted")
-    wanted = {
-        "fixed": before.is_in(lost) & after.is_in(found),
-        "regressed": before.is_in(found) & after.is_in(lost),
-        "still_missed": before.is_in(lost) & after.is_in(lost),
-        "kept": before.is_in(found) & after.is_in(found),
-    }[change]
-    if label is not None:
-        wanted = wanted & (F("label") == label)
-    out = view.filter_labels(gt_field, wanted)
-    pred_a = dataset.get_evaluation_info(key_a).config.pred_field
-    pred_b = dataset.get_evaluation_info(key_b).config.pred_field
-    partners = {
-        "fixed": (pred_b, key_b),
-        "regressed": (pred_a, key_a),
-        "kept": (pred_b, key_b),
-    }
-    shown_fields = set()
-    if change in partners:
-        field, key = partners[change]
-        ids = [i for i in out.values(f"{gt_field}.detections.{key}_id", unwind=True) if i]
-        # Compared as strings: the view must survive JSON serialisation to the App.
-        out = out.filter_labels(field, F("_id").to_string().is_in(ids), only_matches=False)
-        shown_fields.add(field)
-    for field in {pred_a, pred_b} - shown_fields:
-        out = out.filter_labels(field, F("_id") == None, only_matches=False)  # noqa: E711
-    return out
+def _with_params(result: EvaluationResult, **params) -> EvaluationResult:
+    """``result`` with ``params`` added to its parameters (a new result; it is frozen)."""
+    return replace(result, params={**result.params, **params})

@@ -3,14 +3,17 @@
 Every function takes the dataset (or view) the user is looking at, the run's key and
 fields, and returns a view showing exactly the objects of one confusion-matrix cell or one
 error type, using the per-object fields the run wrote (``KEY_outcome``,
-``KEY_confused_with``).
+``KEY_confused_with``), or one kind of per-object change between two runs.
 """
 
 from __future__ import annotations
 
 from fiftyone import ViewField as F
 
-__all__ = ["BACKGROUND", "ERROR_TYPES", "cell_view", "class_view", "error_view"]
+from detection_debugger.datasets.fiftyone_private import dataset_of
+from detection_debugger.evaluation import CHANGES
+
+__all__ = ["BACKGROUND", "ERROR_TYPES", "cell_view", "change_view", "class_view", "error_view"]
 
 BACKGROUND = "background"
 ERROR_TYPES = {
@@ -90,3 +93,43 @@ def class_view(view, gt_field: str, pred_field: str, label: str):
             | (F(f"{pred_field}.detections").length() > 0)
         )
     )
+
+
+def change_view(view, key_a: str, key_b: str, gt_field: str, change: str, label=None):
+    """The ground-truth objects with one change from run ``key_a`` to ``key_b``.
+
+    ``change`` is a key of :data:`~detection_debugger.evaluation.CHANGES`. The view keeps the
+    images with such objects and shows only them, plus, for ``fixed``, the prediction of
+    ``key_b`` that found each and, for ``regressed``, that of ``key_a``.
+    """
+    if change not in CHANGES:
+        raise ValueError(f"unknown change {change!r}; choose from {list(CHANGES)}")
+    dataset = dataset_of(view)
+    before, after = F(f"{key_a}_outcome"), F(f"{key_b}_outcome")
+    found, lost = ("tp",), ("fn", "mispredicted")
+    wanted = {
+        "fixed": before.is_in(lost) & after.is_in(found),
+        "regressed": before.is_in(found) & after.is_in(lost),
+        "still_missed": before.is_in(lost) & after.is_in(lost),
+        "kept": before.is_in(found) & after.is_in(found),
+    }[change]
+    if label is not None:
+        wanted = wanted & (F("label") == label)
+    out = view.filter_labels(gt_field, wanted)
+    pred_a = dataset.get_evaluation_info(key_a).config.pred_field
+    pred_b = dataset.get_evaluation_info(key_b).config.pred_field
+    partners = {
+        "fixed": (pred_b, key_b),
+        "regressed": (pred_a, key_a),
+        "kept": (pred_b, key_b),
+    }
+    shown_fields = set()
+    if change in partners:
+        field, key = partners[change]
+        ids = [i for i in out.values(f"{gt_field}.detections.{key}_id", unwind=True) if i]
+        # Compared as strings: the view must survive JSON serialisation to the App.
+        out = out.filter_labels(field, F("_id").to_string().is_in(ids), only_matches=False)
+        shown_fields.add(field)
+    for field in {pred_a, pred_b} - shown_fields:
+        out = _hide(out, field)
+    return out

@@ -87,14 +87,14 @@ def evaluate_demo(dataset) -> dict:
     """Evaluates both models as saved evaluation runs (``eval_baseline``, ``eval_retrained``),
     re-evaluates the faded-crosswalk slice from each run's stored matches and compares the
     two runs object by object."""
+    from detection_debugger.datasets.comparison import compare_runs
     from detection_debugger.datasets.runs import evaluate_detections
-    from detection_debugger.datasets.slices import compare_runs, evaluate_slice
+    from detection_debugger.datasets.slices import evaluate_slice
 
     out = {}
     for model in MODELS:
         key = f"eval_{model}"
-        stored = dataset.has_evaluation(key) and dataset.load_evaluation_results(key)
-        if not stored or stored.label_ids("gt") is None:  # missing, or made by an old version
+        if not dataset.has_evaluation(key):
             evaluate_detections(dataset, model, "ground_truth", eval_key=key, classes=list(CLASSES))
         out[model] = {
             "all": evaluate_slice(dataset, key),

@@ -2,8 +2,8 @@
 data slices and the comparison of two runs.
 
 Every number is one click away from its objects: a confusion-matrix cell, an error-type
-button or a per-object change button sets the App's view (see :mod:`detection_debugger.datasets.views` and
-:func:`detection_debugger.datasets.slices.change_view`). The panel follows the App's current view:
+button or a per-object change button sets the App's view (see
+:mod:`detection_debugger.datasets.views`). The panel follows the App's current view:
 when it is a slice of an evaluation run (images, filtered objects or patches), the numbers
 are re-evaluated exactly from the run's stored match table and shown next to the whole run.
 """
@@ -13,7 +13,13 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from detection_debugger.datasets.views import BACKGROUND, cell_view, class_view, error_view
+from detection_debugger.datasets.views import (
+    BACKGROUND,
+    cell_view,
+    change_view,
+    class_view,
+    error_view,
+)
 from detection_debugger.panels.panel_data import (
     class_rows,
     confusion_heatmap,
@@ -45,11 +51,6 @@ class DetectionDebuggerPanel(foo.Panel):
         )
 
     # ------------------------------------------------------------------ state
-
-    def _run(self, ctx, key):
-        results = ctx.dataset.load_evaluation_results(key)
-        info = ctx.dataset.get_evaluation_info(key)
-        return results, info.config
 
     def _result_for_view(self, ctx, results):
         """The run's result on the App's current view (exact), the scope's name and a note."""
@@ -102,7 +103,8 @@ class DetectionDebuggerPanel(foo.Panel):
         return [{"issue": t, "flagged": tags.get(tag, 0)} for t, tag in ISSUE_TAGS.items()]
 
     def _refresh(self, ctx):
-        from detection_debugger.datasets.slices import compare_runs, debugger_runs, load_run
+        from detection_debugger.datasets.comparison import compare_runs
+        from detection_debugger.datasets.slices import debugger_runs, load_run
 
         state = ctx.panel.state
         runs = debugger_runs(ctx.dataset)
@@ -251,8 +253,6 @@ class DetectionDebuggerPanel(foo.Panel):
 
     def _show_change(change):
         def handler(self, ctx):
-            from detection_debugger.datasets.slices import change_view
-
             state = ctx.panel.state
             if not state.compare_key or state.compare_key == state.eval_key:
                 return

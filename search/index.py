@@ -24,7 +24,7 @@ import numpy as np
 
 from detection_debugger.datasets.fiftyone_private import is_patches_view, root_dataset_of
 from detection_debugger.search.clip_spec import DEFAULT_MARGIN, ZOO_MODEL, hf_offline
-from detection_debugger.search.embeddings import EmbeddingTable, embed_images, embed_patches
+from detection_debugger.search.embeddings import embed_images, embed_patches
 
 __all__ = ["build_index", "ensure_index", "index_key", "save_slice", "search"]
 
@@ -232,8 +232,3 @@ def save_slice(
         view = dataset.select(list(dict.fromkeys(ids)), ordered=True)
     save(dataset, name, view, description=description, overwrite=overwrite)
     return dataset.load_saved_view(name)
-
-
-def table_ids(table: EmbeddingTable) -> np.ndarray:
-    """Ids of the rows of ``table``: label ids for objects, sample ids for images."""
-    return table.label_ids if table.label_ids is not None else table.sample_ids

@@ -199,9 +199,9 @@ def test_slice_equals_pycocotools_on_the_slice_images(imported):
 
 @pytest.mark.fiftyone
 def test_model_comparison_equals_the_difference_of_pycocotools(imported):
-    from detection_debugger.datasets import slices
+    from detection_debugger.datasets.comparison import compare_runs
 
-    stats = slices.compare_runs(imported["dataset"], "eval_a", "eval_b").comparison.stats
+    stats = compare_runs(imported["dataset"], "eval_a", "eval_b").comparison.stats
     a = run_pycocotools(imported["gt"], imported["a"])
     b = run_pycocotools(imported["gt"], imported["b"])
     _assert_equal_stats(stats["a"], a)

@@ -14,9 +14,10 @@ from helpers import run_pycocotools
 from test_cli import cli
 
 from detection_debugger.datasets import slices
+from detection_debugger.datasets.comparison import compare_runs
 from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
 from detection_debugger.datasets.runs import evaluate_detections
-from detection_debugger.datasets.views import cell_view
+from detection_debugger.datasets.views import cell_view, change_view
 from detection_debugger.demo.synthetic import SyntheticConfig, make_coco, write_files
 from detection_debugger.evaluation import Outcome
 
@@ -139,7 +140,7 @@ def test_save_slice_operator_saves_the_current_view(dataset):
 
 
 def test_comparison_deltas_and_per_object_changes(dataset):
-    run = slices.compare_runs(dataset, "base", "strict")
+    run = compare_runs(dataset, "base", "strict")
     a, b = slices.load_run(dataset, "base").result, slices.load_run(dataset, "strict").result
     for name, sides in run.comparison.classes.items():
         assert sides["delta"]["AP50"] == pytest.approx(b.classes[name].AP50 - a.classes[name].AP50)
@@ -155,7 +156,7 @@ def test_comparison_deltas_and_per_object_changes(dataset):
                                      & (F("base_outcome") == "tp")
                                      & F("strict_outcome").is_in(["fn", "mispredicted"]))  # fmt: skip
         assert counts["regressed"] == lost.count("ground_truth.detections")
-        view = slices.change_view(dataset, "base", "strict", "ground_truth", "regressed", name)
+        view = change_view(dataset, "base", "strict", "ground_truth", "regressed", name)
         assert view.count("ground_truth.detections") == counts["regressed"]
         # the old model's box that found each lost object is shown with it
         assert view.count("predictions.detections") == counts["regressed"]
@@ -165,7 +166,7 @@ def test_comparison_deltas_and_per_object_changes(dataset):
 
 def test_comparison_on_a_slice_counts_only_its_objects(dataset):
     view = dataset.filter_labels("ground_truth", F("label") == "car")
-    run = slices.compare_runs(dataset, "base", "strict", view, scope="cars")
+    run = compare_runs(dataset, "base", "strict", view, scope="cars")
     assert run.scope == "cars"
     assert all(sum(c.values()) == 0 for name, c in run.changes.counts.items() if name != "car")
     assert sum(run.changes.counts["car"].values()) == _non_crowd(view)
