@@ -34,7 +34,7 @@ _API = {
     "operating_points": "detection_debugger.evaluation",
     "voc_ap": "detection_debugger.evaluation",
     # files in and out of FiftyOne
-    "LabelSource": "detection_debugger.formats",
+    "LabelSource": "detection_debugger.formats.label_sources",
     "plan_import": "detection_debugger.datasets.importing",
     "apply_import": "detection_debugger.datasets.importing",
     "export_labels": "detection_debugger.datasets.exporting",

@@ -138,19 +138,11 @@ def _model(args):
     spec = _spec(args)
     try:
         check_weights(spec)  # before torch is imported: the error comes in a second
-        from detection_debugger.search.embeddings import load_model
+        from detection_debugger.search.embeddings import DeviceError, check_device, load_model
 
-        if spec.device and spec.device.startswith("cuda"):
-            import torch
-
-            index = int(spec.device.partition(":")[2] or 0)
-            if index >= torch.cuda.device_count():
-                raise UsageError(
-                    f"--device {spec.device}: this machine has {torch.cuda.device_count()} "
-                    "CUDA devices"
-                )
+        check_device(spec.device)
         return load_model(spec)
-    except WeightsNotFoundError as error:
+    except (WeightsNotFoundError, DeviceError) as error:
         raise UsageError(str(error)) from None
 
 

@@ -24,7 +24,14 @@ from detection_debugger.datasets.state import (
     set_import_record,
 )
 from detection_debugger.formats import ClassMap, FormatError, ObjectRecord, ReadReport
-from detection_debugger.formats.label_sources import read_label_source, resolve_auto_format
+from detection_debugger.formats.label_sources import (
+    GT_FORMATS,
+    PRED_FORMATS,
+    LabelSource,
+    read_image_info,
+    read_label_source,
+    resolve_auto_format,
+)
 from detection_debugger.formats.relative_boxes import relative_box
 
 __all__ = [
@@ -39,35 +46,7 @@ __all__ = [
     "plan_import",
 ]
 
-GT_FORMATS = ("coco", "kitti", "yolo", "voc", "txt", "auto")
-PRED_FORMATS = ("tao", "coco", "yolo", "ultralytics", "txt", "auto")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
-@dataclass(frozen=True)
-class LabelSource:
-    """One label set to import.
-
-    Attributes:
-        path: file (COCO, Ultralytics JSON) or folder (KITTI/TAO/YOLO/txt/VOC) of labels.
-        format: one of :data:`GT_FORMATS` or :data:`PRED_FORMATS` (``auto``: recognised
-            from the files, the choice noted in the report).
-        field: the dataset field to write (``ground_truth``, ``predictions``...).
-        predictions: whether these are predictions (confidences) or ground truth.
-        class_names: YOLO class names file (line ``i`` names class ``i``); for Ultralytics
-            and COCO results without COCO ground truth, it names the category ids
-            (class index + 1).
-        images_json: COCO/Ultralytics results only: a COCO-style JSON with ``images``
-            (id, file_name) and ``categories`` joining detections to images, when there is
-            no COCO ground truth in the same import.
-    """
-
-    path: str
-    format: str
-    field: str
-    predictions: bool
-    class_names: str | None = None
-    images_json: str | None = None
 
 
 @dataclass
@@ -158,37 +137,6 @@ def list_images(folder: str | os.PathLike) -> dict[str, str]:
     if not images:
         raise FormatError(str(folder), f"no images ({', '.join(IMAGE_EXTENSIONS)}) found")
     return images
-
-
-def read_image_info(images: dict[str, str]) -> dict[str, dict]:
-    """``{stem: ImageMetadata fields}`` from each image's header; an image that cannot be
-    read (zero bytes, corrupt, not an image) raises :class:`FormatError` naming it, before
-    anything is written."""
-    import mimetypes
-
-    from PIL import Image
-
-    info = {}
-    for stem, path in images.items():
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-                channels = len(image.getbands())
-        except Image.UnidentifiedImageError:
-            empty = os.path.getsize(path) == 0
-            reason = "an empty file" if empty else "not an image format PIL reads, or corrupt"
-            raise FormatError(path, f"cannot read the image ({reason})") from None
-        except (OSError, ValueError, Image.DecompressionBombError) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise FormatError(path, f"cannot read the image ({reason})") from None
-        info[stem] = {
-            "size_bytes": os.path.getsize(path),
-            "mime_type": mimetypes.guess_type(path)[0] or "image",
-            "width": width,
-            "height": height,
-            "num_channels": channels,
-        }
-    return info
 
 
 def plan_import(

@@ -1,4 +1,4 @@
-"""One label set (a :class:`~detection_debugger.datasets.importing.LabelSource`) read into
+"""One label set (a :class:`LabelSource`) read into
 per-image records: the reader of each format, ``auto`` format recognition, and the joins a
 results file needs (COCO ids and categories, or file stems and class names).
 
@@ -8,8 +8,9 @@ Pure file reading (images are opened only for their sizes): nothing here imports
 from __future__ import annotations
 
 import dataclasses
+import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from detection_debugger.formats import (
     FormatError,
@@ -29,10 +30,75 @@ from detection_debugger.formats import (
     read_yolo_folder,
 )
 
-if TYPE_CHECKING:
-    from detection_debugger.datasets.importing import LabelSource
+GT_FORMATS = ("coco", "kitti", "yolo", "voc", "txt", "auto")
+PRED_FORMATS = ("tao", "coco", "yolo", "ultralytics", "txt", "auto")
 
-__all__ = ["read_label_source", "resolve_auto_format"]
+
+@dataclass(frozen=True)
+class LabelSource:
+    """One label set to import.
+
+    Attributes:
+        path: file (COCO, Ultralytics JSON) or folder (KITTI/TAO/YOLO/txt/VOC) of labels.
+        format: one of :data:`GT_FORMATS` or :data:`PRED_FORMATS` (``auto``: recognised
+            from the files, the choice noted in the report).
+        field: the dataset field to write (``ground_truth``, ``predictions``...).
+        predictions: whether these are predictions (confidences) or ground truth.
+        class_names: YOLO class names file (line ``i`` names class ``i``); for Ultralytics
+            and COCO results without COCO ground truth, it names the category ids
+            (class index + 1).
+        images_json: COCO/Ultralytics results only: a COCO-style JSON with ``images``
+            (id, file_name) and ``categories`` joining detections to images, when there is
+            no COCO ground truth in the same import.
+    """
+
+    path: str
+    format: str
+    field: str
+    predictions: bool
+    class_names: str | None = None
+    images_json: str | None = None
+
+
+def read_image_info(images: dict[str, str]) -> dict[str, dict]:
+    """``{stem: ImageMetadata fields}`` from each image's header; an image that cannot be
+    read (zero bytes, corrupt, not an image) raises :class:`FormatError` naming it, before
+    anything is written."""
+    import mimetypes
+
+    from PIL import Image
+
+    info = {}
+    for stem, path in images.items():
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+                channels = len(image.getbands())
+        except Image.UnidentifiedImageError:
+            empty = os.path.getsize(path) == 0
+            reason = "an empty file" if empty else "not an image format PIL reads, or corrupt"
+            raise FormatError(path, f"cannot read the image ({reason})") from None
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise FormatError(path, f"cannot read the image ({reason})") from None
+        info[stem] = {
+            "size_bytes": os.path.getsize(path),
+            "mime_type": mimetypes.guess_type(path)[0] or "image",
+            "width": width,
+            "height": height,
+            "num_channels": channels,
+        }
+    return info
+
+
+__all__ = [
+    "GT_FORMATS",
+    "PRED_FORMATS",
+    "LabelSource",
+    "read_image_info",
+    "read_label_source",
+    "resolve_auto_format",
+]
 
 Read = tuple[list[ImageObjects], ReadReport]
 
@@ -49,8 +115,7 @@ def resolve_auto_format(source: LabelSource) -> tuple[LabelSource, str | None]:
 def _image_sizes(images: dict[str, str], stems) -> dict[str, tuple[int, int]]:
     """``{stem: (width, height)}`` read from the image headers; an unreadable image raises
     :class:`FormatError` naming it (the same check as every import's, see
-    :func:`~detection_debugger.datasets.importing.read_image_info`)."""
-    from detection_debugger.datasets.importing import read_image_info
+    :func:`read_image_info`)."""
 
     info = read_image_info({stem: images[stem] for stem in stems})
     return {stem: (i["width"], i["height"]) for stem, i in info.items()}

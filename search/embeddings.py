@@ -51,6 +51,8 @@ from detection_debugger.search.clip_spec import (
 )
 
 __all__ = [
+    "DeviceError",
+    "check_device",
     "DEFAULT_MARGIN",
     "DEFAULT_MODEL",
     "DEFAULT_PRETRAINED",
@@ -69,6 +71,20 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class DeviceError(ValueError):
+    """A device this machine does not have."""
+
+
+def check_device(device: str | None) -> None:
+    """Raises :class:`DeviceError` when ``device`` names a CUDA device that is not here."""
+    if device and device.startswith("cuda"):
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"--device {device}: this machine has {torch.cuda.device_count()} CUDA devices"
+            )
 
 
 class OpenClipEmbedderConfig(fouoc.TorchOpenClipModelConfig):

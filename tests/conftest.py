@@ -2,7 +2,8 @@
 
 Runs before any test module imports FiftyOne (which reads its configuration on import).
 When ``FIFTYONE_DATABASE_URI`` is already set (``make test`` does not set it), that server
-is used; otherwise a ``mongod`` is started in a temporary folder and stopped at the end.
+is used; otherwise a ``mongod`` is started in a temporary folder, only when a collected test
+is marked ``fiftyone``, and stopped at the end.
 """
 
 from __future__ import annotations
@@ -29,9 +30,15 @@ def pytest_configure(config):
     os.environ["FIFTYONE_PLUGINS_DIR"] = str(plugins)
     if os.environ.get("FIFTYONE_DATABASE_URI"):
         return
+    # FiftyOne reads the URI when it is imported (at collection): the port is chosen now, the
+    # server started only when a collected test needs it (the pure tier runs without one).
     _server = MongoServer(Path(_folder.name) / "mongo")
-    uri = _server.start()
-    os.environ.update(fiftyone_environment(uri, "detection_debugger_tests"))
+    os.environ.update(fiftyone_environment(_server.uri, "detection_debugger_tests"))
+
+
+def pytest_collection_modifyitems(session, config, items):
+    if _server is not None and any(item.get_closest_marker("fiftyone") for item in items):
+        _server.start()
 
 
 def pytest_unconfigure(config):

@@ -1,15 +1,25 @@
-"""Trusted references the tests compare the engine with: pycocotools, and a plain-Python
-(loop-by-loop) implementation of the 4-way matching rules."""
+"""What several test modules share (test modules never import each other): the trusted
+references the tests compare the engine with (pycocotools, a plain-Python implementation of
+the 4-way matching rules), the pycocotools parity assertion, random set configurations and
+the installed command."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
 import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
+from detection_debugger.demo.synthetic import SyntheticConfig
+from detection_debugger.evaluation import DetectionSet, MatchTable, accumulate
 
 
 def run_pycocotools(gt: dict, results: list, image_ids=None) -> COCOeval:
@@ -120,3 +130,54 @@ def reference_outcomes(gt: dict, results: list, iou_thr: float = 0.5, score_thr:
                     pred_out[i] = "duplicate"
                     break
     return gt_out, pred_out
+
+
+def run_cli(*args, cwd=None):
+    """Runs the installed ``detection-debugger`` command; returns the completed process."""
+    exe = shutil.which("detection-debugger") or str(
+        Path(sys.executable).with_name("detection-debugger")
+    )
+    return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+TOL = 1e-9
+
+
+def assert_same_as_pycocotools(gt: dict, results: list, image_ids=None) -> None:
+    reference = run_pycocotools(gt, results, image_ids)
+    table = MatchTable.build(DetectionSet.from_coco(gt, results))
+    mask = None if image_ids is None else table.image_mask(image_ids)
+    precision, recall = accumulate(table.coco, mask)
+    np.testing.assert_allclose(precision, reference.eval["precision"], rtol=0, atol=TOL)
+    np.testing.assert_allclose(recall, reference.eval["recall"], rtol=0, atol=TOL)
+    result = table.evaluate(mask)
+    np.testing.assert_allclose(stats_array(result.stats), reference.stats, rtol=0, atol=TOL)
+    # Per class, from pycocotools' own precision/recall arrays.
+    p, r = reference.eval["precision"], reference.eval["recall"]
+    for k, metrics in enumerate(result.classes.values()):
+        pk = p[:, :, k, 0, -1]
+        expected_ap = pk[pk > -1].mean() if (pk > -1).any() else None
+        if expected_ap is None:
+            assert metrics.AP is None and metrics.AP50 is None and metrics.AR100 is None
+        else:
+            assert metrics.AP == pytest.approx(expected_ap, abs=TOL)
+            p50 = pk[0][pk[0] > -1]
+            assert metrics.AP50 == pytest.approx(p50.mean(), abs=TOL)
+            rk = r[:, k, 0, -1]
+            assert metrics.AR100 == pytest.approx(rk[rk > -1].mean(), abs=TOL)
+
+
+def random_config(seed: int) -> SyntheticConfig:
+    rng = np.random.default_rng(seed)
+    return SyntheticConfig(
+        num_images=int(rng.integers(1, 30)),
+        num_classes=int(rng.integers(1, 6)),
+        gt_per_image=float(rng.uniform(0, 12)),
+        ghosts_per_image=float(rng.uniform(0, 25)),
+        duplicates_per_object=float(rng.uniform(0, 3)),
+        crowd_rate=float(rng.uniform(0, 0.3)),
+        empty_image_rate=float(rng.uniform(0, 0.5)),
+        score_decimals=(1, 2, 3, None)[seed % 4],
+        image_size=((160, 120), (640, 480))[seed % 2],
+        seed=seed,
+    )

@@ -15,21 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+from browser import ARTIFACTS, CHROMIUM, PANEL_CONTENT, free_port, open_panel
 
 pytestmark = pytest.mark.fiftyone
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +38,7 @@ def app(tmp_path_factory):
     )
     evaluate_demo(dataset)
     find_demo_issues(dataset, files["manifest"])
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "fiftyone.server.main", "--address", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -67,27 +55,6 @@ def app(tmp_path_factory):
     dataset.delete()
 
 
-def _open_panel(p, url):
-    """A browser page on ``url`` with the Detection Debugger panel open; returns both."""
-    browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    page = browser.new_page(viewport={"width": 2400, "height": 1300})
-    page.goto(url)
-    page.wait_for_selector('[data-cy="fo-grid"]', timeout=120_000)
-    dismiss = page.get_by_text("Dismiss")
-    if dismiss.count():
-        dismiss.first.click()
-    page.wait_for_timeout(1500)
-    if not page.locator(PANEL_CONTENT).count():  # the App server may restore an open panel
-        page.click('[data-cy="new-panel-btn"]')
-        page.click('[data-cy="new-panel-option-detection_debugger"]')
-    page.wait_for_selector(f"{PANEL_CONTENT} .js-plotly-plot", timeout=60_000)
-    page.wait_for_timeout(2000)
-    return browser, page
-
-
-PANEL_CONTENT = '[data-cy="panel-content-detection_debugger"]'
-
-
 def test_panel_renders_and_a_cell_click_shows_the_undetected_crosswalks(app):
     from playwright.sync_api import sync_playwright
 
@@ -100,7 +67,7 @@ def test_panel_renders_and_a_cell_click_shows_the_undetected_crosswalks(app):
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir()
     with sync_playwright() as p:
-        browser, page = _open_panel(p, url)
+        browser, page = open_panel(p, url)
         content = PANEL_CONTENT
         page.screenshot(path=str(ARTIFACTS / "1-panel.png"))
         text = page.locator(content).inner_text()
@@ -129,7 +96,7 @@ def test_slice_list_loads_a_slice_and_label_issues_are_listed(app):
     assert slice_size > 0
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser, page = _open_panel(p, url)
+        browser, page = open_panel(p, url)
         panel = page.locator(PANEL_CONTENT)
         title = panel.get_by_text("Flagged label issues").first
         title.scroll_into_view_if_needed()

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from helpers import run_pycocotools, stats_array
+from helpers import run_cli, run_pycocotools, stats_array
 
 from detection_debugger.demo.synthetic import SyntheticConfig, make_coco
 
 CLASS_KEYS = {"AP", "AP50", "AP75", "AR100", "num_gt", "num_pred", "tp", "fn", "mispredicted", "fp"}
 STAT_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
-
-
-def cli(*args, cwd=None):
-    exe = shutil.which("detection-debugger") or str(
-        __import__("pathlib").Path(sys.executable).with_name("detection-debugger")
-    )
-    return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +25,7 @@ def coco_files(tmp_path_factory):
 
 def test_evaluate_writes_the_documented_json(coco_files):
     folder, gt, results = coco_files
-    run = cli("evaluate", "--gt", str(folder / "gt.json"), "--pred", str(folder / "dets.json"))
+    run = run_cli("evaluate", "--gt", str(folder / "gt.json"), "--pred", str(folder / "dets.json"))
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     assert list(out["stats"]) == STAT_KEYS
@@ -60,7 +50,7 @@ def test_image_ids_and_output_file(coco_files, tmp_path):
     ids = [im["id"] for im in gt["images"]][::4]
     (tmp_path / "ids.txt").write_text("# a slice\n" + "\n".join(map(str, ids)) + "\n\n")
     out_path = tmp_path / "out.json"
-    run = cli(
+    run = run_cli(
         "evaluate", "--gt", str(folder / "gt.json"), "--pred", str(folder / "dets.json"),
         "--image-ids", str(tmp_path / "ids.txt"), "--output", str(out_path),
         "--iou", "0.6", "--score-threshold", "0.2",
@@ -107,7 +97,7 @@ def test_bad_input_gets_one_line_and_exit_code_2(tmp_path, gt_text, pred_text, i
     args = ["evaluate", "--gt", gt, "--pred", _write(tmp_path / "dets.json", pred_text)]
     if ids_text is not None:
         args += ["--image-ids", _write(tmp_path / "ids.txt", ids_text)]
-    run = cli(*args)
+    run = run_cli(*args)
     assert run.returncode == 2
     assert run.stdout == ""
     lines = run.stderr.strip().splitlines()
@@ -118,7 +108,7 @@ def test_bad_input_gets_one_line_and_exit_code_2(tmp_path, gt_text, pred_text, i
 
 def test_bad_iou_is_a_usage_error(coco_files):
     folder, _, _ = coco_files
-    run = cli("evaluate", "--gt", str(folder / "gt.json"), "--pred", str(folder / "dets.json"),
+    run = run_cli("evaluate", "--gt", str(folder / "gt.json"), "--pred", str(folder / "dets.json"),
               "--iou", "1.5")  # fmt: skip
     assert run.returncode == 2
     assert "must be in (0, 1]" in run.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import run_pycocotools, stats_array
+from helpers import assert_same_as_pycocotools, random_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,50 +15,7 @@ from detection_debugger.evaluation import (
     STAT_NAMES,
     DetectionSet,
     MatchTable,
-    accumulate,
 )
-
-TOL = 1e-9
-
-
-def assert_same_as_pycocotools(gt: dict, results: list, image_ids=None) -> None:
-    reference = run_pycocotools(gt, results, image_ids)
-    table = MatchTable.build(DetectionSet.from_coco(gt, results))
-    mask = None if image_ids is None else table.image_mask(image_ids)
-    precision, recall = accumulate(table.coco, mask)
-    np.testing.assert_allclose(precision, reference.eval["precision"], rtol=0, atol=TOL)
-    np.testing.assert_allclose(recall, reference.eval["recall"], rtol=0, atol=TOL)
-    result = table.evaluate(mask)
-    np.testing.assert_allclose(stats_array(result.stats), reference.stats, rtol=0, atol=TOL)
-    # Per class, from pycocotools' own precision/recall arrays.
-    p, r = reference.eval["precision"], reference.eval["recall"]
-    for k, metrics in enumerate(result.classes.values()):
-        pk = p[:, :, k, 0, -1]
-        expected_ap = pk[pk > -1].mean() if (pk > -1).any() else None
-        if expected_ap is None:
-            assert metrics.AP is None and metrics.AP50 is None and metrics.AR100 is None
-        else:
-            assert metrics.AP == pytest.approx(expected_ap, abs=TOL)
-            p50 = pk[0][pk[0] > -1]
-            assert metrics.AP50 == pytest.approx(p50.mean(), abs=TOL)
-            rk = r[:, k, 0, -1]
-            assert metrics.AR100 == pytest.approx(rk[rk > -1].mean(), abs=TOL)
-
-
-def random_config(seed: int) -> SyntheticConfig:
-    rng = np.random.default_rng(seed)
-    return SyntheticConfig(
-        num_images=int(rng.integers(1, 30)),
-        num_classes=int(rng.integers(1, 6)),
-        gt_per_image=float(rng.uniform(0, 12)),
-        ghosts_per_image=float(rng.uniform(0, 25)),
-        duplicates_per_object=float(rng.uniform(0, 3)),
-        crowd_rate=float(rng.uniform(0, 0.3)),
-        empty_image_rate=float(rng.uniform(0, 0.5)),
-        score_decimals=(1, 2, 3, None)[seed % 4],
-        image_size=((160, 120), (640, 480))[seed % 2],
-        seed=seed,
-    )
 
 
 @pytest.mark.parametrize("seed", range(40))

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM, _free_port, _open_panel
+from browser import CHROMIUM, free_port, open_panel
 
 pytestmark = pytest.mark.fiftyone
 
@@ -71,7 +71,7 @@ def _mongod_pid(data_dir: Path) -> int | None:
 def test_one_signal_stops_the_demo_its_app_and_database_after_a_browser_used_it(data_dir, signum):
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
+    port = free_port()
     exe = Path(sys.executable).with_name("detection-debugger")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIFTYONE_DATABASE")}
     env["DETECTION_DEBUGGER_DATA_DIR"] = str(data_dir)
@@ -99,7 +99,7 @@ def test_one_signal_stops_the_demo_its_app_and_database_after_a_browser_used_it(
         mongod = _mongod_pid(data_dir)
         assert app_pids and mongod and _alive(mongod)
         with sync_playwright() as p:
-            browser, page = _open_panel(p, url)  # panel rendered, then 2 s
+            browser, page = open_panel(p, url)  # panel rendered, then 2 s
             page.mouse.wheel(0, 600)
             page.wait_for_timeout(1000)
             sent = time.monotonic()

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from fiftyone import ViewField as F
 from fiftyone.operators import execute_operator
-from helpers import run_pycocotools
-from test_cli import cli
+from helpers import run_cli, run_pycocotools
 
 from detection_debugger.datasets import slices
 from detection_debugger.datasets.comparison import compare_runs
@@ -175,7 +174,7 @@ def test_comparison_on_a_slice_counts_only_its_objects(dataset):
 def test_cli_slices_and_compare(dataset, tmp_path):
     slices.save_slice(dataset, "cli slice", dataset.limit(12), overwrite=True)
     out = tmp_path / "slice.json"
-    run = cli("slices", "evaluate", "--dataset", dataset.name, "--eval-key", "base",
+    run = run_cli("slices", "evaluate", "--dataset", dataset.name, "--eval-key", "base",
               "--slice", "cli slice", "--output", str(out))  # fmt: skip
     assert run.returncode == 0, run.stderr
     doc = json.loads(out.read_text())
@@ -183,11 +182,11 @@ def test_cli_slices_and_compare(dataset, tmp_path):
     assert doc == json.loads(json.dumps(expected))
     assert set(doc) == {"stats", "classes", "confusion", "params"}
 
-    listing = cli("slices", "list", "--dataset", dataset.name, "--eval-key", "base")
+    listing = run_cli("slices", "list", "--dataset", dataset.name, "--eval-key", "base")
     assert listing.returncode == 0, listing.stderr
     assert "cli slice" in listing.stdout and "AP" in listing.stdout
 
-    compared = cli("compare", "--dataset", dataset.name, "--eval-keys", "base", "strict",
+    compared = run_cli("compare", "--dataset", dataset.name, "--eval-keys", "base", "strict",
                    "--slice", "cli slice")  # fmt: skip
     assert compared.returncode == 0, compared.stderr
     doc = json.loads(compared.stdout)
@@ -196,24 +195,24 @@ def test_cli_slices_and_compare(dataset, tmp_path):
         doc["scopes"][0]["classes"]["car"]["b"]["tp"]
         - doc["scopes"][0]["classes"]["car"]["a"]["tp"]
     )
-    table = cli("compare", "--dataset", dataset.name, "--eval-keys", "base", "strict",
+    table = run_cli("compare", "--dataset", dataset.name, "--eval-keys", "base", "strict",
                 "--format", "table")  # fmt: skip
     assert table.returncode == 0 and "regressed" in table.stdout
 
     listed = tmp_path / "samples.txt"
     paths = dataset.limit(5).values("filepath")
     listed.write_text("\n".join([dataset.first().id, *paths[1:]]) + "\n")
-    saved = cli("slices", "save", "--dataset", dataset.name, "--slice", "from cli",
+    saved = run_cli("slices", "save", "--dataset", dataset.name, "--slice", "from cli",
                 "--samples", str(listed), "--description", "five")  # fmt: skip
     assert saved.returncode == 0, saved.stderr
     dataset.reload()  # saved by another process
     assert dataset.load_saved_view("from cli").values("filepath") == paths
     listed.write_text("/nowhere.jpg\n")
-    unknown = cli("slices", "save", "--dataset", dataset.name, "--slice", "x",
+    unknown = run_cli("slices", "save", "--dataset", dataset.name, "--slice", "x",
                   "--samples", str(listed))  # fmt: skip
     assert unknown.returncode == 2 and f"{listed}:1:" in unknown.stderr
 
-    bad = cli("slices", "evaluate", "--dataset", dataset.name, "--eval-key", "base",
+    bad = run_cli("slices", "evaluate", "--dataset", dataset.name, "--eval-key", "base",
               "--slice", "missing")  # fmt: skip
     assert bad.returncode == 2 and "no slice 'missing'" in bad.stderr
     assert "Traceback" not in bad.stderr

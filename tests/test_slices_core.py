@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import run_pycocotools
-from test_coco_parity import assert_same_as_pycocotools, random_config
+from helpers import assert_same_as_pycocotools, random_config, run_pycocotools
 
 from detection_debugger.demo.synthetic import SyntheticConfig, make_coco
 from detection_debugger.evaluation import (
