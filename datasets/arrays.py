@@ -16,11 +16,6 @@ from detection_debugger.formats.relative_boxes import pixel_boxes, recover_decim
 __all__ = ["detection_set_from_view"]
 
 
-def _flatten(per_sample: list, fill=None) -> np.ndarray:
-    flat = [v for values in per_sample for v in (values or [])]
-    return np.array([fill if v is None else v for v in flat])
-
-
 def detection_set_from_view(
     view, gt_field: str, pred_field: str, classes: list[str] | None = None
 ) -> tuple[DetectionSet, dict]:
@@ -39,59 +34,52 @@ def detection_set_from_view(
     """
     if view.exists("metadata", False).count():
         view.compute_metadata()
-    gt, pred = f"{gt_field}.detections", f"{pred_field}.detections"
-    (
-        sample_ids, widths, heights,
-        gt_ids, gt_labels, gt_boxes, gt_crowd, gt_area,
-        pred_ids, pred_labels, pred_boxes, pred_conf,
-    ) = view.values(
-        [
-            "id", "metadata.width", "metadata.height",
-            f"{gt}.id", f"{gt}.label", f"{gt}.bounding_box", f"{gt}.iscrowd", f"{gt}.area",
-            f"{pred}.id", f"{pred}.label", f"{pred}.bounding_box", f"{pred}.confidence",
-        ]
-    )  # fmt: skip
+    gt, pred = _read_objects(view, gt_field), _read_objects(view, pred_field)
+    sample_ids, widths, heights = view.values(["id", "metadata.width", "metadata.height"])
     if classes is None:
-        labels = {v for values in gt_labels + pred_labels for v in (values or [])}
-        classes = sorted(labels)
-    index = {name: i for i, name in enumerate(classes)}
+        classes = sorted(set(gt["label"]) | set(pred["label"]))
     sizes = np.array([widths, heights], dtype=np.float64).T  # (N, 2)
-
-    def boxes(per_sample: list) -> tuple[np.ndarray, np.ndarray]:
-        image = np.repeat(np.arange(len(per_sample)), [len(v or []) for v in per_sample])
-        rel = [b for values in per_sample for b in (values or [])]
-        return image, pixel_boxes(rel, sizes[image])
-
-    def label_index(per_sample: list, what: str) -> np.ndarray:
-        flat = [v for values in per_sample for v in (values or [])]
-        unknown = sorted({v for v in flat if v not in index})
-        if unknown:
-            raise ValueError(f"{what} labels not in the classes: {unknown}")
-        return np.array([index[v] for v in flat], dtype=np.int64)
-
-    gt_image, gt_abs = boxes(gt_boxes)
-    pred_image, pred_abs = boxes(pred_boxes)
-    area = _flatten(gt_area, np.nan).astype(np.float64).reshape(-1)
+    gt_boxes = pixel_boxes(gt["bounding_box"], sizes[gt["image"]])
+    area = np.array([np.nan if a is None else a for a in gt["area"]], dtype=np.float64)
     missing = np.isnan(area)
     # Without a COCO ``area``, the box area as a converter writes it (``1024``, not
     # ``1024.0000000000002``: the range limits are inclusive).
-    area[missing] = recover_decimals(gt_abs[missing, 2] * gt_abs[missing, 3])
+    area[missing] = recover_decimals(gt_boxes[missing, 2] * gt_boxes[missing, 3])
     data = DetectionSet.from_arrays(
         image_ids=np.arange(len(sample_ids)),
         class_names=classes,
-        gt_image_ids=gt_image,
-        gt_labels=label_index(gt_labels, gt_field),
-        gt_boxes=gt_abs,
-        gt_crowd=_flatten(gt_crowd, False).astype(bool).reshape(-1),
+        gt_image_ids=gt["image"],
+        gt_labels=_label_index(gt["label"], classes, gt_field),
+        gt_boxes=gt_boxes,
+        gt_crowd=np.array([bool(c) for c in gt["iscrowd"]], dtype=bool),
         gt_areas=area,
-        pred_image_ids=pred_image,
-        pred_labels=label_index(pred_labels, pred_field),
-        pred_boxes=pred_abs,
-        pred_scores=_flatten(pred_conf, 1.0).astype(np.float64).reshape(-1),
+        pred_image_ids=pred["image"],
+        pred_labels=_label_index(pred["label"], classes, pred_field),
+        pred_boxes=pixel_boxes(pred["bounding_box"], sizes[pred["image"]]),
+        pred_scores=np.array(
+            [1.0 if c is None else c for c in pred["confidence"]], dtype=np.float64
+        ),
     )
-    ids = {
-        "samples": list(sample_ids),
-        "gt": [v for values in gt_ids for v in (values or [])],
-        "pred": [v for values in pred_ids for v in (values or [])],
-    }
-    return data, ids
+    return data, {"samples": list(sample_ids), "gt": gt["id"], "pred": pred["id"]}
+
+
+_ATTRIBUTES = ("id", "label", "bounding_box", "iscrowd", "area", "confidence")
+
+
+def _read_objects(view, field: str) -> dict[str, list]:
+    """Every object of a ``Detections`` field in one query, flattened in view order:
+    ``{"image": (M,) sample positions, attribute: [M values]}`` (missing values None)."""
+    per_attribute = view.values([f"{field}.detections.{a}" for a in _ATTRIBUTES])
+    counts = [len(v or []) for v in per_attribute[0]]
+    out = {"image": np.repeat(np.arange(len(counts)), counts)}
+    for name, per_sample in zip(_ATTRIBUTES, per_attribute):
+        out[name] = [v for values in per_sample for v in (values or [])]
+    return out
+
+
+def _label_index(labels: list, classes: list[str], field: str) -> np.ndarray:
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted({v for v in labels if v not in index})
+    if unknown:
+        raise ValueError(f"{field} labels not in the classes: {unknown}")
+    return np.array([index[v] for v in labels], dtype=np.int64)

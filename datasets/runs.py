@@ -270,6 +270,7 @@ def _encode_table(table: MatchTable, ids: dict) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+# long: FiftyOne's per-object field conventions, field by field, over shared arrays
 def _object_fields(table: MatchTable, ids: dict, classes: list[str]) -> dict[str, dict]:
     """Per-object values of both fields: ``{"gt"|"pred": {suffix: flat array}}``."""
     data, out = table.data, table.outcomes

@@ -93,6 +93,7 @@ def _stripes(cx, cy, width, height, angle, count):
     return polygons
 
 
+# long: one scene's recipe, read top to bottom like the case study describes it
 def generate_scene(rng: np.random.Generator) -> list[SceneObject]:
     """The true objects of one scene (before any labelling error)."""
     objects: list[SceneObject] = []
@@ -175,6 +176,7 @@ def generate_scene(rng: np.random.Generator) -> list[SceneObject]:
     return objects
 
 
+# long: drawing instructions in painting order (road, markings, objects)
 def render(objects: list[SceneObject], rng: np.random.Generator):
     """Draws a scene; returns a PIL image."""
     from PIL import Image, ImageDraw

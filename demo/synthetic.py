@@ -72,6 +72,7 @@ def _jitter(rng: np.random.Generator, boxes: np.ndarray, scale: np.ndarray) -> n
     return np.round(np.stack([x + dx, y + dy, nw, nh], axis=1), 2)
 
 
+# long: one generative recipe (objects, misses, confusions, duplicates, ghosts) in order
 def make_coco(config: SyntheticConfig = SyntheticConfig()) -> tuple[dict, list[dict]]:
     """Generates ``(ground_truth, detections)`` in COCO format (dict, results list)."""
     rng = np.random.default_rng(config.seed)

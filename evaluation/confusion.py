@@ -105,6 +105,7 @@ class ConfusionMatrix:
         return cls(labels=tuple(d["labels"]), matrix=np.asarray(d["matrix"], dtype=np.int64))
 
 
+# long: the 4-way rules in order (class-aware, cross-class, duplicates), one vectorised pass each over shared arrays
 def match_outcomes(
     data: DetectionSet, iou_threshold: float = 0.5, score_threshold: float = 0.0
 ) -> ObjectOutcomes:

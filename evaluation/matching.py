@@ -118,6 +118,7 @@ def candidate_pairs(
     )
 
 
+# long: pycocotools' greedy matching, one round per score rank over every image at once
 def greedy_match(
     pairs: CandidatePairs,
     pred_rank: np.ndarray,

@@ -221,14 +221,8 @@ def _from_coco(table: MatchTable, t: int, gt_mask, pred_mask):
     area "all" (the stored pycocotools matching)."""
     coco = table.coco
     tp, fp = coco.pred_tp[t, 0], coco.pred_fp[t, 0]
-    if gt_mask is not None:
-        if coco.pred_gt is None:
-            raise InputError(
-                "this match table has no per-threshold matches (saved by an older version): "
-                "evaluate again to use object-level slices"
-            )
-        if len(gt_mask):
-            tp = tp & np.asarray(gt_mask, bool)[np.maximum(coco.pred_gt[t, 0], 0)]
+    if gt_mask is not None and len(gt_mask):
+        tp = tp & np.asarray(gt_mask, bool)[np.maximum(coco.pred_gt[t, 0], 0)]
     if pred_mask is not None:
         fp = fp & np.asarray(pred_mask, bool)[coco.pred_rows]
     return coco.pred_rows, tp, fp, coco.gt_counted[0]
@@ -348,6 +342,7 @@ def _class_aware_match(table: MatchTable, keep: np.ndarray) -> np.ndarray:
     return match
 
 
+# long: the 4-way matching's later steps re-run on the stored matches; they share every array
 def outcomes_at(table: MatchTable, thresholds: float | Mapping[str, float]) -> ObjectOutcomes:
     """Every object's 4-way outcome at other score thresholds, at the table's IoU.
 

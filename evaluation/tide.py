@@ -189,6 +189,7 @@ class TideTable:
 
     # ------------------------------------------------------------------ build
 
+    # long: tidecv's matching as one vectorised pass per step; split, each step would take a dozen arrays
     @classmethod
     def build(cls, data: DetectionSet, max_dets: int = TIDE_MAX_DETS) -> TideTable:
         """Runs TIDE's matching and error classification on ``data``."""
@@ -343,6 +344,7 @@ class TideTable:
 
     # ------------------------------------------------------------------ evaluate
 
+    # long: the six oracles and two special fixes share one set of arrays; each is a few lines
     def errors(
         self,
         image_mask: np.ndarray | None = None,

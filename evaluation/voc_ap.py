@@ -193,6 +193,7 @@ def _segment_reverse_max(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
     return unique[running - (segment.max() - segment) * len(unique)]
 
 
+# long: the VOC devkit's loop, vectorised over all classes at once; its steps share the sorted arrays
 def voc_ap(
     data: DetectionSet,
     iou: float | Mapping[str, float] = 0.5,
