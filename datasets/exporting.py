@@ -158,6 +158,50 @@ def _check_source(view, source_field: str, paths: list[str]) -> None:
             raise FileNotFoundError(errno.ENOENT, "image of the dataset not found", path)
 
 
+def _copy_images(paths: dict[str, str], image_dir: Path) -> dict[str, str]:
+    """Copies each image into ``image_dir``; returns ``{stem: file name}``."""
+    image_dir.mkdir(exist_ok=True)
+    file_names = {}
+    for stem, path in paths.items():
+        target = image_dir / Path(path).name
+        shutil.copy2(path, target)
+        file_names[stem] = target.name
+    return file_names
+
+
+def _class_names(images, crowd_last: bool = False) -> list[str]:
+    names = sorted({o.label for im in images for o in im.objects if not o.crowd})
+    if crowd_last:  # ignore regions of classes without objects still need a category
+        names += sorted({o.label for im in images for o in im.objects if o.crowd} - set(names))
+    return names
+
+
+def _write_kitti(output: Path, images, sizes, file_names, with_score) -> list[str]:
+    write_kitti_folder(output / "labels", images, with_score)
+    return ["labels/"]
+
+
+def _write_coco(output: Path, images, sizes, file_names, with_score) -> list[str]:
+    names = _class_names(images, crowd_last=True)
+    document = write_coco(images, sizes, names, file_names, with_score=False)
+    (output / "annotations.json").write_text(json.dumps(document))
+    if not with_score:
+        return ["annotations.json"]
+    scored = write_coco(images, sizes, names, file_names, with_score=True)
+    (output / "results.json").write_text(json.dumps(scored["annotations"]))
+    return ["annotations.json", "results.json"]
+
+
+def _write_yolo(output: Path, images, sizes, file_names, with_score) -> list[str]:
+    names = _class_names(images)
+    write_yolo_folder(output / "labels", images, names, sizes, with_score)
+    write_class_names(output / "classes.txt", names)
+    return ["labels/", "classes.txt"]
+
+
+_WRITERS = {"kitti": _write_kitti, "coco": _write_coco, "yolo": _write_yolo}
+
+
 def export_labels(
     view,
     label_field: str,
@@ -190,33 +234,9 @@ def export_labels(
     images, sizes, paths = view_objects(view, source_field)
     output = Path(output_dir)
     _prepare_output(output, overwrite)
-    image_dir = output / "images"
-    image_dir.mkdir(exist_ok=True)
-    file_names = {}
-    for stem, path in paths.items():
-        target = image_dir / Path(path).name
-        shutil.copy2(path, target)
-        file_names[stem] = target.name
+    file_names = _copy_images(paths, output / "images")
     with_score = any(o.score is not None for im in images for o in im.objects)
-    files = ["images/"]
-    if format == "kitti":
-        write_kitti_folder(output / "labels", images, with_score)
-        files.append("labels/")
-    elif format == "coco":
-        names = sorted({o.label for im in images for o in im.objects if not o.crowd})
-        names += sorted({o.label for im in images for o in im.objects if o.crowd} - set(names))
-        document = write_coco(images, sizes, names, file_names, with_score=False)
-        (output / "annotations.json").write_text(json.dumps(document))
-        files.append("annotations.json")
-        if with_score:
-            scored = write_coco(images, sizes, names, file_names, with_score=True)
-            (output / "results.json").write_text(json.dumps(scored["annotations"]))
-            files.append("results.json")
-    else:
-        names = sorted({o.label for im in images for o in im.objects if not o.crowd})
-        write_yolo_folder(output / "labels", images, names, sizes, with_score)
-        write_class_names(output / "classes.txt", names)
-        files += ["labels/", "classes.txt"]
+    files = ["images/", *_WRITERS[format](output, images, sizes, file_names, with_score)]
     return ExportReport(
         output_dir=str(output),
         format=format,
