@@ -24,7 +24,7 @@ import fiftyone as fo
 import numpy as np
 
 from detection_debugger.datasets.fiftyone_private import is_patches_view
-from detection_debugger.datasets.runs import METHOD, DebuggerResults
+from detection_debugger.datasets.runs import DebuggerResults, debugger_runs, load_run
 from detection_debugger.evaluation import EvaluationResult
 
 __all__ = [
@@ -96,33 +96,6 @@ def load_slice(dataset, name: str):
 
 
 # ---------------------------------------------------------------- runs
-
-
-def debugger_runs(dataset) -> list[str]:
-    """Keys of the dataset's evaluation runs made by this plugin."""
-    return [
-        key
-        for key in dataset.list_evaluations()
-        if getattr(dataset.get_evaluation_info(key).config, "method", None) == METHOD
-    ]
-
-
-def load_run(dataset, eval_key: str) -> DebuggerResults:
-    """The results of a run of this plugin (cached by FiftyOne with its decoded table).
-
-    Raises:
-        ValueError: no such run, or a run made by another method.
-    """
-    if not dataset.has_evaluation(eval_key):
-        keys = ", ".join(debugger_runs(dataset)) or "none"
-        raise ValueError(f"dataset {dataset.name!r} has no evaluation {eval_key!r} (runs: {keys})")
-    results = dataset.load_evaluation_results(eval_key, cache=True)
-    if not isinstance(results, DebuggerResults):
-        raise ValueError(
-            f"evaluation {eval_key!r} was not made by detection-debugger: run "
-            "evaluate_detections of this plugin to re-evaluate slices exactly"
-        )
-    return results
 
 
 # ---------------------------------------------------------------- slice evaluation
