@@ -8,10 +8,11 @@ recall thresholds, classes, area ranges, max detections) and ``recall`` is ``[T,
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
-from detection_debugger.evaluation.detections import DetectionSet, InputError
+from detection_debugger.evaluation.detections import DetectionSet
 from detection_debugger.evaluation.matching import candidate_pairs, greedy_match, rank_within_groups
 
 __all__ = [
@@ -73,7 +74,7 @@ class CocoMatches:
             (not crowd, area inside the range).
         num_classes: ``K``.
         pred_gt: ``(T, A, D)`` int32 ground-truth row each prediction is matched to, or -1
-            (needed only for object-level slices; None in tables saved before it existed).
+            (needed only for object-level slices).
     """
 
     pred_rows: np.ndarray
@@ -87,7 +88,7 @@ class CocoMatches:
     gt_image: np.ndarray
     gt_counted: np.ndarray
     num_classes: int
-    pred_gt: np.ndarray | None = None
+    pred_gt: np.ndarray
 
 
 def match_coco(data: DetectionSet) -> CocoMatches:
@@ -155,17 +156,12 @@ def select_objects(
     positive); a false positive stays one only if the prediction is in ``pred_mask``.
 
     Args:
-        matches: output of :func:`match_coco` (with ``pred_gt``).
+        matches: output of :func:`match_coco`.
         image_mask: ``(I,)`` bool selected images, or None for all.
         gt_mask: ``(G,)`` bool ground-truth rows in the slice, or None for all.
         pred_mask: ``(P,)`` bool prediction rows (of the ``DetectionSet``) whose unmatched
             predictions count, or None for all.
     """
-    if gt_mask is not None and matches.pred_gt is None:
-        raise InputError(
-            "this match table has no per-threshold matches (saved by an older version): "
-            "evaluate again to use object-level slices"
-        )
     if image_mask is None:
         cols = np.arange(len(matches.pred_rows))
     else:
@@ -186,7 +182,7 @@ def select_objects(
         pred_tp=tp,
         pred_fp=fp,
         pred_counted=(tp | fp).any(axis=0),
-        pred_gt=None if matches.pred_gt is None else matches.pred_gt[:, :, cols],
+        pred_gt=matches.pred_gt[:, :, cols],
     )
 
 
@@ -222,6 +218,24 @@ def accumulate(
 
     if gt_mask is not None or pred_mask is not None:
         matches = select_objects(matches, image_mask, gt_mask, pred_mask)
+    counted, num_positive = _selected_counts(matches, image_mask, gt_mask)
+    curves = _curves(matches, counted, num_positive)
+    if curves is None:
+        return precision, recall
+    per_row, row_first, tp_precision = _true_positive_precisions(matches, curves)
+    npig = num_positive[curves.k, curves.a]  # (C,)
+    found_tp = per_row.reshape(num_thr, len(curves.k))
+    recall[:, curves.k, curves.a, curves.m] = found_tp / npig[None, :]
+    result = _interpolated_precision(per_row, row_first, tp_precision, npig)
+    precision[:, :, curves.k, curves.a, curves.m] = result.transpose(0, 2, 1)
+    return precision, recall
+
+
+def _selected_counts(
+    matches: CocoMatches, image_mask: np.ndarray | None, gt_mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, D)`` predictions counted in the selected images, and ``(K, A)`` the number of
+    ground-truth objects to find (curves exist only where it is > 0)."""
     counted, gt_class, gt_counted = matches.pred_counted, matches.gt_class, matches.gt_counted
     gt_keep = np.ones(len(gt_class), bool)
     if image_mask is not None:
@@ -232,15 +246,41 @@ def accumulate(
         gt_keep &= np.asarray(gt_mask, bool)
     if image_mask is not None or gt_mask is not None:
         gt_class, gt_counted = gt_class[gt_keep], gt_counted[:, gt_keep]
-    # (K, A) number of ground-truth objects to find; curves exist only where it is > 0.
     num_positive = np.stack(
-        [np.bincount(gt_class[gt_counted[a]], minlength=num_classes) for a in range(num_areas)],
+        [
+            np.bincount(gt_class[gt_counted[a]], minlength=matches.num_classes)
+            for a in range(len(AREA_RANGES))
+        ],
         axis=1,
     )
+    return counted, num_positive
 
-    # One curve per (class, area, max dets): its predictions, in accumulation order.
+
+class _Curves(NamedTuple):
+    """The ``C`` precision/recall curves of :func:`accumulate`, their ``N`` predictions laid
+    end to end.
+
+    Attributes:
+        k, a, m: ``(C,)`` class, area range and max-detections index of each curve.
+        preds: ``(N,)`` the curves' predictions (columns of ``CocoMatches``), in order.
+        starts: ``(C,)`` position of each curve's first prediction in ``preds``.
+        curve_of: ``(N,)`` curve of each position.
+    """
+
+    k: np.ndarray
+    a: np.ndarray
+    m: np.ndarray
+    preds: np.ndarray
+    starts: np.ndarray
+    curve_of: np.ndarray
+
+
+def _curves(matches: CocoMatches, counted: np.ndarray, num_positive: np.ndarray) -> _Curves | None:
+    """One curve per (class, area, max dets) with objects to find: its predictions, in
+    accumulation order."""
+    num_classes = matches.num_classes
     curve_k, curve_a, curve_m, curve_len, curve_preds = [], [], [], [], []
-    for a in range(num_areas):
+    for a in range(len(AREA_RANGES)):
         preds = np.flatnonzero(counted[a])
         with_gt = num_positive[matches.pred_class[preds], a] > 0
         preds = preds[with_gt]
@@ -257,16 +297,29 @@ def accumulate(
             curve_len.append(lengths)
             curve_preds.append(preds_m)
     if not curve_k:
-        return precision, recall
+        return None
     curve_k, curve_a, curve_m = map(np.concatenate, (curve_k, curve_a, curve_m))
     lengths, preds = np.concatenate(curve_len), np.concatenate(curve_preds)
-    num_curves = len(curve_k)
     starts = np.cumsum(lengths) - lengths
-    curve_of = np.repeat(np.arange(num_curves), lengths)
+    curve_of = np.repeat(np.arange(len(curve_k)), lengths)
+    return _Curves(curve_k, curve_a, curve_m, preds, starts, curve_of)
 
+
+def _true_positive_precisions(
+    matches: CocoMatches, curves: _Curves
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The precision at every true positive of every curve and threshold.
+
+    Returns:
+        ``per_row`` ``(T*C,)`` true positives of each (threshold, curve) row, ``row_first``
+        ``(T*C,)`` the position of each row's first one in ``tp_precision``, and
+        ``tp_precision`` the precisions, grouped by row.
+    """
+    num_thr, num_curves = len(IOU_THRESHOLDS), len(curves.k)
+    starts, curve_of = curves.starts, curves.curve_of
     # (T, N) flags of the curves' predictions, laid end to end.
     num_preds = matches.pred_tp.shape[2]
-    columns = curve_a[curve_of] * num_preds + preds
+    columns = curves.a[curve_of] * num_preds + curves.preds
     tp = np.take(matches.pred_tp.reshape(num_thr, -1), columns, axis=1)
     fp = np.take(matches.pred_fp.reshape(num_thr, -1), columns, axis=1)
     # Predictions counted (tp or fp) up to each position, per curve.
@@ -287,11 +340,16 @@ def accumulate(
     ordinal = (np.arange(len(row)) - row_first[row] + 1).astype(np.float64)
     counted_so_far = seen[tp_thr, tp_pos] - seen_before[tp_thr, tp_curve]
     tp_precision = ordinal / (counted_so_far.astype(np.float64) + np.spacing(1))
+    return per_row, row_first, tp_precision
 
-    npig = num_positive[curve_k, curve_a]  # (C,)
-    found_tp = per_row.reshape(num_thr, num_curves)
-    recall[:, curve_k, curve_a, curve_m] = found_tp / npig[None, :]
 
+def _interpolated_precision(
+    per_row: np.ndarray, row_first: np.ndarray, tp_precision: np.ndarray, npig: np.ndarray
+) -> np.ndarray:
+    """``(T, C, R)`` interpolated precision of each curve at each recall threshold (0 where
+    the curve does not reach it), from :func:`_true_positive_precisions`; ``npig`` is each
+    curve's number of objects to find."""
+    num_thr, num_rec, num_curves = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), len(npig)
     # Recall threshold r is first reached at the v_r-th true positive (exact integer test,
     # see _smallest_counts); precision there is the maximum over true positives >= v_r.
     needed = np.maximum(_smallest_counts(npig), 1)  # (C, R)
@@ -304,9 +362,7 @@ def accumulate(
     blocks = np.maximum.reduceat(values, bounds).reshape(-1, num_rec + 1)[:, :-1]
     blocks[~found] = -1.0
     envelope = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1]
-    result = np.where(found, envelope, 0.0).reshape(num_thr, num_curves, num_rec)
-    precision[:, :, curve_k, curve_a, curve_m] = result.transpose(0, 2, 1)
-    return precision, recall
+    return np.where(found, envelope, 0.0).reshape(num_thr, num_curves, num_rec)
 
 
 def _smallest_counts(num_positive: np.ndarray) -> np.ndarray:

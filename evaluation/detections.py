@@ -125,93 +125,29 @@ class DetectionSet:
             gt_ids, pred_ids: caller's ids (default: row numbers).
             class_ids: ``K`` ids of the classes (default ``0..K-1``); classes are sorted by id.
         """
-        names = tuple(str(n) for n in class_names)
-        if len(set(names)) != len(names):
-            raise InputError(f"class names are not unique: {list(names)}")
-        ids = np.arange(len(names)) if class_ids is None else _as_array(class_ids, np.int64)
-        if len(ids) != len(names):
-            raise InputError("class_ids and class_names differ in length")
-        if len(np.unique(ids)) != len(ids):
-            raise InputError("class ids are not unique")
-        class_order = np.argsort(ids, kind="stable")
-        label_to_index = np.empty(len(ids), dtype=np.int64)
-        label_to_index[class_order] = np.arange(len(ids))
-
-        images = _as_array(image_ids, np.int64)
-        sorted_images = np.unique(images)
-        if len(sorted_images) != len(images):
-            raise InputError("image ids are not unique")
-
-        def image_index(values: np.ndarray, what: str) -> np.ndarray:
-            values = _as_array(values, np.int64)
-            index = np.searchsorted(sorted_images, values)
-            bad = (index >= len(sorted_images)) | (
-                sorted_images[np.minimum(index, len(sorted_images) - 1)] != values
-                if len(sorted_images)
-                else np.ones(len(values), bool)
-            )
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise InputError(f"{what} {row}: unknown image id {int(values[row])}")
-            return index
-
-        def class_index(labels: np.ndarray, what: str) -> np.ndarray:
-            labels = _as_array(labels, np.int64)
-            bad = (labels < 0) | (labels >= len(names))
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise InputError(f"{what} {row}: label {int(labels[row])} is not a class index")
-            return label_to_index[labels]
-
-        def boxes(values: np.ndarray, what: str) -> np.ndarray:
-            array = _as_array(values, np.float64, (4,))
-            if array.ndim != 2 or array.shape[1] != 4:
-                raise InputError(f"{what} boxes must have shape (N, 4), got {array.shape}")
-            bad = ~np.isfinite(array).all(axis=1) | (array[:, 2] < 0) | (array[:, 3] < 0)
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise InputError(
-                    f"{what} {row}: box {array[row].tolist()} has a negative or non-finite size"
-                )
-            return array
-
-        gt_b = boxes(gt_boxes, "ground truth")
-        pred_b = boxes(pred_boxes, "prediction")
-        scores = _as_array(pred_scores, np.float64)
-        if not np.isfinite(scores).all():
-            row = int(np.flatnonzero(~np.isfinite(scores))[0])
-            raise InputError(f"prediction {row}: score {scores[row]} is not a finite number")
-        num_gt, num_pred = len(gt_b), len(pred_b)
-        crowd = np.zeros(num_gt, bool) if gt_crowd is None else _as_array(gt_crowd, bool)
-        areas = gt_b[:, 2] * gt_b[:, 3] if gt_areas is None else _as_array(gt_areas, np.float64)
-        g_ids = np.arange(num_gt) if gt_ids is None else _as_array(gt_ids, np.int64)
-        p_ids = np.arange(num_pred) if pred_ids is None else _as_array(pred_ids, np.int64)
-        for what, array, n in (
-            ("gt_image_ids", gt_image_ids, num_gt),
-            ("gt_labels", gt_labels, num_gt),
-            ("gt_crowd", crowd, num_gt),
-            ("gt_areas", areas, num_gt),
-            ("gt_ids", g_ids, num_gt),
-            ("pred_image_ids", pred_image_ids, num_pred),
-            ("pred_labels", pred_labels, num_pred),
-            ("pred_scores", scores, num_pred),
-            ("pred_ids", p_ids, num_pred),
-        ):
-            if len(array) != n:
-                raise InputError(f"{what} has {len(array)} rows, expected {n}")
-
+        sorted_ids, names, label_to_index = _sorted_classes(class_names, class_ids)
+        images = _unique_image_ids(image_ids)
+        gt_b = _checked_boxes(gt_boxes, "ground truth")
+        pred_b, scores = _checked_boxes(pred_boxes, "prediction"), _checked_scores(pred_scores)
+        crowd, areas, g_ids, p_ids = _default_columns(
+            gt_b, len(pred_b), gt_crowd, gt_areas, gt_ids, pred_ids
+        )
+        _check_lengths(len(gt_b), gt_image_ids=gt_image_ids, gt_labels=gt_labels,
+                       gt_crowd=crowd, gt_areas=areas, gt_ids=g_ids)  # fmt: skip
+        _check_lengths(len(pred_b), pred_image_ids=pred_image_ids, pred_labels=pred_labels,
+                       pred_scores=scores, pred_ids=p_ids)  # fmt: skip
         return cls(
-            image_ids=sorted_images,
-            class_ids=ids[class_order],
-            class_names=tuple(names[i] for i in class_order),
-            gt_image=image_index(gt_image_ids, "ground truth"),
-            gt_class=class_index(gt_labels, "ground truth"),
+            image_ids=images,
+            class_ids=sorted_ids,
+            class_names=names,
+            gt_image=_image_index(images, gt_image_ids, "ground truth"),
+            gt_class=_class_index(label_to_index, gt_labels, "ground truth"),
             gt_boxes=gt_b,
             gt_areas=areas,
             gt_crowd=crowd,
             gt_ids=g_ids,
-            pred_image=image_index(pred_image_ids, "prediction"),
-            pred_class=class_index(pred_labels, "prediction"),
+            pred_image=_image_index(images, pred_image_ids, "prediction"),
+            pred_class=_class_index(label_to_index, pred_labels, "prediction"),
             pred_boxes=pred_b,
             pred_scores=scores,
             pred_ids=p_ids,
@@ -238,68 +174,27 @@ class DetectionSet:
         Raises:
             InputError: naming the annotation or detection (by position) that is invalid.
         """
-        categories = list(gt.get("categories", []))
-        try:
-            category_ids = [int(c["id"]) for c in categories]
-        except (KeyError, TypeError, ValueError):
-            row = next(i for i, c in enumerate(categories) if not _has_int(c, "id"))
-            raise InputError(f"category {row}: missing or invalid id", GT) from None
-        names = [str(c.get("name", c["id"])) for c in categories]
-        images = list(gt.get("images", []))
-        try:
-            all_images = np.array([int(im["id"]) for im in images], dtype=np.int64)
-        except (KeyError, TypeError, ValueError):
-            row = next(i for i, im in enumerate(images) if not _has_int(im, "id"))
-            raise InputError(f"image {row}: missing or invalid id", GT) from None
-        if image_ids is None:
-            selected = np.unique(all_images)
-        else:
-            selected = np.unique(np.asarray(list(image_ids), dtype=np.int64))
-            unknown = selected[~np.isin(selected, all_images)]
-            if len(unknown):
-                raise InputError(f"image id {int(unknown[0])} is not in the ground truth")
-
-        anns = _records(
-            gt.get("annotations", []), ("id", "image_id", "category_id"), "annotation", GT
-        )
-        ann_ids = anns["id"]
-        unique_ids, first_seen = np.unique(ann_ids, return_index=True)
-        if len(unique_ids) != len(ann_ids):
-            dup = np.setdiff1d(np.arange(len(ann_ids)), first_seen)[0]
-            raise InputError(f"annotation {dup}: duplicate annotation id {int(ann_ids[dup])}", GT)
-        _check_known(anns, all_images, category_ids, "annotation", GT)
-        raw = gt.get("annotations", [])
-        areas = np.array(
-            [a["area"] if "area" in a else np.nan for a in raw], dtype=np.float64
-        ).reshape(-1)
-        missing_area = np.isnan(areas)
-        areas[missing_area] = anns["bbox"][missing_area, 2] * anns["bbox"][missing_area, 3]
-        crowd = np.array([bool(a.get("iscrowd", 0)) for a in raw], dtype=bool).reshape(-1)
-
+        category_ids, names = _coco_categories(gt)
+        all_images, selected = _coco_image_ids(gt, image_ids)
+        anns, areas, crowd = _coco_annotations(gt, all_images, category_ids)
         dets = _records(results, ("image_id", "category_id"), "detection", PRED, score=True)
         _check_known(dets, all_images, category_ids, "detection", PRED)
 
         g_keep = np.isin(anns["image_id"], selected)
         p_keep = np.isin(dets["image_id"], selected)
-        category_index = np.argsort(category_ids, kind="stable")
-        sorted_category_ids = np.asarray(category_ids, dtype=np.int64)[category_index]
-
-        def labels(category: np.ndarray) -> np.ndarray:
-            return category_index[np.searchsorted(sorted_category_ids, category)]
-
         # pycocotools numbers detections 1.. in file order; ours are the same.
         return cls.from_arrays(
             image_ids=selected,
             class_names=names,
             class_ids=category_ids,
             gt_image_ids=anns["image_id"][g_keep],
-            gt_labels=labels(anns["category_id"][g_keep]),
+            gt_labels=_category_labels(category_ids, anns["category_id"][g_keep]),
             gt_boxes=anns["bbox"][g_keep],
             gt_areas=areas[g_keep],
             gt_crowd=crowd[g_keep],
-            gt_ids=ann_ids[g_keep],
+            gt_ids=anns["id"][g_keep],
             pred_image_ids=dets["image_id"][p_keep],
-            pred_labels=labels(dets["category_id"][p_keep]),
+            pred_labels=_category_labels(category_ids, dets["category_id"][p_keep]),
             pred_boxes=dets["bbox"][p_keep],
             pred_scores=dets["score"][p_keep],
             pred_ids=np.flatnonzero(p_keep) + 1,
@@ -438,3 +333,161 @@ def _check_known(
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise InputError(f"{what} {row}: unknown {name} {int(columns[key][row])}", source)
+
+
+# ---------------------------------------------------------------- checks of from_arrays
+
+
+def _sorted_classes(
+    class_names: Sequence[str], class_ids: Sequence[int] | None
+) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    """Class ids and names sorted by id (both checked unique), and the sorted position of
+    each label (an index into ``class_names``)."""
+    names = tuple(str(n) for n in class_names)
+    if len(set(names)) != len(names):
+        raise InputError(f"class names are not unique: {list(names)}")
+    ids = np.arange(len(names)) if class_ids is None else _as_array(class_ids, np.int64)
+    if len(ids) != len(names):
+        raise InputError("class_ids and class_names differ in length")
+    if len(np.unique(ids)) != len(ids):
+        raise InputError("class ids are not unique")
+    class_order = np.argsort(ids, kind="stable")
+    label_to_index = np.empty(len(ids), dtype=np.int64)
+    label_to_index[class_order] = np.arange(len(ids))
+    return ids[class_order], tuple(names[i] for i in class_order), label_to_index
+
+
+def _unique_image_ids(image_ids) -> np.ndarray:
+    """The image ids, sorted; they must be unique."""
+    images = _as_array(image_ids, np.int64)
+    sorted_images = np.unique(images)
+    if len(sorted_images) != len(images):
+        raise InputError("image ids are not unique")
+    return sorted_images
+
+
+def _image_index(sorted_images: np.ndarray, values, what: str) -> np.ndarray:
+    """Index into ``sorted_images`` of each image id; unknown ids raise :class:`InputError`."""
+    values = _as_array(values, np.int64)
+    index = np.searchsorted(sorted_images, values)
+    bad = (index >= len(sorted_images)) | (
+        sorted_images[np.minimum(index, len(sorted_images) - 1)] != values
+        if len(sorted_images)
+        else np.ones(len(values), bool)
+    )
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{what} {row}: unknown image id {int(values[row])}")
+    return index
+
+
+def _class_index(label_to_index: np.ndarray, labels, what: str) -> np.ndarray:
+    """Sorted class index of each label (an index into the caller's class names)."""
+    labels = _as_array(labels, np.int64)
+    bad = (labels < 0) | (labels >= len(label_to_index))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{what} {row}: label {int(labels[row])} is not a class index")
+    return label_to_index[labels]
+
+
+def _checked_boxes(values, what: str) -> np.ndarray:
+    """``(N, 4)`` float64 boxes with finite, non-negative sizes."""
+    array = _as_array(values, np.float64, (4,))
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise InputError(f"{what} boxes must have shape (N, 4), got {array.shape}")
+    bad = ~np.isfinite(array).all(axis=1) | (array[:, 2] < 0) | (array[:, 3] < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"{what} {row}: box {array[row].tolist()} has a negative or non-finite size"
+        )
+    return array
+
+
+def _checked_scores(pred_scores) -> np.ndarray:
+    """``(P,)`` float64 scores, all finite."""
+    scores = _as_array(pred_scores, np.float64)
+    if not np.isfinite(scores).all():
+        row = int(np.flatnonzero(~np.isfinite(scores))[0])
+        raise InputError(f"prediction {row}: score {scores[row]} is not a finite number")
+    return scores
+
+
+def _default_columns(gt_boxes: np.ndarray, num_pred: int, gt_crowd, gt_areas, gt_ids, pred_ids):
+    """Crowd flags, areas and ids of the objects, or their defaults: no crowd, box areas,
+    row numbers."""
+    num_gt = len(gt_boxes)
+    crowd = np.zeros(num_gt, bool) if gt_crowd is None else _as_array(gt_crowd, bool)
+    areas = gt_boxes[:, 2] * gt_boxes[:, 3] if gt_areas is None else _as_array(gt_areas, np.float64)
+    g_ids = np.arange(num_gt) if gt_ids is None else _as_array(gt_ids, np.int64)
+    p_ids = np.arange(num_pred) if pred_ids is None else _as_array(pred_ids, np.int64)
+    return crowd, areas, g_ids, p_ids
+
+
+def _check_lengths(expected: int, **columns) -> None:
+    """Every column has ``expected`` rows; the error names the first that does not."""
+    for what, array in columns.items():
+        if len(array) != expected:
+            raise InputError(f"{what} has {len(array)} rows, expected {expected}")
+
+
+# ---------------------------------------------------------------- parts of from_coco
+
+
+def _coco_categories(gt: Mapping) -> tuple[list[int], list[str]]:
+    """Ids and names of the categories of a COCO ground-truth dict (a name defaults to the id)."""
+    categories = list(gt.get("categories", []))
+    try:
+        category_ids = [int(c["id"]) for c in categories]
+    except (KeyError, TypeError, ValueError):
+        row = next(i for i, c in enumerate(categories) if not _has_int(c, "id"))
+        raise InputError(f"category {row}: missing or invalid id", GT) from None
+    return category_ids, [str(c.get("name", c["id"])) for c in categories]
+
+
+def _coco_image_ids(gt: Mapping, image_ids: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of every image of ``gt``, and of the images to evaluate (sorted, unique: all of
+    them, or ``image_ids``, which must be images of ``gt``)."""
+    images = list(gt.get("images", []))
+    try:
+        all_images = np.array([int(im["id"]) for im in images], dtype=np.int64)
+    except (KeyError, TypeError, ValueError):
+        row = next(i for i, im in enumerate(images) if not _has_int(im, "id"))
+        raise InputError(f"image {row}: missing or invalid id", GT) from None
+    if image_ids is None:
+        return all_images, np.unique(all_images)
+    selected = np.unique(np.asarray(list(image_ids), dtype=np.int64))
+    unknown = selected[~np.isin(selected, all_images)]
+    if len(unknown):
+        raise InputError(f"image id {int(unknown[0])} is not in the ground truth")
+    return all_images, selected
+
+
+def _coco_annotations(
+    gt: Mapping, all_images: np.ndarray, category_ids: list[int]
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The annotations' columns (ids unique, images and categories known), their areas
+    (COCO's ``area``, else the box area) and crowd flags."""
+    anns = _records(gt.get("annotations", []), ("id", "image_id", "category_id"), "annotation", GT)
+    ann_ids = anns["id"]
+    unique_ids, first_seen = np.unique(ann_ids, return_index=True)
+    if len(unique_ids) != len(ann_ids):
+        dup = np.setdiff1d(np.arange(len(ann_ids)), first_seen)[0]
+        raise InputError(f"annotation {dup}: duplicate annotation id {int(ann_ids[dup])}", GT)
+    _check_known(anns, all_images, category_ids, "annotation", GT)
+    raw = gt.get("annotations", [])
+    areas = np.array([a["area"] if "area" in a else np.nan for a in raw], dtype=np.float64).reshape(
+        -1
+    )
+    missing_area = np.isnan(areas)
+    areas[missing_area] = anns["bbox"][missing_area, 2] * anns["bbox"][missing_area, 3]
+    crowd = np.array([bool(a.get("iscrowd", 0)) for a in raw], dtype=bool).reshape(-1)
+    return anns, areas, crowd
+
+
+def _category_labels(category_ids: list[int], category: np.ndarray) -> np.ndarray:
+    """Position in ``category_ids`` of each category id (all known)."""
+    category_index = np.argsort(category_ids, kind="stable")
+    sorted_category_ids = np.asarray(category_ids, dtype=np.int64)[category_index]
+    return category_index[np.searchsorted(sorted_category_ids, category)]

@@ -63,9 +63,7 @@ class MatchTable:
         out: dict[str, np.ndarray] = {}
         for prefix, part in (("data", self.data), ("coco", self.coco), ("outcomes", self.outcomes)):
             for name in part.__dataclass_fields__:
-                value = getattr(part, name)
-                if value is not None:
-                    out[f"{prefix}.{name}"] = np.asarray(value)
+                out[f"{prefix}.{name}"] = np.asarray(getattr(part, name))
         return out
 
     @classmethod
@@ -75,8 +73,6 @@ class MatchTable:
         def part(kind, prefix):
             values = {}
             for name, f in kind.__dataclass_fields__.items():
-                if f"{prefix}.{name}" not in arrays:
-                    continue  # an optional array missing from an older table
                 value = arrays[f"{prefix}.{name}"]
                 if f.type in ("int", "float"):
                     value = value.item()

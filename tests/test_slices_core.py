@@ -136,15 +136,6 @@ def test_selection_keeps_pairs_together(scene):
     assert scene.outcomes.pred_outcome[3] == Outcome.MISPREDICTED
 
 
-def test_tables_without_per_threshold_matches_refuse_object_slices(scene):
-    arrays = scene.to_arrays()
-    del arrays["coco.pred_gt"]
-    old = MatchTable.from_arrays(arrays)
-    assert old.evaluate().to_dict() == scene.evaluate().to_dict()
-    with pytest.raises(ValueError, match="evaluate again"):
-        old.evaluate(None, np.ones(3, bool), None)
-
-
 # ---------------------------------------------------------------- comparisons
 
 
