@@ -47,13 +47,67 @@ def add_evaluate_command(subparsers) -> None:
         "--image-ids", metavar="FILE", help="evaluate only these COCO image ids (one a line)"
     )
     evaluate.add_argument("--output", metavar="OUT.json", help="write here instead of stdout")
+    _add_analysis_arguments(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 
 
+def _add_analysis_arguments(evaluate) -> None:
+    evaluate.add_argument(
+        "--tide", action="store_true",
+        help="add TIDE's error decomposition (dAP points of Cls, Loc, Both, Dupe, Bkg, Miss; "
+        "FalsePos, FalseNeg), overall and per class",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--pr", action="store_true",
+        help="add per-class precision/recall curves over the score and the best-F1 threshold",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--voc", action="store_true",
+        help="add PASCAL VOC AP (all-point and 11-point) at --iou or per-class --class-iou",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--class-iou", action="append", type=_class_iou, metavar="CLASS=IOU", default=[],
+        help="VOC/TAO minimum overlap of one class (repeatable), e.g. car=0.7",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--voc-pixel-offset", action="store_true",
+        help="VOC devkit's +1 pixel box convention (default: continuous boxes, like COCO)",
+    )  # fmt: skip
+
+
+def _class_iou(text: str) -> tuple[str, float]:
+    name, sep, value = text.rpartition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected CLASS=IOU, got {text!r}")
+    return name, iou_argument(value)
+
+
+def _analyses(args, data, table) -> dict:
+    """The optional sections of the JSON: ``tide``, ``pr``, ``voc``."""
+    from detection_debugger.evaluation import operating_points, tide_errors, voc_ap
+
+    out = {}
+    if args.tide:
+        out["tide"] = tide_errors(data).to_dict()
+    if args.pr:
+        out["pr"] = {name: points.to_dict() for name, points in operating_points(table).items()}
+    if args.voc or args.class_iou:
+        per_class = dict(args.class_iou)
+        unknown = sorted(set(per_class) - set(data.class_names))
+        if unknown:
+            raise UsageError(f"--class-iou: no class {unknown[0]!r} in {args.gt}")
+        iou = per_class or args.iou
+        out["voc"] = voc_ap(
+            data, iou, pixel_offset=args.voc_pixel_offset, default_iou=args.iou
+        ).to_dict()
+    return out
+
+
 def _evaluate_coco(gt: dict, results: list, image_ids, paths: dict, iou: float, score: float):
+    """The engine's input and match table of the files (input errors name the file)."""
     try:
         data = DetectionSet.from_coco(gt, results, image_ids=image_ids)
-        return MatchTable.build(data, iou, score).evaluate()
+        return data, MatchTable.build(data, iou, score)
     except InputError as error:
         where = paths.get(error.source, "")
         raise UsageError(f"{where}: {error}" if where else str(error)) from None
@@ -70,8 +124,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         unknown = [i for i in image_ids if i not in known]
         if unknown:
             raise UsageError(f"{args.image_ids}: image id {unknown[0]} is not in {args.gt}")
-    result = _evaluate_coco(
+    data, table = _evaluate_coco(
         gt, results, image_ids, {GT: args.gt, PRED: args.pred}, args.iou, args.score_threshold
     )
-    write_output(json.dumps(result.to_dict(), indent=2), args.output)
+    document = {**table.evaluate().to_dict(), **_analyses(args, data, table)}
+    write_output(json.dumps(document, indent=2), args.output)
     return 0

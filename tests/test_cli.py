@@ -112,3 +112,41 @@ def test_bad_iou_is_a_usage_error(coco_files):
               "--iou", "1.5")  # fmt: skip
     assert run.returncode == 2
     assert "must be in (0, 1]" in run.stderr
+
+
+def test_evaluate_adds_tide_pr_and_voc_sections_as_specified(coco_files, tmp_path):
+    from detection_debugger.evaluation import (
+        DetectionSet,
+        MatchTable,
+        operating_points,
+        tide_errors,
+        voc_ap,
+    )
+
+    folder, _, _ = coco_files
+    gt, dets = folder / "gt.json", folder / "dets.json"
+    names = [c["name"] for c in json.loads(gt.read_text())["categories"]]
+    out = tmp_path / "out.json"
+    run = run_cli("evaluate", "--gt", str(gt), "--pred", str(dets), "--tide", "--pr", "--voc",
+                  "--class-iou", f"{names[0]}=0.7", "--output", str(out))  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    document = json.loads(out.read_text())
+    data = DetectionSet.from_coco(json.loads(gt.read_text()), json.loads(dets.read_text()))
+    tide = document["tide"]
+    assert set(tide) == {"main", "special", "classes"}
+    assert set(tide["main"]) == {"Cls", "Loc", "Both", "Dupe", "Bkg", "Miss"}
+    assert set(tide["special"]) == {"FalsePos", "FalseNeg"}
+    assert all(set(v) == set(tide["main"]) | set(tide["special"]) for v in tide["classes"].values())
+    assert tide == json.loads(json.dumps(tide_errors(data).to_dict()))
+    points = operating_points(MatchTable.build(data))
+    for name, entry in document["pr"].items():
+        assert set(entry) == {"best_f1", "curve"} and set(entry["curve"]) == {
+            "score", "precision", "recall"}  # fmt: skip
+        assert entry == json.loads(json.dumps(points[name].to_dict()))
+    voc = document["voc"]
+    assert set(voc) == {"iou", "classes", "mAP_all_point", "mAP_11_point"}
+    assert voc["iou"][names[0]] == 0.7 and voc["iou"][names[1]] == 0.5
+    expected = voc_ap(data, {names[0]: 0.7}, default_iou=0.5).to_dict()
+    assert voc["mAP_all_point"] == pytest.approx(expected["mAP_all_point"], abs=1e-12)
+    bad = run_cli("evaluate", "--gt", str(gt), "--pred", str(dets), "--class-iou", "nope=0.5")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nope" in bad.stderr
