@@ -31,14 +31,21 @@ MODELS = ("baseline", "retrained")
 
 def mistakenness_candidates(dataset, model: str) -> dict:
     """FiftyOne Brain's findings for one prediction set as ranked candidates per type."""
-    from detection_debugger.datasets.label_issues import Candidate
+    from detection_debugger.demo.label_quality import Candidate
+    from detection_debugger.evaluation.label_issues import (
+        ISSUE_TYPES,
+        LOOSE_BOX,
+        MISSING,
+        SPURIOUS,
+        WRONG_CLASS,
+    )
 
     m, miss, spur = (
         f"mistakenness_{model}",
         f"possible_missing_{model}",
         f"possible_spurious_{model}",
     )
-    out = {"missing": [], "wrong_class": [], "spurious": [], "loose_box": []}
+    out = {t: [] for t in ISSUE_TYPES}
     sids, widths, heights, boxes, confs, flags = dataset.values(
         ["id", "metadata.width", "metadata.height", f"{model}.detections.bounding_box",
          f"{model}.detections.confidence", f"{model}.detections.{miss}"]
@@ -46,18 +53,18 @@ def mistakenness_candidates(dataset, model: str) -> dict:
     for sid, w, h, per_box, per_conf, per_flag in zip(sids, widths, heights, boxes, confs, flags):
         for (x, y, bw, bh), conf, flag in zip(per_box or [], per_conf or [], per_flag or []):
             if flag:
-                out["missing"].append(Candidate((sid, (x * w, y * h, bw * w, bh * h)), conf, True))
+                out[MISSING].append(Candidate((sid, (x * w, y * h, bw * w, bh * h)), conf, True))
     ids, cls, loc, spurious = dataset.values(
         [f"{GT}.detections.{n}" for n in ("id", m, f"{m}_loc", spur)]
     )
     for per in zip(ids, cls, loc, spurious):
         for lid, c, lo, sp in zip(*(v or [] for v in per)):
             if c is not None:
-                out["wrong_class"].append(Candidate(lid, c, c >= 0.5))
+                out[WRONG_CLASS].append(Candidate(lid, c, c >= 0.5))
             if lo is not None:
-                out["loose_box"].append(Candidate(lid, lo, lo >= 0.5))
+                out[LOOSE_BOX].append(Candidate(lid, lo, lo >= 0.5))
             if sp:
-                out["spurious"].append(Candidate(lid, 1.0, True))
+                out[SPURIOUS].append(Candidate(lid, 1.0, True))
     return out
 
 
@@ -75,7 +82,8 @@ def main() -> int:
         os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
         import fiftyone.brain as fob
 
-        from detection_debugger.datasets import label_issues as li
+        from detection_debugger.datasets.label_issues import find_label_issues
+        from detection_debugger.demo import label_quality as lq
         from detection_debugger.demo.runner import build_demo_dataset
         from detection_debugger.demo.scenes import DemoConfig
 
@@ -83,14 +91,14 @@ def main() -> int:
             DemoConfig(args.images, args.seed), out_dir, name="bench-label-issues"
         )
         manifest = json.loads(Path(files["manifest"]).read_text())
-        truth = li.manifest_truth(dataset, GT, manifest)
+        truth = lq.manifest_truth(dataset, GT, manifest)
         rows, timings = {}, {}
         for name, preds in (("both", list(MODELS)), *((m, [m]) for m in MODELS)):
             start = time.perf_counter()
-            li.find_label_issues(dataset, GT, preds)
+            find_label_issues(dataset, GT, preds)
             timings[f"detection-debugger ({name})"] = time.perf_counter() - start
-            rows[f"detection-debugger ({name})"] = li.measure_quality(
-                li.our_candidates(dataset, GT), truth
+            rows[f"detection-debugger ({name})"] = lq.measure_quality(
+                lq.our_candidates(dataset, GT), truth
             )
         for model in MODELS:
             start = time.perf_counter()
@@ -100,7 +108,7 @@ def main() -> int:
                 spurious_field=f"possible_spurious_{model}", progress=False,
             )  # fmt: skip
             timings[f"compute_mistakenness ({model})"] = time.perf_counter() - start
-            rows[f"compute_mistakenness ({model})"] = li.measure_quality(
+            rows[f"compute_mistakenness ({model})"] = lq.measure_quality(
                 mistakenness_candidates(dataset, model), truth
             )
         dataset.delete()
@@ -108,7 +116,7 @@ def main() -> int:
     planted = {t: r["planted"] for t, r in next(iter(rows.values())).items()}
     print(f"\n{args.images} demo images (seed {args.seed}); planted errors: {planted}")
     print("P/R: at the finder's own thresholds; P@k/R@k: top k, k = planted errors\n")
-    print("\n".join(li.format_quality(rows)))
+    print("\n".join(lq.format_quality(rows)))
     print()
     for name, seconds in timings.items():
         print(f"{name:<40}{seconds:>7.2f} s")

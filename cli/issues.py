@@ -1,6 +1,7 @@
 """``detection-debugger issues find|accept|reject``: label quality from the command line.
 
-Kept apart from :mod:`.label_issues` so that building the parser imports no FiftyOne.
+Kept apart from :mod:`detection_debugger.datasets.label_issues` and
+:mod:`detection_debugger.datasets.review` so that building the parser imports no FiftyOne.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def run_issues_find(args: argparse.Namespace) -> int:
 
 
 def _review_command(args: argparse.Namespace, status: str) -> int:
-    from detection_debugger.datasets.label_issues import flagged_label_ids, review_issues
+    from detection_debugger.datasets.review import flagged_label_ids, review_issues
 
     dataset = _load(args.dataset)
     try:

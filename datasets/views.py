@@ -4,6 +4,9 @@ Every function takes the dataset (or view) the user is looking at, the run's key
 fields, and returns a view showing exactly the objects of one confusion-matrix cell or one
 error type, using the per-object fields the run wrote (``KEY_outcome``,
 ``KEY_confused_with``), or one kind of per-object change between two runs.
+
+:func:`issues_view` shows the flagged label issues of one type (written by
+:func:`~detection_debugger.datasets.label_issues.find_label_issues`).
 """
 
 from __future__ import annotations
@@ -11,9 +14,24 @@ from __future__ import annotations
 from fiftyone import ViewField as F
 
 from detection_debugger.datasets.fiftyone_private import dataset_of
+from detection_debugger.datasets.issue_fields import (
+    ISSUE_TAGS,
+    SCORE_FIELDS,
+    check_detections_fields,
+    issue_field,
+)
 from detection_debugger.evaluation import CHANGES
+from detection_debugger.evaluation.label_issues import ISSUE_TYPES, MISSING, REJECTED
 
-__all__ = ["BACKGROUND", "ERROR_TYPES", "cell_view", "change_view", "class_view", "error_view"]
+__all__ = [
+    "BACKGROUND",
+    "ERROR_TYPES",
+    "cell_view",
+    "change_view",
+    "class_view",
+    "error_view",
+    "issues_view",
+]
 
 BACKGROUND = "background"
 ERROR_TYPES = {
@@ -133,3 +151,23 @@ def change_view(view, key_a: str, key_b: str, gt_field: str, change: str, label=
     for field in {pred_a, pred_b} - shown_fields:
         out = _hide(out, field)
     return out
+
+
+def issues_view(samples, gt_field: str, issue_type: str, include_rejected: bool = False):
+    """Patches of the flagged label issues of one type, highest score first.
+
+    ``missing`` shows the objects of ``<gt_field>_missing``, the other types the ground-truth
+    objects tagged ``issue:<type>``.
+    """
+    if issue_type not in ISSUE_TYPES:
+        raise ValueError(f"unknown issue type {issue_type!r}; choose from {ISSUE_TYPES}")
+    field_name = issue_field(gt_field, issue_type)
+    check_detections_fields(samples, (gt_field,))
+    if not samples.has_field(field_name):
+        raise ValueError(f"no label issues of {gt_field!r} yet: run find_label_issues first")
+    score = "issue_score" if issue_type == MISSING else SCORE_FIELDS[issue_type]
+    keep = F("tags").contains(ISSUE_TAGS[issue_type])
+    if include_rejected:
+        keep = keep | (F("issue_review") == REJECTED)
+    view = samples.filter_labels(field_name, keep)
+    return view.to_patches(field_name).sort_by(f"{field_name}.{score}", reverse=True)

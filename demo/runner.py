@@ -107,8 +107,8 @@ def evaluate_demo(dataset) -> dict:
 def find_demo_issues(dataset, manifest_path) -> list[str]:
     """Runs the label-issue finder with both models (earlier review decisions are kept) and
     scores it against the planted errors of the manifest."""
-    from detection_debugger.datasets.label_issues import (
-        find_label_issues,
+    from detection_debugger.datasets.label_issues import find_label_issues
+    from detection_debugger.demo.label_quality import (
         format_quality,
         manifest_truth,
         measure_quality,

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from detection_debugger.evaluation.label_issues import LOOSE_BOX, MISSING, SPURIOUS, WRONG_CLASS
 from detection_debugger.formats import ImageObjects, ObjectRecord, write_kitti_folder
 
 __all__ = ["CLASSES", "DemoConfig", "SceneObject", "ensure_demo_files", "generate_scene"]
@@ -317,19 +318,19 @@ def label_scene(objects, rng, stem: str, errors: list) -> list[ObjectRecord]:
         }
         if o.label == "marking":
             if rng.random() < 0.3:
-                errors.append({"image": stem, "type": "spurious", "object": index,
+                errors.append({"image": stem, "type": SPURIOUS, "object": index,
                                "label": "crosswalks", "box": o.box, "line": len(out) + 1})  # fmt: skip
                 out.append(ObjectRecord("crosswalks", o.box, attributes=attrs))
             continue
         if o.label == "crosswalks" and rng.random() < 0.12:
-            errors.append({"image": stem, "type": "missing", "object": index,
+            errors.append({"image": stem, "type": MISSING, "object": index,
                            "label": "crosswalks", "box": o.box})  # fmt: skip
             continue
         label, box = o.label, o.box
         if o.label in ("motorcycles", "bicycles", "pedestrians") and rng.random() < 0.05:
             label = {"motorcycles": "bicycles", "bicycles": "motorcycles",
                      "pedestrians": "bicycles"}[o.label]  # fmt: skip
-            errors.append({"image": stem, "type": "wrong_class", "object": index,
+            errors.append({"image": stem, "type": WRONG_CLASS, "object": index,
                            "label": label, "true_label": o.label, "box": o.box,
                            "line": len(out) + 1})  # fmt: skip
         elif rng.random() < 0.025:
@@ -337,7 +338,7 @@ def label_scene(objects, rng, stem: str, errors: list) -> list[ObjectRecord]:
             g = rng.uniform(0.2, 0.35)
             w, h = x2 - x1, y2 - y1
             box = _clip_box(x1 - g * w, y1 - g * h, x2 + g * w, y2 + g * h * 0.5)
-            errors.append({"image": stem, "type": "loose_box", "object": index, "label": label,
+            errors.append({"image": stem, "type": LOOSE_BOX, "object": index, "label": label,
                            "box": box, "true_box": o.box, "line": len(out) + 1})  # fmt: skip
         out.append(ObjectRecord(label, box, attributes=attrs))
     return out

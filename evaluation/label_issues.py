@@ -43,8 +43,12 @@ from detection_debugger.evaluation.matching import candidate_pairs, pair_iou
 
 __all__ = [
     "ACCEPTED",
-    "REJECTED",
     "ISSUE_TYPES",
+    "LOOSE_BOX",
+    "MISSING",
+    "REJECTED",
+    "SPURIOUS",
+    "WRONG_CLASS",
     "IssueScores",
     "LabelIssueConfig",
     "LabelIssues",
@@ -451,40 +455,30 @@ def _check_sets(sets: Sequence[DetectionSet]) -> DetectionSet:
 # ---------------------------------------------------------------------------- issue types
 
 
-def _missing(sets, overlaps, calibrated, recall, config: LabelIssueConfig) -> IssueScores:
-    """Confident predictions on no ground truth, clustered across sets into candidates."""
-    gt = sets[0]
-    parts = []  # per set: (pred rows, largest IoU with any ground truth)
-    for data, ov in zip(sets, overlaps):
-        num = len(data.pred_ids)
-        same = ov.same & ~data.gt_crowd[ov.gt]
-        near_same, _ = _group_max(ov.pred[same], ov.iou[same], num)
-        near_other, _ = _group_max(ov.pred[~same], ov.iou[~same], num)
-        crowd = data.gt_crowd[ov.gt]
-        near_crowd, _ = _group_max(ov.pred[crowd], ov.iou[crowd], num)
-        keep = (
-            (data.pred_scores >= config.confidence)
-            & (near_same < config.missing_max_iou)
-            & (near_crowd < config.missing_max_iou)
-            & (near_other < config.missing_other_iou)
-        )
-        rows = np.flatnonzero(keep)
-        near = np.maximum(np.maximum(near_same, near_other), np.maximum(near_crowd, 0.0))
-        parts.append((rows, near[rows]))
-    set_of = np.concatenate([np.full(len(r), s, np.int64) for s, (r, _) in enumerate(parts)])
-    if not len(set_of):
-        return _empty(MISSING)
-    pred_of = np.concatenate([r for r, _ in parts])
-    near_of = np.concatenate([n for _, n in parts])
-    image = np.concatenate([d.pred_image[r] for d, (r, _) in zip(sets, parts)])
-    label = np.concatenate([d.pred_class[r] for d, (r, _) in zip(sets, parts)])
-    conf = np.concatenate([d.pred_scores[r] for d, (r, _) in zip(sets, parts)])
-    boxes = np.concatenate([d.pred_boxes[r] for d, (r, _) in zip(sets, parts)]).reshape(-1, 4)
-    right = np.concatenate([c[r] for c, (r, _) in zip(calibrated, parts)])
+def _missing_rows(data: DetectionSet, ov: _Overlaps, config: LabelIssueConfig):
+    """The confident predictions of one set on no ground truth: ``(rows, largest IoU with
+    any ground truth or crowd region)``."""
+    num = len(data.pred_ids)
+    same = ov.same & ~data.gt_crowd[ov.gt]
+    near_same, _ = _group_max(ov.pred[same], ov.iou[same], num)
+    near_other, _ = _group_max(ov.pred[~same], ov.iou[~same], num)
+    crowd = data.gt_crowd[ov.gt]
+    near_crowd, _ = _group_max(ov.pred[crowd], ov.iou[crowd], num)
+    keep = (
+        (data.pred_scores >= config.confidence)
+        & (near_same < config.missing_max_iou)
+        & (near_crowd < config.missing_max_iou)
+        & (near_other < config.missing_other_iou)
+    )
+    rows = np.flatnonzero(keep)
+    near = np.maximum(np.maximum(near_same, near_other), np.maximum(near_crowd, 0.0))
+    return rows, near[rows]
 
-    # Greedy clustering by descending calibrated confidence: a prediction joins the strongest
-    # cluster of its image and class whose leading box it overlaps at agreement_iou.
-    keys = image * gt.num_classes + label
+
+def _cluster(keys: np.ndarray, right: np.ndarray, boxes: np.ndarray, agreement_iou: float):
+    """Greedy clustering by descending calibrated confidence ``right``: a prediction joins
+    the strongest cluster of its key (image and class) whose leading box it overlaps at
+    ``agreement_iou``. Returns ``(cluster (N,) int64, leader rows (C,) int64)``."""
     order = np.lexsort((-right, keys))
     cluster = np.full(len(order), -1, dtype=np.int64)
     leaders: list[int] = []
@@ -497,30 +491,50 @@ def _missing(sets, overlaps, calibrated, recall, config: LabelIssueConfig) -> Is
                 ious = pair_iou(np.repeat(boxes[r][None], len(lead), 0), boxes[lead],
                                 np.zeros(len(lead), bool))  # fmt: skip
                 best = int(np.argmax(ious))
-                if ious[best] >= config.agreement_iou:
+                if ious[best] >= agreement_iou:
                     cluster[r] = cluster[lead[best]]
                     continue
             cluster[r] = len(leaders)
             leaders.append(int(r))
             group.append(int(r))
-    num = len(leaders)
-    lead_label = label[np.array(leaders)]
+    return cluster, np.array(leaders, dtype=np.int64)
 
-    # Agreement: the mean of the sets' calibrated confidences (a duplicate of the same set
-    # counts once; a silent set counts 0), each set weighted by the odds of its recall of the
-    # class, so the silence of a set that finds the class reliably elsewhere weighs most.
-    per_set = np.zeros((num, len(sets)))
+
+def _agreement(cluster, set_of, right, num_sets: int, recall, lead_label):
+    """Per cluster, ``(score, fired (C, S) bool)``: the mean of the sets' calibrated
+    confidences (a duplicate of the same set counts once; a silent set counts 0), each set
+    weighted by the odds of its recall of the class, so the silence of a set that finds the
+    class reliably elsewhere weighs most."""
+    per_set = np.zeros((len(lead_label), num_sets))
     np.maximum.at(per_set, (cluster, set_of), right)
-    fired = per_set > 0
     weight = _odds(np.clip(np.nan_to_num(recall[:, lead_label].T, nan=0.0), 0.0, 0.99))
     total = weight.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         combined = np.where(total > 0, (weight * per_set).sum(axis=1) / total, 0.0)
-    lead_rows = np.array(leaders)
-    support = _shape_support(gt, label[lead_rows], boxes[lead_rows], config)
+    return combined, per_set > 0
+
+
+def _missing(sets, overlaps, calibrated, recall, config: LabelIssueConfig) -> IssueScores:
+    """Confident predictions on no ground truth, clustered across sets into candidates."""
+    parts = [_missing_rows(data, ov, config) for data, ov in zip(sets, overlaps)]
+    set_of = np.concatenate([np.full(len(r), s, np.int64) for s, (r, _) in enumerate(parts)])
+    if not len(set_of):
+        return _empty(MISSING)
+    pred_of = np.concatenate([r for r, _ in parts])
+    near_of = np.concatenate([n for _, n in parts])
+    image = np.concatenate([d.pred_image[r] for d, (r, _) in zip(sets, parts)])
+    label = np.concatenate([d.pred_class[r] for d, (r, _) in zip(sets, parts)])
+    conf = np.concatenate([d.pred_scores[r] for d, (r, _) in zip(sets, parts)])
+    boxes = np.concatenate([d.pred_boxes[r] for d, (r, _) in zip(sets, parts)]).reshape(-1, 4)
+    right = np.concatenate([c[r] for c, (r, _) in zip(calibrated, parts)])
+    gt = sets[0]
+    cluster, leaders = _cluster(image * gt.num_classes + label, right, boxes,
+                                config.agreement_iou)  # fmt: skip
+    combined, fired = _agreement(cluster, set_of, right, len(sets), recall, label[leaders])
+    support = _shape_support(gt, label[leaders], boxes[leaders], config)
     score = np.clip(combined * support, 0.0, 1.0)
     # The evidence shown is the most confident member prediction of the cluster.
-    _, best_row = _group_max(cluster, conf, num)
+    _, best_row = _group_max(cluster, conf, len(leaders))
     keep = score > 0
     b = best_row[keep]
     return IssueScores(

@@ -6,12 +6,19 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from detection_debugger.datasets.exporting import FIXED_SUFFIX
-from detection_debugger.evaluation.label_issues import ISSUE_TYPES, LabelIssueConfig
+from detection_debugger.datasets.issue_fields import ISSUE_TAG_PREFIX, MISSING_SUFFIX
+from detection_debugger.evaluation.label_issues import (
+    ACCEPTED,
+    ISSUE_TYPES,
+    MISSING,
+    REJECTED,
+    LabelIssueConfig,
+)
 from detection_debugger.operators.forms import detections_fields
 
 __all__ = ["AcceptLabelIssues", "FindLabelIssues", "RejectLabelIssues"]
 
-_OWN_SUFFIXES = (FIXED_SUFFIX, "_missing")
+_OWN_SUFFIXES = (FIXED_SUFFIX, MISSING_SUFFIX)
 
 
 def _gt_choices(dataset) -> list[str]:
@@ -30,7 +37,7 @@ class FindLabelIssues(foo.Operator):
             label="Detection Debugger: find label issues",
             description=(
                 "Score missing, wrong-class, spurious and loose-box annotations from one or "
-                "more prediction fields; tag them issue:<type>"
+                f"more prediction fields; tag them {ISSUE_TAG_PREFIX}<type>"
             ),
             dynamic=True,
             allow_immediate_execution=True,
@@ -58,12 +65,13 @@ class FindLabelIssues(foo.Operator):
         for t in ISSUE_TYPES:
             inputs.float(f"{t}_threshold", default=defaults.threshold(t), required=False,
                          label=f"Flag {t} at score")  # fmt: skip
-        inputs.enum("show", list(ISSUE_TYPES), default="missing", required=False,
+        inputs.enum("show", list(ISSUE_TYPES), default=MISSING, required=False,
                     label="Then show", view=types.RadioGroup())  # fmt: skip
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def execute(self, ctx):
-        from detection_debugger.datasets.label_issues import find_label_issues, issues_view
+        from detection_debugger.datasets.label_issues import find_label_issues
+        from detection_debugger.datasets.views import issues_view
 
         fields = _gt_choices(ctx.dataset)
         gt = ctx.params.get("gt_field") or _gt_default(fields)
@@ -78,7 +86,7 @@ class FindLabelIssues(foo.Operator):
         ctx.set_progress(progress=0.1, label="reading boxes and scoring")
         report = find_label_issues(ctx.target_view(), gt, preds, config)
         ctx.ops.reload_dataset()
-        show = ctx.params.get("show") or "missing"
+        show = ctx.params.get("show") or MISSING
         ctx.ops.set_view(issues_view(ctx.dataset, gt, show))
         flagged = {t: c["flagged"] for t, c in report.counts.items()}
         ctx.ops.notify(
@@ -100,7 +108,7 @@ class _ReviewLabelIssues(foo.Operator):
 
     @property
     def config(self):
-        verb = "accept" if self.status == "accepted" else "reject"
+        verb = "accept" if self.status == ACCEPTED else "reject"
         return foo.OperatorConfig(
             name=f"{verb}_label_issues",
             label=f"Detection Debugger: {verb} label issues",
@@ -130,7 +138,7 @@ class _ReviewLabelIssues(foo.Operator):
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def execute(self, ctx):
-        from detection_debugger.datasets.label_issues import flagged_label_ids, review_issues
+        from detection_debugger.datasets.review import flagged_label_ids, review_issues
 
         gt = ctx.params.get("gt_field") or _gt_default(_gt_choices(ctx.dataset))
         ids = [s["label_id"] for s in (ctx.selected_labels or [])]
@@ -147,8 +155,8 @@ class _ReviewLabelIssues(foo.Operator):
 
 
 class AcceptLabelIssues(_ReviewLabelIssues):
-    status = "accepted"
+    status = ACCEPTED
 
 
 class RejectLabelIssues(_ReviewLabelIssues):
-    status = "rejected"
+    status = REJECTED

@@ -94,9 +94,9 @@ class DetectionDebuggerPanel(foo.Panel):
 
     def _issue_counts(self, ctx, gt_field):
         """Flagged label issues per type (tags written by find_label_issues), or None."""
-        from detection_debugger.datasets.label_issues import ISSUE_TAGS, MISSING_SUFFIX
+        from detection_debugger.datasets.issue_fields import ISSUE_TAGS, missing_field
 
-        fields = [f for f in (gt_field, gt_field + MISSING_SUFFIX) if ctx.dataset.has_field(f)]
+        fields = [f for f in (gt_field, missing_field(gt_field)) if ctx.dataset.has_field(f)]
         tags = ctx.dataset.count_label_tags(label_fields=fields)
         if not any(tag in tags for tag in ISSUE_TAGS.values()):
             return None
@@ -228,7 +228,7 @@ class DetectionDebuggerPanel(foo.Panel):
         ctx.ops.clear_view()
 
     def on_issue_click(self, ctx):
-        from detection_debugger.datasets.label_issues import issues_view
+        from detection_debugger.datasets.views import issues_view
 
         row = (ctx.panel.state.issue_counts or [])[int(ctx.params.get("row", 0))]
         ctx.ops.set_view(issues_view(ctx.dataset, ctx.panel.state.gt_field, row["issue"]))

@@ -11,16 +11,21 @@ import fiftyone as fo
 import pytest
 from fiftyone.operators import execute_operator
 
-from detection_debugger.datasets import label_issues as li
+from detection_debugger.datasets import review
 from detection_debugger.datasets.exporting import export_labels
+from detection_debugger.datasets.issue_fields import ISSUE_TAGS, MISSING_SUFFIX
+from detection_debugger.datasets.label_issues import find_label_issues
+from detection_debugger.datasets.views import issues_view
+from detection_debugger.demo import label_quality as lq
 from detection_debugger.demo.runner import build_demo_dataset
 from detection_debugger.demo.scenes import DemoConfig
+from detection_debugger.evaluation.label_issues import LabelIssueConfig
 
 pytestmark = pytest.mark.fiftyone
 
 PLUGIN = "@datacentric/detection-debugger"
 GT, PREDS = "ground_truth", ["baseline", "retrained"]
-FIXED, MISSING = GT + "_fixed", GT + li.MISSING_SUFFIX
+FIXED, MISSING = GT + "_fixed", GT + MISSING_SUFFIX
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +41,7 @@ def demo(tmp_path_factory):
 def small(demo):
     """A fresh 80-image copy of the demo with the issues found."""
     dataset = demo[0].limit(80).clone(f"li-small-{uuid.uuid4().hex[:6]}")
-    li.find_label_issues(dataset, GT, PREDS)
+    find_label_issues(dataset, GT, PREDS)
     yield dataset
     dataset.delete()
 
@@ -46,37 +51,42 @@ def _raw(dataset, field: str) -> list:
 
 
 def _one_of_each(dataset) -> dict[str, str]:
-    return {t: li.flagged_label_ids(dataset, GT, t)[0] for t in li.ISSUE_TAGS}
+    return {t: review.flagged_label_ids(dataset, GT, t)[0] for t in ISSUE_TAGS}
 
 
 def test_quality_on_the_demo(demo):
     dataset, manifest = demo
     start = time.perf_counter()
-    report = li.find_label_issues(dataset, GT, PREDS)
+    report = find_label_issues(dataset, GT, PREDS)
     elapsed = time.perf_counter() - start
-    truth = li.manifest_truth(dataset, GT, manifest)
-    quality = li.measure_quality(li.our_candidates(dataset, GT), truth)
-    print("\n".join(li.format_quality({"detection-debugger": quality})), f"({elapsed:.1f} s)")
-    floors = {  # (precision, recall) at the default thresholds, then at top-k
+    truth = lq.manifest_truth(dataset, GT, manifest)
+    quality = lq.measure_quality(lq.our_candidates(dataset, GT), truth)
+    print("\n".join(lq.format_quality({"detection-debugger": quality})), f"({elapsed:.1f} s)")
+    # (precision, recall) at the default thresholds, then precision at top-k; measured at
+    # seed 0: missing .84 .73 .73, wrong_class .89 .72 .87, spurious .35 .91 .00, loose_box
+    # .90 .62 .74. Spurious has no top-k floor: its 32 highest scores (k = 32 planted) are
+    # all real objects that neither model detects, so its P@k is 0 and a floor of 0 would
+    # check nothing; its flagged precision and recall are the check.
+    floors = {
         "missing": (0.8, 0.7, 0.7),
         "wrong_class": (0.8, 0.7, 0.8),
-        "spurious": (0.3, 0.85, 0.0),
+        "spurious": (0.3, 0.85, None),
         "loose_box": (0.85, 0.55, 0.7),
     }
     for t, (p, r, top) in floors.items():
         q = quality[t]
         assert q["precision"] >= p and q["recall"] >= r, (t, q)
-        assert q["top_k_precision"] >= top, (t, q)
+        assert top is None or q["top_k_precision"] >= top, (t, q)
     assert report.counts["missing"]["flagged"] == quality["missing"]["flagged"]
 
 
 def test_find_tags_and_fields(small):
     gt_tags = small.count_label_tags(GT)
     for t in ("wrong_class", "spurious", "loose_box"):
-        tagged = small.filter_labels(GT, fo.ViewField("tags").contains(li.ISSUE_TAGS[t]))
+        tagged = small.filter_labels(GT, fo.ViewField("tags").contains(ISSUE_TAGS[t]))
         scores = tagged.values(f"{GT}.detections.issue_{t}", unwind=True)
-        assert len(scores) == gt_tags.get(li.ISSUE_TAGS[t], 0)
-        assert all(s >= li.LabelIssueConfig().threshold(t) for s in scores)
+        assert len(scores) == gt_tags.get(ISSUE_TAGS[t], 0)
+        assert all(s >= LabelIssueConfig().threshold(t) for s in scores)
     missing = [
         d for s in small.iter_samples() for d in (s[MISSING].detections if s[MISSING] else [])
     ]
@@ -84,20 +94,20 @@ def test_find_tags_and_fields(small):
     for d in missing:
         assert d.issue_type == "missing" and d.issue_source_field in PREDS
         assert 0 < d.issue_score <= 1 and d.issue_iou < 0.5
-    view = li.issues_view(small, GT, "missing")
+    view = issues_view(small, GT, "missing")
     scores = view.values(f"{MISSING}.issue_score")
     assert scores == sorted(scores, reverse=True) and len(scores) == sum(
-        li.ISSUE_TAGS["missing"] in d.tags for d in missing
+        ISSUE_TAGS["missing"] in d.tags for d in missing
     )
 
 
 def test_accept_and_reject_round_trip(small):
     original = _raw(small, GT)
-    li._ensure_fixed(small, GT)
+    review._ensure_fixed(small, GT)
     clean_fixed = _raw(small, FIXED)
     assert not small.count_label_tags(FIXED)
     ids = _one_of_each(small)
-    counts = li.accept_issues(small, GT, list(ids.values()))
+    counts = review.accept_issues(small, GT, list(ids.values()))
     assert counts == {"accepted": 4, "rejected": 0, "changed": 4}
     assert _raw(small, GT) == original  # the original field never changes
 
@@ -112,19 +122,19 @@ def test_accept_and_reject_round_trip(small):
     assert loose.bounding_box == source.detections[0].bounding_box
     added = fixed[ids["missing"]]
     assert added.fix_type == "missing" and added.fix_source_field in PREDS and added.fix_time
-    decisions = li.review_decisions(small, GT)
+    decisions = review.review_decisions(small, GT)
     assert {d["status"] for d in decisions.values()} == {"accepted"}
 
-    counts = li.reject_issues(small, GT, list(ids.values()))
+    counts = review.reject_issues(small, GT, list(ids.values()))
     assert counts == {"accepted": 0, "rejected": 4, "changed": 4}
     assert _raw(small, GT) == original
     assert _raw(small, FIXED) == clean_fixed  # every accepted change undone
-    assert li.reject_issues(small, GT, list(ids.values()))["changed"] == 0
+    assert review.reject_issues(small, GT, list(ids.values()))["changed"] == 0
 
 
 def test_export_of_the_corrected_field_has_exactly_the_accepted_changes(small, tmp_path):
     ids = _one_of_each(small)
-    li.accept_issues(small, GT, list(ids.values()))
+    review.accept_issues(small, GT, list(ids.values()))
     fixed = export_labels(small, GT, "kitti", tmp_path / "fixed")
     orig = export_labels(small, GT, "kitti", tmp_path / "orig", use_corrected=False)
     assert fixed.used_corrected_field and not orig.used_corrected_field
@@ -141,15 +151,15 @@ def test_export_of_the_corrected_field_has_exactly_the_accepted_changes(small, t
 
 def test_rerun_keeps_decisions(small):
     ids = _one_of_each(small)
-    li.accept_issues(small, GT, [ids["missing"], ids["wrong_class"]])
-    li.reject_issues(small, GT, [ids["spurious"]])
-    report = li.find_label_issues(small, GT, PREDS)
+    review.accept_issues(small, GT, [ids["missing"], ids["wrong_class"]])
+    review.reject_issues(small, GT, [ids["spurious"]])
+    report = find_label_issues(small, GT, PREDS)
     assert report.reviewed["missing"]["accepted"] == 1
     assert report.reviewed["spurious"]["rejected"] == 1
     gt = {d.id: d for s in small.iter_samples() for d in s[GT].detections}
     assert gt[ids["wrong_class"]].issue_review == "accepted"
     assert gt[ids["spurious"]].issue_review == "rejected"
-    assert li.ISSUE_TAGS["spurious"] not in gt[ids["spurious"]].tags
+    assert ISSUE_TAGS["spurious"] not in gt[ids["spurious"]].tags
     missing = {d.id: d for s in small.iter_samples() for d in s[MISSING].detections}
     assert missing[ids["missing"]].issue_review == "accepted"  # same id across runs
     fixed = {d.id for s in small.iter_samples() for d in s[FIXED].detections}
@@ -164,7 +174,7 @@ def test_operators(small):
     )  # fmt: skip
     assert result.error is None, result.error
     assert result.result["flagged"]["wrong_class"] > 0
-    label_id = li.flagged_label_ids(small, GT, "wrong_class")[0]
+    label_id = review.flagged_label_ids(small, GT, "wrong_class")[0]
     sample_id = small.select_labels(ids=[label_id]).first().id
     selected = [{"label_id": label_id, "sample_id": sample_id, "field": GT}]
     result = execute_operator(
@@ -178,7 +188,7 @@ def test_operators(small):
         ctx={"dataset": small, "params": {"gt_field": GT}, "selected_labels": selected},
     )
     assert result.result["changed"] == 1
-    assert li.review_decisions(small, GT)[label_id]["status"] == "rejected"
+    assert review.review_decisions(small, GT)[label_id]["status"] == "rejected"
 
 
 def test_cli(small, capsys):
@@ -187,7 +197,7 @@ def test_cli(small, capsys):
     assert main(["issues", "find", "--dataset", small.name, "--gt-field", GT,
                  "--pred-field", "baseline", "--pred-field", "retrained", "--json"]) == 0  # fmt: skip
     out = json.loads(capsys.readouterr().out)
-    assert out["pred_fields"] == PREDS and out["counts"]["missing"]["flagged"] >= 0
+    assert out["pred_fields"] == PREDS and out["counts"]["missing"]["flagged"] > 0
     assert main(["issues", "accept", "--dataset", small.name, "--gt-field", GT,
                  "--type", "wrong_class"]) == 0  # fmt: skip
     assert "issues accepted" in capsys.readouterr().out
