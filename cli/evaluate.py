@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from detection_debugger.cli.common import UsageError, iou_argument, write_output
+from detection_debugger.cli.common import UsageError, iou_argument, load_dataset, write_output
 from detection_debugger.evaluation import DetectionSet, InputError, MatchTable
 from detection_debugger.evaluation.detections import GT, PRED
 from detection_debugger.formats import (
@@ -30,10 +30,16 @@ def add_evaluate_command(subparsers) -> None:
             "column. Writes JSON."
         ),
     )
-    evaluate.add_argument("--gt", required=True, metavar="GT.json", help="COCO ground truth")
+    evaluate.add_argument("--gt", metavar="GT.json", help="COCO ground truth (file mode)")
+    evaluate.add_argument("--pred", metavar="DETS.json", help="COCO results (file mode)")
     evaluate.add_argument(
-        "--pred", required=True, metavar="DETS.json", help="COCO results (detections list)"
+        "--dataset", help="dataset mode: evaluate a FiftyOne dataset and store the run"
     )
+    evaluate.add_argument("--pred-field", help="dataset mode: the predictions field")
+    evaluate.add_argument(
+        "--gt-field", default="ground_truth", help="dataset mode: ground truth (ground_truth)"
+    )
+    evaluate.add_argument("--eval-key", help="dataset mode: the run's key (eval_<pred-field>)")
     evaluate.add_argument(
         "--iou", type=iou_argument, default=0.5, help="IoU threshold of the confusion matrix (0.5)"
     )
@@ -95,12 +101,37 @@ def _analyses(args, data, table) -> dict:
         per_class = dict(args.class_iou)
         unknown = sorted(set(per_class) - set(data.class_names))
         if unknown:
-            raise UsageError(f"--class-iou: no class {unknown[0]!r} in {args.gt}")
+            raise UsageError(f"--class-iou: no class {unknown[0]!r} among the evaluated classes")
         iou = per_class or args.iou
         out["voc"] = voc_ap(
             data, iou, pixel_offset=args.voc_pixel_offset, default_iou=args.iou
         ).to_dict()
     return out
+
+
+def _evaluate_dataset(args: argparse.Namespace) -> int:
+    """Dataset mode: the same run as the App's evaluate_detections operator, stored with the
+    dataset; prints the JSON of the file mode."""
+    from detection_debugger.datasets.runs import evaluate_detections
+
+    if args.gt or args.pred:
+        raise UsageError("--dataset evaluates a dataset: leave out --gt and --pred")
+    if not args.pred_field:
+        raise UsageError("evaluate --dataset needs --pred-field")
+    dataset = load_dataset(args.dataset)
+    for field in (args.gt_field, args.pred_field):
+        if not dataset.has_field(field):
+            raise UsageError(f"dataset {args.dataset!r} has no field {field!r}")
+    key = args.eval_key or f"eval_{args.pred_field}"
+    results = evaluate_detections(
+        dataset, args.pred_field, args.gt_field, eval_key=key, iou=args.iou,
+        score_threshold=args.score_threshold,
+    )  # fmt: skip
+    table = results.table()
+    document = {**results.result.to_dict(), **_analyses(args, table.data, table)}
+    document["params"] = {**document.get("params", {}), "dataset": dataset.name, "eval_key": key}
+    write_output(json.dumps(document, indent=2), args.output)
+    return 0
 
 
 def _evaluate_coco(gt: dict, results: list, image_ids, paths: dict, iou: float, score: float):
@@ -114,6 +145,10 @@ def _evaluate_coco(gt: dict, results: list, image_ids, paths: dict, iou: float, 
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.dataset is not None:
+        return _evaluate_dataset(args)
+    if not (args.gt and args.pred):
+        raise UsageError("evaluate needs --gt and --pred (files) or --dataset and --pred-field")
     gt = read_coco_ground_truth(args.gt)
     check_coco_ground_truth(gt, args.gt)
     results = read_coco_results(args.pred)

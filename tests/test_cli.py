@@ -150,3 +150,35 @@ def test_evaluate_adds_tide_pr_and_voc_sections_as_specified(coco_files, tmp_pat
     assert voc["mAP_all_point"] == pytest.approx(expected["mAP_all_point"], abs=1e-12)
     bad = run_cli("evaluate", "--gt", str(gt), "--pred", str(dets), "--class-iou", "nope=0.5")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nope" in bad.stderr
+
+
+@pytest.mark.fiftyone
+def test_evaluate_dataset_mode_stores_the_run_and_prints_the_file_modes_json(tmp_path):
+    """import, then evaluate from the command line (the pipeline of the README)."""
+    import uuid
+
+    import fiftyone as fo
+
+    from detection_debugger.demo.synthetic import write_files
+
+    gt, results = make_coco(SyntheticConfig(num_images=12, num_classes=3, seed=8))
+    paths = write_files(tmp_path, gt, results, gt_format="coco")
+    name = f"cli-eval-{uuid.uuid4().hex[:8]}"
+    imported = run_cli("import", "--dataset", name, "--images", paths["images"], "--gt",
+                       paths["gt"], "--gt-format", "coco", "--pred", paths["pred"],
+                       "--pred-format", "tao")  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    try:
+        run = run_cli("evaluate", "--dataset", name, "--pred-field", "predictions", "--tide")
+        assert run.returncode == 0, run.stderr
+        out = json.loads(run.stdout)
+        assert out["params"]["eval_key"] == "eval_predictions" and "tide" in out
+        reference = run_pycocotools(gt, results)
+        np.testing.assert_allclose(stats_array(out["stats"]), reference.stats, atol=1e-9)
+        dataset = fo.load_dataset(name)
+        assert dataset.list_evaluations() == ["eval_predictions"]
+        bad = run_cli("evaluate", "--dataset", name, "--pred-field", "nope")
+        assert bad.returncode == 2 and "no field 'nope'" in bad.stderr
+    finally:
+        if fo.dataset_exists(name):
+            fo.delete_dataset(name)
