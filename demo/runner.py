@@ -182,6 +182,42 @@ def _port_free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def _plugins_folder(data_dir: Path) -> Path:
+    """``data_dir/plugins`` with this plugin linked in (FiftyOne's plugins folder)."""
+    plugins = data_dir / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    link = plugins / "detection-debugger"
+    if not link.exists():
+        link.symlink_to(PLUGIN_ROOT, target_is_directory=True)
+    return plugins
+
+
+def _tell_the_story(dataset, files: dict) -> None:
+    """Evaluates both models and prints their tables, the story and the label quality."""
+    _say("evaluating both prediction sets ...")
+    results = evaluate_demo(dataset)
+    for model in MODELS:
+        _say(f"\n== {model} ==")
+        _say(results[model]["all"].format_table())
+    _say("\n" + results["baseline"]["all"].format_confusion())
+    _say("\n== the story ==")
+    for line in _story(results):
+        _say("  " + line)
+    _say("\n== label quality ==")
+    for line in find_demo_issues(dataset, files["manifest"]):
+        _say("  " + line)
+    _say(f"\n(note: {dataset.info.get('demo_note')})")
+
+
+def _say_where_the_app_is(dataset, data_dir: Path, port: int) -> None:
+    _say(f"\nFiftyOne App with the plugin: http://127.0.0.1:{port}/datasets/{dataset.name}")
+    _say("in another terminal, the command line works on the same database, e.g.")
+    if data_dir != project_data_dir():
+        _say(f"  export {DATA_DIR_ENV}={data_dir}")
+    _say(f"  detection-debugger slices list --dataset {dataset.name} --eval-key eval_baseline")
+    _say("press Ctrl-C to stop (the App and the database stop with it)")
+
+
 def run_demo(
     num_images: int = 500,
     seed: int = 0,
@@ -195,12 +231,7 @@ def run_demo(
     if app and not _port_free(port):
         _say(f"port {port} is in use: stop what runs there or pass --port")
         return 2
-    plugins = data_dir / "plugins"
-    plugins.mkdir(parents=True, exist_ok=True)
-    link = plugins / "detection-debugger"
-    if not link.exists():
-        link.symlink_to(PLUGIN_ROOT, target_is_directory=True)
-
+    plugins = _plugins_folder(data_dir)
     database = contextlib.ExitStack()
     app_process = None
     # Ctrl-C and SIGTERM both stop the demo cleanly (SIGINT is set explicitly because a
@@ -213,19 +244,7 @@ def run_demo(
         env = {"FIFTYONE_PLUGINS_DIR": str(plugins)}
         os.environ.update(env)
         dataset, files = build_demo_dataset(config, data_dir)
-        _say("evaluating both prediction sets ...")
-        results = evaluate_demo(dataset)
-        for model in MODELS:
-            _say(f"\n== {model} ==")
-            _say(results[model]["all"].format_table())
-        _say("\n" + results["baseline"]["all"].format_confusion())
-        _say("\n== the story ==")
-        for line in _story(results):
-            _say("  " + line)
-        _say("\n== label quality ==")
-        for line in find_demo_issues(dataset, files["manifest"]):
-            _say("  " + line)
-        _say(f"\n(note: {dataset.info.get('demo_note')})")
+        _tell_the_story(dataset, files)
         if not app:
             return 0
         app_process = subprocess.Popen(
@@ -235,12 +254,7 @@ def run_demo(
             start_new_session=True,
         )  # fmt: skip
         _wait_for_port(port, app_process)
-        _say(f"\nFiftyOne App with the plugin: http://127.0.0.1:{port}/datasets/{dataset.name}")
-        _say("in another terminal, the command line works on the same database, e.g.")
-        if data_dir != project_data_dir():
-            _say(f"  export {DATA_DIR_ENV}={data_dir}")
-        _say(f"  detection-debugger slices list --dataset {dataset.name} --eval-key eval_baseline")
-        _say("press Ctrl-C to stop (the App and the database stop with it)")
+        _say_where_the_app_is(dataset, data_dir, port)
         app_process.wait()
         return app_process.returncode or 0
     except KeyboardInterrupt:

@@ -280,17 +280,32 @@ class DetectionDebuggerPanel(foo.Panel):
             )
             return types.Property(panel, view=types.GridView(orientation="vertical"))
 
-        runs = state.runs
+        self._render_controls(panel, state)
+        self._render_classes(panel, state)
+        self._render_confusion(panel, state)
+        if state.compare_key and state.compare_key != state.eval_key:
+            self._render_changes(panel, state)
+        if state.slice_scope:
+            self._render_slice(panel, state)
+        self._render_slice_list(panel, state)
+        self._render_search(panel)
+        self._render_issues(panel, state)
+        return types.Property(panel, view=types.GridView(orientation="vertical", gap=2))
+
+    def _render_controls(self, panel, state):
+        """The run and comparison choices, the sort order, *Show all*, and the summary."""
         controls = panel.h_stack("controls", align_x="left", gap=2)
-        controls.enum("eval_key", runs, default=state.eval_key, label="Evaluation",
+        controls.enum("eval_key", state.runs, default=state.eval_key, label="Evaluation",
                       on_change=self.on_change_eval, view=types.DropdownView())  # fmt: skip
-        controls.enum("compare_key", runs, default=state.compare_key, label="Compare with",
+        controls.enum("compare_key", state.runs, default=state.compare_key, label="Compare with",
                       on_change=self.on_change_compare, view=types.DropdownView())  # fmt: skip
         controls.enum("sort_by", list(SORT_KEYS), default=state.sort_by, label="Sort by",
                       on_change=self.on_change_sort, view=types.DropdownView())  # fmt: skip
         controls.btn("reset", label="Show all", on_click=self.on_reset)
         panel.md(state.summary or "", name="summary")
 
+    def _render_classes(self, panel, state):
+        """The per-class table (with the compared run's AP) and the imbalance bars."""
         table = types.TableView()
         columns = ["class", "AP", "AP50", "AR100", "num_gt", "num_pred", "tp", "fn",
                    "mispredicted", "fp"]  # fmt: skip
@@ -308,6 +323,8 @@ class DetectionDebuggerPanel(foo.Panel):
         panel.plot("bars", layout=state.bars_layout,
                    config={"displayModeBar": False}, label="Annotations vs predictions")  # fmt: skip
 
+    def _render_confusion(self, panel, state):
+        """The confusion matrix (click a cell) and the error-type buttons of one class."""
         scale = panel.h_stack("scale_row", align_x="left")
         scale.enum("scale", ["linear", "log"], default=state.scale or "linear",
                    label="Colour scale", on_change=self.on_change_scale,
@@ -325,15 +342,6 @@ class DetectionDebuggerPanel(foo.Panel):
             ("mispredicted", self.show_mispredicted), ("correct", self.show_correct),
         ):  # fmt: skip
             errors.btn(f"show_{name}", label=name, on_click=method, variant="outlined")
-
-        if state.compare_key and state.compare_key != state.eval_key:
-            self._render_changes(panel, state)
-        if state.slice_scope:
-            self._render_slice(panel, state)
-        self._render_slice_list(panel, state)
-        self._render_search(panel)
-        self._render_issues(panel, state)
-        return types.Property(panel, view=types.GridView(orientation="vertical", gap=2))
 
     def _render_search(self, panel):
         panel.md(
