@@ -195,7 +195,7 @@ class DebuggerResults(fouc.COCODetectionResults):
         if self._table is None:
             arrays = self._arrays()
             self._table = MatchTable.from_arrays(arrays)
-            self._label_ids = {side: arrays.get(f"ids.{side}") for side in ("gt", "pred")}
+            self._label_ids = {side: arrays[f"ids.{side}"] for side in ("gt", "pred")}
         return self._table
 
     def sample_rows(self, sample_ids) -> tuple[np.ndarray, int]:
@@ -208,25 +208,15 @@ class DebuggerResults(fouc.COCODetectionResults):
         mask[rows] = True
         return mask, len(sample_ids) - len(rows)
 
-    def label_ids(self, side: str) -> np.ndarray | None:
-        """Label ids (``S24`` bytes) of the table's ``"gt"`` or ``"pred"`` rows; None for runs
-        saved before they were stored."""
+    def label_ids(self, side: str) -> np.ndarray:
+        """Label ids (``S24`` bytes) of the table's ``"gt"`` or ``"pred"`` rows."""
         self.table()
-        return self._label_ids.get(side)
+        return self._label_ids[side]
 
     def label_positions(self, side: str, label_ids) -> np.ndarray:
         """Row of each label id in the table's ``"gt"`` or ``"pred"`` objects, -1 for the ones
-        the run did not evaluate.
-
-        Raises:
-            ValueError: the run was saved before label ids were stored.
-        """
+        the run did not evaluate."""
         stored = self.label_ids(side)
-        if stored is None:
-            raise ValueError(
-                f"evaluation {self.key!r} was saved by an older version without label ids: "
-                "evaluate again to use object-level slices"
-            )
         if self._sorted_ids.get(side) is None:
             order = np.argsort(stored, kind="stable")
             self._sorted_ids[side] = (stored[order], order)
