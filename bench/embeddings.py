@@ -64,15 +64,22 @@ def bench_embedding(fo, folder: Path, n: int, batch_size: int) -> None:
     (folder / "images").mkdir()
     scenes = _scenes(folder / "images", n)
     dataset = fo.Dataset("bench-embeddings")
-    dataset.add_samples([
-        fo.Sample(filepath=p, ground_truth=fo.Detections(detections=[
-            fo.Detection(label="thing", bounding_box=b) for b in boxes]))
-        for p, boxes in scenes
-    ])  # fmt: skip
+    dataset.add_samples(
+        [
+            fo.Sample(
+                filepath=p,
+                ground_truth=fo.Detections(
+                    detections=[fo.Detection(label="thing", bounding_box=b) for b in boxes]
+                ),
+            )
+            for p, boxes in scenes
+        ]
+    )
     spec = ClipSpec(model="ViT-B-32", random_weights_seed=0, batch_size=batch_size)
     model = load_model(spec)
-    device = f"{model.device}" + (f", {torch.get_num_threads()} threads" if model.device.type ==
-                                  "cpu" else "")  # fmt: skip
+    device = f"{model.device}" + (
+        f", {torch.get_num_threads()} threads" if model.device.type == "cpu" else ""
+    )
     print(f"ViT-B-32 on {device}, batch {batch_size}, {n} images of 640x384, 4 boxes each")
     cache = folder / "cache"
     embed_images(dataset.limit(2), model, cache_dir=folder / "warmup")  # first-call overheads
@@ -101,11 +108,13 @@ def bench_search(fo, size: int, dim: int = 512) -> None:
     query = rng.standard_normal(dim).astype(np.float32)
     t_make = time.perf_counter()
     dataset = fo.Dataset(f"bench-search-{size}")
-    dataset.add_samples([fo.Sample(filepath=f"/nowhere/{i}.jpg") for i in range(size)],
-                        progress=False)  # fmt: skip
+    dataset.add_samples(
+        [fo.Sample(filepath=f"/nowhere/{i}.jpg") for i in range(size)], progress=False
+    )
     ids = np.array(dataset.values("id"))
-    index = fob.compute_similarity(dataset, embeddings=False, brain_key="clip_images",
-                                   backend="sklearn", progress=False)  # fmt: skip
+    index = fob.compute_similarity(
+        dataset, embeddings=False, brain_key="clip_images", backend="sklearn", progress=False
+    )
     index.add_to_index(vectors, ids)
     index.save()
     t_make = time.perf_counter() - t_make
@@ -129,10 +138,14 @@ def bench_search(fo, size: int, dim: int = 512) -> None:
     t_brute, _ = timed(brute, repeat=20)
     print(f"{size:>7,} vectors x {dim} (dataset + index made in {t_make:.1f} s)")
     print(f"  numpy brute force:               {t_brute * 1000:8.2f} ms")
-    print(f"  sklearn index query, cold/warm:  {t_index_cold * 1000:8.2f} / {t_index * 1000:.2f} ms"
-          f"  = {t_index / t_brute:.1f}x brute force (warm)")  # fmt: skip
-    print(f"  search() -> view, cold/warm:     {t_ours_cold * 1000:8.2f} / {t_ours * 1000:.2f} ms"
-          f"  = {t_ours / t_brute:.1f}x brute force (warm)")  # fmt: skip
+    print(
+        f"  sklearn index query, cold/warm:  {t_index_cold * 1000:8.2f} / {t_index * 1000:.2f} ms"
+        f"  = {t_index / t_brute:.1f}x brute force (warm)"
+    )
+    print(
+        f"  search() -> view, cold/warm:     {t_ours_cold * 1000:8.2f} / {t_ours * 1000:.2f} ms"
+        f"  = {t_ours / t_brute:.1f}x brute force (warm)"
+    )
     assert len(hits) == K
     dataset.delete()
 

@@ -48,9 +48,12 @@ def _tidecv(data: DetectionSet) -> tuple[float, dict]:
         add = gt.add_ignore_region if data.gt_crowd[j] else gt.add_ground_truth
         add(image, class_id, data.gt_boxes[j].tolist())
     for j in range(len(data.pred_ids)):
-        preds.add_detection(int(data.image_ids[data.pred_image[j]]),
-                            int(data.class_ids[data.pred_class[j]]),
-                            float(data.pred_scores[j]), data.pred_boxes[j].tolist())  # fmt: skip
+        preds.add_detection(
+            int(data.image_ids[data.pred_image[j]]),
+            int(data.class_ids[data.pred_class[j]]),
+            float(data.pred_scores[j]),
+            data.pred_boxes[j].tolist(),
+        )
     tide = TIDE()
     with contextlib.redirect_stdout(io.StringIO()):
         tide.evaluate(gt, preds, mode=TIDE.BOX)
@@ -65,8 +68,9 @@ def main() -> int:
     args = parser.parse_args()
     CONFIG["num_images"] = args.images
     gt_path, dets_path = dataset_paths()
-    data = DetectionSet.from_coco(json.loads(gt_path.read_text()),
-                                  json.loads(dets_path.read_text()))  # fmt: skip
+    data = DetectionSet.from_coco(
+        json.loads(gt_path.read_text()), json.loads(dets_path.read_text())
+    )
     print(f"{data.num_images} images, {len(data.gt_ids)} GT, {len(data.pred_ids)} predictions")
     table = MatchTable.build(data)
     build, tide_table = timed(lambda: TideTable.build(data))
@@ -76,7 +80,7 @@ def main() -> int:
         (
             "TIDE on a 10% image slice",
             timed(lambda: tide_table.errors((data.image_ids % 10) == 0), 5)[0],
-        ),  # fmt: skip
+        ),
         ("operating points, every class", timed(lambda: operating_points(table), 5)[0]),
         ("confusion matrix re-scored at 0.5", timed(lambda: rescore(table, 0.5), 5)[0]),
         ("VOC AP (all-point and 11-point)", timed(lambda: voc_ap(data), 5)[0]),
@@ -87,8 +91,10 @@ def main() -> int:
         seconds, theirs = _tidecv(data)
         ours = tide_table.errors()
         ours_total = build + rows[1][1]
-        print(f"  {'tidecv 1.0.1: the same decomposition':55s} {seconds * 1000:8.1f} ms"
-              f"  ({seconds / ours_total:.0f}x ours incl. matching)")  # fmt: skip
+        print(
+            f"  {'tidecv 1.0.1: the same decomposition':55s} {seconds * 1000:8.1f} ms"
+            f"  ({seconds / ours_total:.0f}x ours incl. matching)"
+        )
         worst = max(abs(ours.main[name] - value) for name, value in theirs["main"].items())
         print(f"  largest difference from tidecv's main errors: {worst:.2e} AP points")
     return 0

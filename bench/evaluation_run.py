@@ -41,9 +41,12 @@ def main() -> int:
         print("running FiftyOne evaluate_detections(compute_mAP=True) (minutes) ...", flush=True)
         start = time.perf_counter()
         theirs = dataset.evaluate_detections(
-            "predictions", gt_field="ground_truth", eval_key="fo", compute_mAP=True,
+            "predictions",
+            gt_field="ground_truth",
+            eval_key="fo",
+            compute_mAP=True,
             progress=False,
-        )  # fmt: skip
+        )
         theirs_s = time.perf_counter() - start
         print(f"FiftyOne: {theirs_s:.2f} s", flush=True)
         same = dataset.values("predictions.detections.dd") == dataset.values(
@@ -56,8 +59,10 @@ def main() -> int:
     print(
         f"{'detection-debugger (bulk, all fields)':<40}{ours_s:>9.2f}{1:>8.1f}x{ours.mAP():>8.4f}"
     )
-    print(f"{'FiftyOne evaluate_detections(mAP)':<40}{theirs_s:>9.2f}{theirs_s / ours_s:>8.1f}x"
-          f"{theirs.mAP():>8.4f}")  # fmt: skip
+    print(
+        f"{'FiftyOne evaluate_detections(mAP)':<40}{theirs_s:>9.2f}{theirs_s / ours_s:>8.1f}x"
+        f"{theirs.mAP():>8.4f}"
+    )
     print(f"\nper-object tp/fp of the predictions identical: {same}")
     print("(ours' mAP is pycocotools'; FiftyOne's own COCO mAP differs slightly)")
     return 0

@@ -29,9 +29,13 @@ def make_files(num_images: int) -> dict:
     folder = OUT / f"tao-{num_images}"
     marker = folder / ".complete"
     config = SyntheticConfig(
-        num_images=num_images, num_classes=10, gt_per_image=7.0, ghosts_per_image=24.0,
-        duplicates_per_object=1.3, seed=2026,
-    )  # fmt: skip
+        num_images=num_images,
+        num_classes=10,
+        gt_per_image=7.0,
+        ghosts_per_image=24.0,
+        duplicates_per_object=1.3,
+        seed=2026,
+    )
     gt, results = make_coco(config)
     if not marker.exists():
         print(f"writing {num_images} images and their TAO label files ...", flush=True)
@@ -58,10 +62,14 @@ def benchmark_dataset(num_images: int, name: str):
         from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
 
         print(f"importing the benchmark set ({num_images} images) ...", flush=True)
-        plan = plan_import(name, files["images"], [
-            LabelSource(labels, "kitti", "ground_truth", predictions=False),
-            LabelSource(files["pred"], "tao", "predictions", predictions=True),
-        ])  # fmt: skip
+        plan = plan_import(
+            name,
+            files["images"],
+            [
+                LabelSource(labels, "kitti", "ground_truth", predictions=False),
+                LabelSource(files["pred"], "tao", "predictions", predictions=True),
+            ],
+        )
         yield apply_import(plan, progress=False)
 
 

@@ -47,9 +47,15 @@ def mistakenness_candidates(dataset, model: str) -> dict:
     )
     out = {t: [] for t in ISSUE_TYPES}
     sids, widths, heights, boxes, confs, flags = dataset.values(
-        ["id", "metadata.width", "metadata.height", f"{model}.detections.bounding_box",
-         f"{model}.detections.confidence", f"{model}.detections.{miss}"]
-    )  # fmt: skip
+        [
+            "id",
+            "metadata.width",
+            "metadata.height",
+            f"{model}.detections.bounding_box",
+            f"{model}.detections.confidence",
+            f"{model}.detections.{miss}",
+        ]
+    )
     for sid, w, h, per_box, per_conf, per_flag in zip(sids, widths, heights, boxes, confs, flags):
         for (x, y, bw, bh), conf, flag in zip(per_box or [], per_conf or [], per_flag or []):
             if flag:
@@ -103,10 +109,14 @@ def main() -> int:
         for model in MODELS:
             start = time.perf_counter()
             fob.compute_mistakenness(
-                dataset, model, GT, mistakenness_field=f"mistakenness_{model}",
+                dataset,
+                model,
+                GT,
+                mistakenness_field=f"mistakenness_{model}",
                 missing_field=f"possible_missing_{model}",
-                spurious_field=f"possible_spurious_{model}", progress=False,
-            )  # fmt: skip
+                spurious_field=f"possible_spurious_{model}",
+                progress=False,
+            )
             timings[f"compute_mistakenness ({model})"] = time.perf_counter() - start
             rows[f"compute_mistakenness ({model})"] = lq.measure_quality(
                 mistakenness_candidates(dataset, model), truth

@@ -44,9 +44,11 @@ def main() -> int:
         slice_view = dataset.select(chosen, ordered=False)
         slices.save_slice(dataset, "bench slice", slice_view)
         first_class = dataset.distinct("ground_truth.detections.label")[0]
-        slices.save_slice(dataset, "bench objects", slice_view.filter_labels(
-            "ground_truth", F("label") == first_class
-        ))  # fmt: skip
+        slices.save_slice(
+            dataset,
+            "bench objects",
+            slice_view.filter_labels("ground_truth", F("label") == first_class),
+        )
 
         # Cold: a fresh process-level state, as a new App session or CLI call would have.
         dataset = fo.load_dataset("bench-slices")
@@ -54,20 +56,30 @@ def main() -> int:
         cold_s, cold = timed(lambda: slices.evaluate_slice(dataset, "dd", "bench slice"))
         warm_s, _ = timed(lambda: slices.evaluate_slice(dataset, "dd", "bench slice"), 20)
         objects_s, _ = timed(lambda: slices.evaluate_slice(dataset, "dd", "bench objects"), 20)
-        print(f"detection-debugger slice: cold {cold_s * 1000:.1f} ms, warm {warm_s * 1000:.1f} "
-              f"ms, object slice {objects_s * 1000:.1f} ms", flush=True)  # fmt: skip
+        print(
+            f"detection-debugger slice: cold {cold_s * 1000:.1f} ms, warm {warm_s * 1000:.1f} "
+            f"ms, object slice {objects_s * 1000:.1f} ms",
+            flush=True,
+        )
 
         print("running FiftyOne evaluate_detections(compute_mAP=True) on the slice ...", flush=True)
         view = dataset.load_saved_view("bench slice")
-        theirs_s, theirs = timed(lambda: view.evaluate_detections(
-            "predictions", gt_field="ground_truth", eval_key="fo", compute_mAP=True,
-            progress=False,
-        ))  # fmt: skip
+        theirs_s, theirs = timed(
+            lambda: view.evaluate_detections(
+                "predictions",
+                gt_field="ground_truth",
+                eval_key="fo",
+                compute_mAP=True,
+                progress=False,
+            )
+        )
         boxes = view.count("predictions.detections"), view.count("ground_truth.detections")
         dataset.delete()
 
-    print(f"\nslice: {size} of {args.images} images, {boxes[0]} predictions, {boxes[1]} "
-          "ground-truth objects\n")  # fmt: skip
+    print(
+        f"\nslice: {size} of {args.images} images, {boxes[0]} predictions, {boxes[1]} "
+        "ground-truth objects\n"
+    )
     print(f"{'re-evaluating the slice':<46}{'ms':>10}{'x ours (warm)':>15}{'AP':>8}")
     rows = [
         ("detection-debugger, warm (median of 20)", warm_s, cold.stats["AP"]),

@@ -59,26 +59,34 @@ def add_evaluate_command(subparsers) -> None:
 
 def _add_analysis_arguments(evaluate) -> None:
     evaluate.add_argument(
-        "--tide", action="store_true",
+        "--tide",
+        action="store_true",
         help="add TIDE's error decomposition (dAP points of Cls, Loc, Both, Dupe, Bkg, Miss; "
         "FalsePos, FalseNeg), overall and per class",
-    )  # fmt: skip
+    )
     evaluate.add_argument(
-        "--pr", action="store_true",
+        "--pr",
+        action="store_true",
         help="add per-class precision/recall curves over the score and the best-F1 threshold",
-    )  # fmt: skip
+    )
     evaluate.add_argument(
-        "--voc", action="store_true",
+        "--voc",
+        action="store_true",
         help="add PASCAL VOC AP (all-point and 11-point) at --iou or per-class --class-iou",
-    )  # fmt: skip
+    )
     evaluate.add_argument(
-        "--class-iou", action="append", type=_class_iou, metavar="CLASS=IOU", default=[],
+        "--class-iou",
+        action="append",
+        type=_class_iou,
+        metavar="CLASS=IOU",
+        default=[],
         help="VOC/TAO minimum overlap of one class (repeatable), e.g. car=0.7",
-    )  # fmt: skip
+    )
     evaluate.add_argument(
-        "--voc-pixel-offset", action="store_true",
+        "--voc-pixel-offset",
+        action="store_true",
         help="VOC devkit's +1 pixel box convention (default: continuous boxes, like COCO)",
-    )  # fmt: skip
+    )
 
 
 def _class_iou(text: str) -> tuple[str, float]:
@@ -124,9 +132,13 @@ def _evaluate_dataset(args: argparse.Namespace) -> int:
             raise UsageError(f"dataset {args.dataset!r} has no field {field!r}")
     key = args.eval_key or f"eval_{args.pred_field}"
     results = evaluate_detections(
-        dataset, args.pred_field, args.gt_field, eval_key=key, iou=args.iou,
+        dataset,
+        args.pred_field,
+        args.gt_field,
+        eval_key=key,
+        iou=args.iou,
         score_threshold=args.score_threshold,
-    )  # fmt: skip
+    )
     table = results.table()
     document = {**results.result.to_dict(), **_analyses(args, table.data, table)}
     document["params"] = {**document.get("params", {}), "dataset": dataset.name, "eval_key": key}

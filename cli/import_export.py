@@ -48,9 +48,11 @@ def add_import_command(subparsers) -> None:
         "(class index + 1) of Ultralytics/COCO results without COCO ground truth",
     )
     imp.add_argument(
-        "--images-json", metavar="FILE", help="COCO/Ultralytics results without COCO ground "
+        "--images-json",
+        metavar="FILE",
+        help="COCO/Ultralytics results without COCO ground "
         "truth: a JSON with 'images' [{id, file_name}] and 'categories' [{id, name}]",
-    )  # fmt: skip
+    )
     imp.add_argument(
         "--skip-invalid", action="store_true", help="skip malformed lines (each is reported)"
     )
@@ -101,10 +103,14 @@ def run_import(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} is required with {flag[:-7]} ({flag} auto recognises it)")
         sources.append(
             LabelSource(
-                path=path, format=fmt, field=field, predictions=predictions,
-                class_names=args.class_names, images_json=args.images_json,
+                path=path,
+                format=fmt,
+                field=field,
+                predictions=predictions,
+                class_names=args.class_names,
+                images_json=args.images_json,
             )
-        )  # fmt: skip
+        )
     class_map = ClassMap.load(args.class_map) if args.class_map else None
     known = existing_classes(args.dataset, args.gt_field) if not args.gt else None
     plan = plan_import(args.dataset, args.images, sources, class_map, args.skip_invalid, known)

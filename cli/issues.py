@@ -43,15 +43,32 @@ def add_issues_command(subparsers) -> argparse.ArgumentParser:
     find = sub.add_parser("find", help="score and tag label issues")
     find.add_argument("--dataset", required=True)
     find.add_argument("--gt-field", required=True, metavar="FIELD")
-    find.add_argument("--pred-field", required=True, action="append", metavar="FIELD",
-                      help="a prediction field (repeat for several models)")  # fmt: skip
+    find.add_argument(
+        "--pred-field",
+        required=True,
+        action="append",
+        metavar="FIELD",
+        help="a prediction field (repeat for several models)",
+    )
     find.add_argument("--json", action="store_true", help="print the report as JSON")
     defaults = LabelIssueConfig()
-    for name in ("confidence", "fire_confidence", *(f"{t}_threshold" for t in ISSUE_TYPES),
-                 "missing_max_iou", "missing_other_iou", "wrong_class_iou", "spurious_iou",
-                 "loose_min_iou", "loose_max_iou"):  # fmt: skip
-        find.add_argument(f"--{name.replace('_', '-')}", type=_unit, default=getattr(defaults, name),
-                          help=f"({getattr(defaults, name)})")  # fmt: skip
+    for name in (
+        "confidence",
+        "fire_confidence",
+        *(f"{t}_threshold" for t in ISSUE_TYPES),
+        "missing_max_iou",
+        "missing_other_iou",
+        "wrong_class_iou",
+        "spurious_iou",
+        "loose_min_iou",
+        "loose_max_iou",
+    ):
+        find.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=_unit,
+            default=getattr(defaults, name),
+            help=f"({getattr(defaults, name)})",
+        )
     find.set_defaults(run=run_issues_find)
     for action, run in (("accept", run_issues_accept), ("reject", run_issues_reject)):
         p = sub.add_parser(action, help=f"{action} issues into <gt-field>{FIXED_SUFFIX}")
@@ -78,9 +95,13 @@ def run_issues_find(args: argparse.Namespace) -> int:
 
     dataset = _load(args.dataset)
     try:
-        config = LabelIssueConfig(**{
-            k: getattr(args, k) for k in LabelIssueConfig.__dataclass_fields__ if hasattr(args, k)
-        })  # fmt: skip
+        config = LabelIssueConfig(
+            **{
+                k: getattr(args, k)
+                for k in LabelIssueConfig.__dataclass_fields__
+                if hasattr(args, k)
+            }
+        )
         report = find_label_issues(dataset, args.gt_field, args.pred_field, config)
     except (ValueError, InputError) as error:
         raise UsageError(str(error)) from None
@@ -97,8 +118,10 @@ def _review_command(args: argparse.Namespace, status: str) -> int:
         counts = review_issues(dataset, args.gt_field, ids, status)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    print(f"{counts[status]} issues {status}, {counts['changed']} changes to "
-          f"{args.gt_field}{FIXED_SUFFIX}")  # fmt: skip
+    print(
+        f"{counts[status]} issues {status}, {counts['changed']} changes to "
+        f"{args.gt_field}{FIXED_SUFFIX}"
+    )
     return 0
 
 

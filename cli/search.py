@@ -106,9 +106,12 @@ def add_search_command(subparsers) -> None:
 
 def _spec(args) -> ClipSpec:
     return ClipSpec(
-        model=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
-        device=args.device, batch_size=args.batch_size,
-    )  # fmt: skip
+        model=args.model,
+        pretrained=args.pretrained,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        batch_size=args.batch_size,
+    )
 
 
 def _collection(args):
@@ -173,8 +176,11 @@ def run_search(args: argparse.Namespace) -> int:
         print(f"{rank:4d}  {hit_id}  {path}" + (f"  {label}" if label else ""))
     if args.save_slice:
         save_slice(
-            hits, args.save_slice, description=f"CLIP search: {args.query}",
-            objects=bool(field) and not args.save_images, overwrite=args.overwrite,
-        )  # fmt: skip
+            hits,
+            args.save_slice,
+            description=f"CLIP search: {args.query}",
+            objects=bool(field) and not args.save_images,
+            overwrite=args.overwrite,
+        )
         print(f"saved {len(hits)} hits as slice {args.save_slice!r} of {args.dataset!r}")
     return 0

@@ -50,9 +50,11 @@ def add_compare_command(subparsers) -> None:
     compare.add_argument("--dataset", required=True)
     compare.add_argument("--eval-keys", nargs=2, required=True, metavar=("A", "B"))
     compare.add_argument(
-        "--slice", action="append", metavar="NAME",
+        "--slice",
+        action="append",
+        metavar="NAME",
         help="compare on this slice too (repeatable; the whole run is always included)",
-    )  # fmt: skip
+    )
     compare.add_argument("--format", choices=("json", "table"), default="json")
     compare.add_argument("--output", metavar="OUT", help="write here instead of stdout")
     compare.set_defaults(run=run_compare)
@@ -152,8 +154,14 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.format == "table":
         text = "\n\n".join(format_comparison(scope) for scope in scopes)
     else:
-        text = json.dumps({"dataset": args.dataset, "eval_keys": [key_a, key_b],
-                           "scopes": [scope.to_dict() for scope in scopes]}, indent=2)  # fmt: skip
+        text = json.dumps(
+            {
+                "dataset": args.dataset,
+                "eval_keys": [key_a, key_b],
+                "scopes": [scope.to_dict() for scope in scopes],
+            },
+            indent=2,
+        )
     write_output(text, args.output)
     return 0
 

@@ -101,13 +101,18 @@ class MongoServer:
         pidfile = self.folder / "mongod.pid"
         command = [
             str(mongod_path()),
-            "--dbpath", str(data),
-            "--port", str(self.port),
-            "--bind_ip", "127.0.0.1",
+            "--dbpath",
+            str(data),
+            "--port",
+            str(self.port),
+            "--bind_ip",
+            "127.0.0.1",
             "--fork",
-            "--logpath", str(self.folder / "mongod.log"),
-            "--pidfilepath", str(pidfile),
-        ]  # fmt: skip
+            "--logpath",
+            str(self.folder / "mongod.log"),
+            "--pidfilepath",
+            str(pidfile),
+        ]
         run = subprocess.run(command, capture_output=True, text=True)
         if run.returncode != 0:
             log = (

@@ -36,8 +36,15 @@ __all__ = [
 EXPORT_FORMATS = ("kitti", "coco", "yolo")
 FIXED_SUFFIX = "_fixed"  # the corrected copy of a ground-truth field (label-quality review)
 _KEPT_ATTRIBUTES = (
-    "truncated", "occluded", "alpha", "dimensions", "location", "rotation_y", "area", "coco_id",
-)  # fmt: skip
+    "truncated",
+    "occluded",
+    "alpha",
+    "dimensions",
+    "location",
+    "rotation_y",
+    "area",
+    "coco_id",
+)
 
 
 @dataclass

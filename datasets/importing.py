@@ -180,9 +180,13 @@ def plan_import(
                 label = class_map.resolve(record.label, known)
                 if label != record.label:
                     record = ObjectRecord(
-                        label, record.box, record.score, record.crowd, record.attributes,
+                        label,
+                        record.box,
+                        record.score,
+                        record.crowd,
+                        record.attributes,
                         record.source,
-                    )  # fmt: skip
+                    )
                 mapped.append(record)
             plan.objects[image.stem] = mapped
         plan.images_without_labels = len(set(images) - set(plan.objects))
@@ -269,8 +273,10 @@ def _fingerprint(path: str) -> str:
     digest = hashlib.sha256()
     for file in files:
         stat = file.stat()
-        digest.update(f"{file.relative_to(root) if root.is_dir() else file.name}"
-                      f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())  # fmt: skip
+        digest.update(
+            f"{file.relative_to(root) if root.is_dir() else file.name}"
+            f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+        )
     return digest.hexdigest()
 
 

@@ -42,10 +42,16 @@ MISSING_SUFFIX = "_missing"  # the field of missing-annotation candidates
 GT_TYPES = (WRONG_CLASS, SPURIOUS, LOOSE_BOX)  # issues of existing ground-truth objects
 SCORE_FIELDS = {t: f"issue_{t}" for t in GT_TYPES}
 EVIDENCE_FIELDS = {
-    "issue_score": "float", "issue_type": "str", "issue_label": "str",
-    "issue_source_field": "str", "issue_source_id": "str", "issue_iou": "float",
-    "issue_confidence": "float", "issue_support": "int", "issue_review": "str",
-}  # fmt: skip
+    "issue_score": "float",
+    "issue_type": "str",
+    "issue_label": "str",
+    "issue_source_field": "str",
+    "issue_source_id": "str",
+    "issue_iou": "float",
+    "issue_confidence": "float",
+    "issue_support": "int",
+    "issue_review": "str",
+}
 
 
 def missing_field(gt_field: str) -> str:

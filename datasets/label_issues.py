@@ -135,8 +135,12 @@ def find_label_issues(
     reviewed = {t: {ACCEPTED: 0, REJECTED: 0} for t in ISSUE_TYPES}
     _write_gt_issues(samples, gt_field, issues, read, log["decisions"], reviewed)
     _write_missing(samples, gt_field, issues[MISSING], read, log["decisions"], reviewed)
-    log["run"] = {"pred_fields": pred_fields, "config": config.to_dict(), "time": timestamp(),
-                  "counts": issues.counts()}  # fmt: skip
+    log["run"] = {
+        "pred_fields": pred_fields,
+        "config": config.to_dict(),
+        "time": timestamp(),
+        "counts": issues.counts(),
+    }
     write_review_log(dataset, gt_field, log)
     return FindReport(
         gt_field=gt_field,

@@ -58,9 +58,13 @@ __all__ = [
 
 REVIEW_LOG_KEY = "label_issues"  # dataset.info[INFO_KEY][REVIEW_LOG_KEY][gt_field]
 FIX_FIELDS = {
-    "fix_type": "str", "fix_source_field": "str", "fix_source_id": "str", "fix_time": "str",
-    "fix_previous_label": "str", "fix_previous_box": "list",
-}  # fmt: skip
+    "fix_type": "str",
+    "fix_source_field": "str",
+    "fix_source_id": "str",
+    "fix_time": "str",
+    "fix_previous_label": "str",
+    "fix_previous_box": "list",
+}
 
 
 # -------------------------------------------------------------------------- the log
@@ -151,8 +155,10 @@ def _locate(dataset, gt_field: str, label_ids: Sequence[str]) -> dict[str, tuple
                         without_issue.append(lid)
     unknown = sorted(wanted - set(found))
     if unknown:
-        raise ValueError(f"{len(unknown)} label ids are not objects of {gt_field!r} or "
-                         f"{missing!r}: {unknown[:3]}")  # fmt: skip
+        raise ValueError(
+            f"{len(unknown)} label ids are not objects of {gt_field!r} or "
+            f"{missing!r}: {unknown[:3]}"
+        )
     if without_issue:
         raise ValueError(
             f"label {without_issue[0]} has no issue: run find_label_issues first"
@@ -206,8 +212,7 @@ def _review_sample(sample, gt_field, fixed, wanted: dict, status, decisions, now
     if sample[fixed] is None:
         sample[fixed] = fo.Detections(detections=[_strip(d) for d in originals])
     fixed_dets = list(sample[fixed].detections)
-    candidates = sample[missing].detections if sample.has_field(missing) and sample[
-        missing] else []  # fmt: skip
+    candidates = sample[missing].detections if sample.has_field(missing) and sample[missing] else []
     changed = 0
     for lid, field_name in wanted.items():
         objects = originals if field_name == gt_field else candidates
@@ -230,11 +235,15 @@ def _review_sample(sample, gt_field, fixed, wanted: dict, status, decisions, now
                 [ISSUE_TAGS[MISSING]] if status == ACCEPTED else []
             )
         decisions[lid] = {
-            "type": issue, "status": status, "time": now, "sample_id": sample.id,
-            "field": field_name, "label": source["issue_label"],
+            "type": issue,
+            "status": status,
+            "time": now,
+            "sample_id": sample.id,
+            "field": field_name,
+            "label": source["issue_label"],
             "source_field": source["issue_source_field"],
             "source_id": source["issue_source_id"],
-        }  # fmt: skip
+        }
     sample[fixed] = fo.Detections(detections=fixed_dets)
     return changed
 
@@ -252,16 +261,19 @@ def _apply(sample, fixed_dets: list, position, source, originals, now: str) -> l
     """``fixed_dets`` with the issue of ``source`` applied (provenance recorded)."""
     issue = source["issue_type"]
     provenance = {
-        "fix_type": issue, "fix_source_field": source["issue_source_field"],
-        "fix_source_id": source["issue_source_id"], "fix_time": now,
-    }  # fmt: skip
+        "fix_type": issue,
+        "fix_source_field": source["issue_source_field"],
+        "fix_source_id": source["issue_source_id"],
+        "fix_time": now,
+    }
     if issue == MISSING:
         if position is not None:
             return fixed_dets
         import fiftyone as fo
 
-        added = fo.Detection(label=source.label, bounding_box=list(source.bounding_box),
-                             **provenance)  # fmt: skip
+        added = fo.Detection(
+            label=source.label, bounding_box=list(source.bounding_box), **provenance
+        )
         added.id = source.id
         return fixed_dets + [added]
     if position is None:

@@ -158,10 +158,20 @@ class DebuggerResults(fouc.COCODetectionResults):
         sample_ids=None,
     ):
         super().__init__(
-            samples, config, eval_key, matches, precision, recall, iou_threshs, classes,
-            recall_sweep=recall_sweep, thresholds=thresholds, missing=missing,
-            custom_metrics=custom_metrics, backend=backend,
-        )  # fmt: skip
+            samples,
+            config,
+            eval_key,
+            matches,
+            precision,
+            recall,
+            iou_threshs,
+            classes,
+            recall_sweep=recall_sweep,
+            thresholds=thresholds,
+            missing=missing,
+            custom_metrics=custom_metrics,
+            backend=backend,
+        )
         self.summary = summary
         self.match_table = match_table
         self.sample_ids = list(sample_ids or [])
@@ -176,9 +186,15 @@ class DebuggerResults(fouc.COCODetectionResults):
     @classmethod
     def _from_dict(cls, d, samples, config, eval_key, **kwargs):
         return super()._from_dict(
-            d, samples, config, eval_key, summary=d.get("summary"),
-            match_table=d.get("match_table"), sample_ids=d.get("sample_ids"), **kwargs,
-        )  # fmt: skip
+            d,
+            samples,
+            config,
+            eval_key,
+            summary=d.get("summary"),
+            match_table=d.get("match_table"),
+            sample_ids=d.get("sample_ids"),
+            **kwargs,
+        )
 
     @property
     def result(self) -> EvaluationResult:
@@ -270,9 +286,10 @@ def _object_fields(table: MatchTable, ids: dict, classes: list[str]) -> dict[str
     crowd_match = out.pred_outcome == Outcome.IGNORED
     pred_partner = np.where(out.pred_match >= 0, out.pred_match, -1)
     pred_eval = np.where(
-        np.isin(out.pred_outcome, (Outcome.TP, Outcome.IGNORED)), "tp",
+        np.isin(out.pred_outcome, (Outcome.TP, Outcome.IGNORED)),
+        "tp",
         np.where(out.pred_outcome == Outcome.BELOW_THRESHOLD, None, "fp"),
-    ).astype(object)  # fmt: skip
+    ).astype(object)
     show_pred_match = np.isin(out.pred_outcome, (Outcome.TP, Outcome.IGNORED))
     pred_id = np.where(
         show_pred_match, gt_ids[np.maximum(pred_partner, 0)] if len(gt_ids) else "", ""
@@ -281,9 +298,10 @@ def _object_fields(table: MatchTable, ids: dict, classes: list[str]) -> dict[str
     pred_confused = np.where(
         out.pred_outcome == Outcome.MISPREDICTED,
         names[np.where(pred_partner >= 0, data.gt_class[np.maximum(pred_partner, 0)], -1)]
-        if len(gt_ids) else None,
+        if len(gt_ids)
+        else None,
         None,
-    )  # fmt: skip
+    )
 
     # Crowd regions: "tp" with the first (highest-scored) prediction they absorbed.
     gt_eval = np.where(out.gt_outcome == Outcome.TP, "tp", "fn").astype(object)
@@ -304,9 +322,10 @@ def _object_fields(table: MatchTable, ids: dict, classes: list[str]) -> dict[str
     gt_confused = np.where(
         out.gt_outcome == Outcome.MISPREDICTED,
         names[np.where(gt_partner >= 0, data.pred_class[np.maximum(gt_partner, 0)], -1)]
-        if len(pred_ids) else None,
+        if len(pred_ids)
+        else None,
         None,
-    )  # fmt: skip
+    )
 
     def outcome_names(codes):
         return np.array([str(o) for o in Outcome], dtype=object)[codes]
@@ -316,14 +335,20 @@ def _object_fields(table: MatchTable, ids: dict, classes: list[str]) -> dict[str
 
     return {
         "pred": {
-            "": pred_eval, "_id": pred_id.astype(object), "_iou": iou_values(pred_iou),
-            "_outcome": outcome_names(out.pred_outcome), "_confused_with": pred_confused,
+            "": pred_eval,
+            "_id": pred_id.astype(object),
+            "_iou": iou_values(pred_iou),
+            "_outcome": outcome_names(out.pred_outcome),
+            "_confused_with": pred_confused,
         },
         "gt": {
-            "": gt_eval, "_id": gt_id.astype(object), "_iou": iou_values(gt_iou),
-            "_outcome": outcome_names(out.gt_outcome), "_confused_with": gt_confused,
+            "": gt_eval,
+            "_id": gt_id.astype(object),
+            "_iou": iou_values(gt_iou),
+            "_outcome": outcome_names(out.gt_outcome),
+            "_confused_with": gt_confused,
         },
-    }  # fmt: skip
+    }
 
 
 def _matches(table: MatchTable, ids: dict, classes: list[str]) -> list[tuple]:
@@ -339,10 +364,16 @@ def _matches(table: MatchTable, ids: dict, classes: list[str]) -> list[tuple]:
             continue
         p = int(out.gt_match[j])
         if p >= 0:
-            matches.append((
-                classes[data.gt_class[j]], classes[data.pred_class[p]], float(out.gt_iou[j]),
-                float(data.pred_scores[p]), ids["gt"][j], ids["pred"][p],
-            ))  # fmt: skip
+            matches.append(
+                (
+                    classes[data.gt_class[j]],
+                    classes[data.pred_class[p]],
+                    float(out.gt_iou[j]),
+                    float(data.pred_scores[p]),
+                    ids["gt"][j],
+                    ids["pred"][p],
+                )
+            )
         else:
             matches.append((classes[data.gt_class[j]], None, None, None, ids["gt"][j], None))
     ghosts = np.flatnonzero(np.isin(out.pred_outcome, (Outcome.FP, Outcome.DUPLICATE)))

@@ -162,8 +162,9 @@ def slice_selection(results: DebuggerResults, view) -> SliceSelection:
     outside_labels = 0
     masks = {}
     for side, field, image in (
-        ("gt", config.gt_field, data.gt_image), ("pred", config.pred_field, data.pred_image)
-    ):  # fmt: skip
+        ("gt", config.gt_field, data.gt_image),
+        ("pred", config.pred_field, data.pred_image),
+    ):
         expected = int(image_mask[image].sum())
         shown = _shown_labels(view, field, expected, patches)
         if shown is None:

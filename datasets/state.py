@@ -107,8 +107,12 @@ def dataset_lock(dataset, operation: str):
         DatasetBusyError: another live process holds it.
     """
     path = f"info.{INFO_KEY}.lock"
-    mine = {"operation": operation, "pid": os.getpid(), "host": socket.gethostname(),
-            "since": _now()}  # fmt: skip
+    mine = {
+        "operation": operation,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": _now(),
+    }
     collection = _datasets()
     for _ in range(2):
         taken = collection.update_one(

@@ -73,11 +73,16 @@ def our_candidates(samples, gt_field: str) -> dict[str, list[Candidate]]:
                     out[t].append(Candidate(lid, score, ISSUE_TAGS[t] in (tags or [])))
     missing = missing_field(gt_field)
     sids, widths, heights, boxes, scores, tags = samples.values(
-        ["id", "metadata.width", "metadata.height", f"{missing}.detections.bounding_box",
-         f"{missing}.detections.issue_score", f"{missing}.detections.tags"]
-    )  # fmt: skip
-    for sid, w, h, per_box, per_score, per_tags in zip(sids, widths, heights, boxes, scores,
-                                                        tags):  # fmt: skip
+        [
+            "id",
+            "metadata.width",
+            "metadata.height",
+            f"{missing}.detections.bounding_box",
+            f"{missing}.detections.issue_score",
+            f"{missing}.detections.tags",
+        ]
+    )
+    for sid, w, h, per_box, per_score, per_tags in zip(sids, widths, heights, boxes, scores, tags):
         per_box = pixel_boxes(per_box or [], [(w, h)] * len(per_box or []))
         for box, score, t in zip(per_box.tolist(), per_score or [], per_tags or []):
             out[MISSING].append(Candidate((sid, tuple(box)), score, ISSUE_TAGS[MISSING] in t))
@@ -93,8 +98,9 @@ def _hit_function(issue_type: str, truth: dict, missing_iou: float):
         boxes = truth[MISSING].get(c.key[0], [])
         if not boxes:
             return None
-        ious = pair_iou(np.repeat([c.key[1]], len(boxes), 0), np.array(boxes),
-                        np.zeros(len(boxes), bool))  # fmt: skip
+        ious = pair_iou(
+            np.repeat([c.key[1]], len(boxes), 0), np.array(boxes), np.zeros(len(boxes), bool)
+        )
         best = int(np.argmax(ious))
         return (c.key[0], best) if ious[best] >= missing_iou else None
 
@@ -123,10 +129,14 @@ def measure_quality(candidates: dict, truth: dict, missing_iou: float = 0.3) -> 
         flagged = pr([c for c in ranked if c.flagged])
         top = pr(ranked[:planted])
         out[t] = {
-            "planted": planted, "candidates": len(ranked),
-            "flagged": flagged[2], "precision": flagged[0], "recall": flagged[1],
-            "top_k_precision": top[0], "top_k_recall": top[1],
-        }  # fmt: skip
+            "planted": planted,
+            "candidates": len(ranked),
+            "flagged": flagged[2],
+            "precision": flagged[0],
+            "recall": flagged[1],
+            "top_k_precision": top[0],
+            "top_k_recall": top[1],
+        }
     return out
 
 
@@ -136,8 +146,10 @@ def format_quality(rows: dict[str, dict]) -> list[str]:
     def f(v):
         return "   -" if v is None else f"{v:.2f}"
 
-    lines = [f"{'finder':<34}{'type':<13}{'planted':>8}{'flagged':>8}{'P':>6}{'R':>6}"
-             f"{'P@k':>6}{'R@k':>6}"]  # fmt: skip
+    lines = [
+        f"{'finder':<34}{'type':<13}{'planted':>8}{'flagged':>8}{'P':>6}{'R':>6}"
+        f"{'P@k':>6}{'R@k':>6}"
+    ]
     for name, result in rows.items():
         for t, r in result.items():
             lines.append(

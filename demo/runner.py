@@ -248,11 +248,18 @@ def run_demo(
         if not app:
             return 0
         app_process = subprocess.Popen(
-            [sys.executable, "-m", "fiftyone.server.main", "--address", "127.0.0.1",
-             "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "fiftyone.server.main",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             env={**os.environ, **env},
             start_new_session=True,
-        )  # fmt: skip
+        )
         _wait_for_port(port, app_process)
         _say_where_the_app_is(dataset, data_dir, port)
         app_process.wait()

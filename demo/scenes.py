@@ -125,14 +125,19 @@ def generate_scene(rng: np.random.Generator) -> list[SceneObject]:
         xs = [x for p in polys for x, _ in p]
         ys = [y for p in polys for _, y in p]
         objects.append(
-            SceneObject("marking", _clip_box(min(xs), min(ys), max(xs), max(ys)),
-                        attributes={"polygons": polys})
-        )  # fmt: skip
+            SceneObject(
+                "marking",
+                _clip_box(min(xs), min(ys), max(xs), max(ys)),
+                attributes={"polygons": polys},
+            )
+        )
     # Road users: vehicles ~10x bicycles.
     counts = {
-        "vehicles": rng.poisson(3.0), "pedestrians": rng.poisson(1.4),
-        "bicycles": rng.poisson(0.32), "motorcycles": rng.poisson(0.4),
-    }  # fmt: skip
+        "vehicles": rng.poisson(3.0),
+        "pedestrians": rng.poisson(1.4),
+        "bicycles": rng.poisson(0.32),
+        "motorcycles": rng.poisson(0.4),
+    }
     sizes = {
         "vehicles": (95, 55),
         "pedestrians": (16, 40),
@@ -149,9 +154,12 @@ def generate_scene(rng: np.random.Generator) -> list[SceneObject]:
             h = h0 * scale * rng.uniform(0.85, 1.2)
             x = rng.uniform(0, WIDTH - w)
             objects.append(
-                SceneObject(label, _clip_box(x, bottom - h, x + w, bottom),
-                            attributes={"color": tuple(int(c) for c in rng.integers(30, 230, 3))})
-            )  # fmt: skip
+                SceneObject(
+                    label,
+                    _clip_box(x, bottom - h, x + w, bottom),
+                    attributes={"color": tuple(int(c) for c in rng.integers(30, 230, 3))},
+                )
+            )
     # Some vehicles stop on a crosswalk and hide part of it.
     for cw in crosswalks:
         if rng.random() < 0.3:
@@ -160,16 +168,22 @@ def generate_scene(rng: np.random.Generator) -> list[SceneObject]:
             w, h = 95 * scale * rng.uniform(0.8, 1.3), 55 * scale * rng.uniform(0.85, 1.2)
             x = float(np.clip(rng.uniform(cw.box[0] - w / 2, cw.box[2] - w / 2), 0, WIDTH - w))
             objects.append(
-                SceneObject("vehicles", _clip_box(x, bottom - h, x + w, bottom),
-                            attributes={"color": tuple(int(c) for c in rng.integers(30, 230, 3))})
-            )  # fmt: skip
+                SceneObject(
+                    "vehicles",
+                    _clip_box(x, bottom - h, x + w, bottom),
+                    attributes={"color": tuple(int(c) for c in rng.integers(30, 230, 3))},
+                )
+            )
     for _ in range(rng.poisson(0.9)):
         x, y = rng.uniform(10, WIDTH - 30), rng.uniform(25, HORIZON - 50)
         s = rng.uniform(0.7, 1.2)
         objects.append(
-            SceneObject("traffic_lights", _clip_box(x, y, x + 13 * s, y + 32 * s),
-                        attributes={"state": int(rng.integers(3))})
-        )  # fmt: skip
+            SceneObject(
+                "traffic_lights",
+                _clip_box(x, y, x + 13 * s, y + 32 * s),
+                attributes={"state": int(rng.integers(3))},
+            )
+        )
     for cw in crosswalks:
         cw.occlusion = float(
             min(1.0, sum(_overlap(cw.box, o.box) for o in objects if o.label == "vehicles"))
@@ -211,8 +225,9 @@ def render(objects: list[SceneObject], rng: np.random.Generator):
         if o.label == "vehicles":
             draw.rectangle([x1, y1 + h * 0.25, x2, y2 - h * 0.15], fill=color)
             draw.rectangle([x1 + w * 0.2, y1, x2 - w * 0.2, y1 + h * 0.3], fill=color)
-            draw.rectangle([x1 + w * 0.25, y1 + h * 0.05, x2 - w * 0.25, y1 + h * 0.27],
-                           fill=(120, 160, 190))  # fmt: skip
+            draw.rectangle(
+                [x1 + w * 0.25, y1 + h * 0.05, x2 - w * 0.25, y1 + h * 0.27], fill=(120, 160, 190)
+            )
             for wx in (x1 + w * 0.22, x2 - w * 0.22):
                 r = h * 0.17
                 draw.ellipse([wx - r, y2 - 2 * r, wx + r, y2], fill=(20, 20, 20))
@@ -227,8 +242,9 @@ def render(objects: list[SceneObject], rng: np.random.Generator):
             thick = 2 if o.label == "bicycles" else 5
             for wx in (x1 + r, x2 - r):
                 draw.ellipse([wx - r, y2 - 2 * r, wx + r, y2], outline=(20, 20, 20), width=thick)
-            draw.line([x1 + r, y2 - r, x1 + w / 2, y1 + h * 0.35, x2 - r, y2 - r],
-                      fill=color, width=thick)  # fmt: skip
+            draw.line(
+                [x1 + r, y2 - r, x1 + w / 2, y1 + h * 0.35, x2 - r, y2 - r], fill=color, width=thick
+            )
             if o.label == "motorcycles":
                 draw.rectangle(
                     [x1 + w * 0.3, y1 + h * 0.3, x2 - w * 0.3, y1 + h * 0.55], fill=color
@@ -257,20 +273,42 @@ def _jitter(box, rng, sigma):
 # jitter (relative); crosswalk_penalty: how much fade / diagonal / occlusion hurt.
 MODELS = {
     "baseline": {
-        "recall": {"vehicles": 0.93, "pedestrians": 0.86, "crosswalks": 0.95, "bicycles": 0.84,
-                   "motorcycles": 0.86, "traffic_lights": 0.9},
+        "recall": {
+            "vehicles": 0.93,
+            "pedestrians": 0.86,
+            "crosswalks": 0.95,
+            "bicycles": 0.84,
+            "motorcycles": 0.86,
+            "traffic_lights": 0.9,
+        },
         "sigma": {"crosswalks": 0.06, "default": 0.045},
-        "fade": 1.0, "diagonal": 0.6, "occlusion": 1.0,
-        "marking_ghost": 0.75, "swap": 0.12, "ghosts": 0.6, "duplicates": 0.05,
+        "fade": 1.0,
+        "diagonal": 0.6,
+        "occlusion": 1.0,
+        "marking_ghost": 0.75,
+        "swap": 0.12,
+        "ghosts": 0.6,
+        "duplicates": 0.05,
     },
     "retrained": {
-        "recall": {"vehicles": 0.94, "pedestrians": 0.88, "crosswalks": 0.97, "bicycles": 0.86,
-                   "motorcycles": 0.88, "traffic_lights": 0.91},
+        "recall": {
+            "vehicles": 0.94,
+            "pedestrians": 0.88,
+            "crosswalks": 0.97,
+            "bicycles": 0.86,
+            "motorcycles": 0.88,
+            "traffic_lights": 0.91,
+        },
         "sigma": {"crosswalks": 0.025, "default": 0.04},
-        "fade": 0.1, "diagonal": 0.95, "occlusion": 0.3,
-        "marking_ghost": 0.08, "swap": 0.06, "ghosts": 0.35, "duplicates": 0.03,
+        "fade": 0.1,
+        "diagonal": 0.95,
+        "occlusion": 0.3,
+        "marking_ghost": 0.08,
+        "swap": 0.06,
+        "ghosts": 0.35,
+        "duplicates": 0.03,
     },
-}  # fmt: skip
+}
 
 
 def simulate_predictions(objects, model: str, rng) -> list[ObjectRecord]:
@@ -280,8 +318,11 @@ def simulate_predictions(objects, model: str, rng) -> list[ObjectRecord]:
     for o in objects:
         if o.label == "marking":
             if rng.random() < spec["marking_ghost"]:
-                out.append(ObjectRecord("crosswalks", _jitter(o.box, rng, 0.08),
-                                        score=float(rng.uniform(0.35, 0.8))))  # fmt: skip
+                out.append(
+                    ObjectRecord(
+                        "crosswalks", _jitter(o.box, rng, 0.08), score=float(rng.uniform(0.35, 0.8))
+                    )
+                )
             continue
         p = spec["recall"][o.label]
         if o.label == "crosswalks":
@@ -298,8 +339,13 @@ def simulate_predictions(objects, model: str, rng) -> list[ObjectRecord]:
         score = float(np.clip(quality * rng.uniform(0.75, 1.0) * (0.8 + 0.2 * p), 0.02, 0.999))
         out.append(ObjectRecord(label, _jitter(o.box, rng, sigma * (1.4 - quality)), score=score))
         if rng.random() < spec["duplicates"]:
-            out.append(ObjectRecord(label, _jitter(o.box, rng, sigma * 1.5),
-                                    score=float(score * rng.uniform(0.3, 0.7))))  # fmt: skip
+            out.append(
+                ObjectRecord(
+                    label,
+                    _jitter(o.box, rng, sigma * 1.5),
+                    score=float(score * rng.uniform(0.3, 0.7)),
+                )
+            )
     for _ in range(rng.poisson(spec["ghosts"])):
         label = CLASSES[int(rng.choice(6, p=[0.45, 0.2, 0.1, 0.05, 0.05, 0.15]))]
         x, y = rng.uniform(0, WIDTH - 60), rng.uniform(HORIZON - 40, HEIGHT - 40)
@@ -318,28 +364,63 @@ def label_scene(objects, rng, stem: str, errors: list) -> list[ObjectRecord]:
         }
         if o.label == "marking":
             if rng.random() < 0.3:
-                errors.append({"image": stem, "type": SPURIOUS, "object": index,
-                               "label": "crosswalks", "box": o.box, "line": len(out) + 1})  # fmt: skip
+                errors.append(
+                    {
+                        "image": stem,
+                        "type": SPURIOUS,
+                        "object": index,
+                        "label": "crosswalks",
+                        "box": o.box,
+                        "line": len(out) + 1,
+                    }
+                )
                 out.append(ObjectRecord("crosswalks", o.box, attributes=attrs))
             continue
         if o.label == "crosswalks" and rng.random() < 0.12:
-            errors.append({"image": stem, "type": MISSING, "object": index,
-                           "label": "crosswalks", "box": o.box})  # fmt: skip
+            errors.append(
+                {
+                    "image": stem,
+                    "type": MISSING,
+                    "object": index,
+                    "label": "crosswalks",
+                    "box": o.box,
+                }
+            )
             continue
         label, box = o.label, o.box
         if o.label in ("motorcycles", "bicycles", "pedestrians") and rng.random() < 0.05:
-            label = {"motorcycles": "bicycles", "bicycles": "motorcycles",
-                     "pedestrians": "bicycles"}[o.label]  # fmt: skip
-            errors.append({"image": stem, "type": WRONG_CLASS, "object": index,
-                           "label": label, "true_label": o.label, "box": o.box,
-                           "line": len(out) + 1})  # fmt: skip
+            label = {
+                "motorcycles": "bicycles",
+                "bicycles": "motorcycles",
+                "pedestrians": "bicycles",
+            }[o.label]
+            errors.append(
+                {
+                    "image": stem,
+                    "type": WRONG_CLASS,
+                    "object": index,
+                    "label": label,
+                    "true_label": o.label,
+                    "box": o.box,
+                    "line": len(out) + 1,
+                }
+            )
         elif rng.random() < 0.025:
             x1, y1, x2, y2 = o.box
             g = rng.uniform(0.2, 0.35)
             w, h = x2 - x1, y2 - y1
             box = _clip_box(x1 - g * w, y1 - g * h, x2 + g * w, y2 + g * h * 0.5)
-            errors.append({"image": stem, "type": LOOSE_BOX, "object": index, "label": label,
-                           "box": box, "true_box": o.box, "line": len(out) + 1})  # fmt: skip
+            errors.append(
+                {
+                    "image": stem,
+                    "type": LOOSE_BOX,
+                    "object": index,
+                    "label": label,
+                    "box": box,
+                    "true_box": o.box,
+                    "line": len(out) + 1,
+                }
+            )
         out.append(ObjectRecord(label, box, attributes=attrs))
     return out
 
@@ -373,10 +454,15 @@ def ensure_demo_files(root: str | Path, config: DemoConfig = DemoConfig(), progr
         for name in MODELS:
             predictions[name].append(ImageObjects(stem, simulate_predictions(objects, name, rng)))
         scenes[stem] = [
-            {"label": o.label, "box": o.box, "fade": round(o.fade, 3), "angle": round(o.angle, 3),
-             "occlusion": round(o.occlusion, 3)}
+            {
+                "label": o.label,
+                "box": o.box,
+                "fade": round(o.fade, 3),
+                "angle": round(o.angle, 3),
+                "occlusion": round(o.occlusion, 3),
+            }
             for o in objects
-        ]  # fmt: skip
+        ]
         if progress and (i + 1) % 100 == 0:
             progress(f"  {i + 1}/{config.num_images} scenes")
     write_kitti_folder(paths["labels"], gt_images, with_score=False)

@@ -40,8 +40,19 @@ AREA_RANGES: tuple[tuple[str, float, float], ...] = (
 )
 MAX_DETS: tuple[int, ...] = (1, 10, 100)
 STAT_NAMES: tuple[str, ...] = (
-    "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
-)  # fmt: skip
+    "AP",
+    "AP50",
+    "AP75",
+    "APs",
+    "APm",
+    "APl",
+    "AR1",
+    "AR10",
+    "AR100",
+    "ARs",
+    "ARm",
+    "ARl",
+)
 
 
 def _outside_area_ranges(areas: np.ndarray) -> np.ndarray:
@@ -399,11 +410,19 @@ def summarize(precision: np.ndarray, recall: np.ndarray) -> dict[str, float | No
         return _mean_defined(recall[:, :, area[area_name], max_index[max_dets]])
 
     values = (
-        ap(every_t, "all"), ap(t50, "all"), ap(t75, "all"),
-        ap(every_t, "small"), ap(every_t, "medium"), ap(every_t, "large"),
-        ar("all", 1), ar("all", 10), ar("all", 100),
-        ar("small", 100), ar("medium", 100), ar("large", 100),
-    )  # fmt: skip
+        ap(every_t, "all"),
+        ap(t50, "all"),
+        ap(t75, "all"),
+        ap(every_t, "small"),
+        ap(every_t, "medium"),
+        ap(every_t, "large"),
+        ar("all", 1),
+        ar("all", 10),
+        ar("all", 100),
+        ar("small", 100),
+        ar("medium", 100),
+        ar("large", 100),
+    )
     return dict(zip(STAT_NAMES, values))
 
 

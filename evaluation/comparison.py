@@ -24,9 +24,18 @@ __all__ = [
 ]
 
 CLASS_METRICS: tuple[str, ...] = (
-    "AP", "AP50", "AP75", "AR100", "num_gt", "num_pred", "tp", "fn", "mispredicted", "fp",
+    "AP",
+    "AP50",
+    "AP75",
+    "AR100",
+    "num_gt",
+    "num_pred",
+    "tp",
+    "fn",
+    "mispredicted",
+    "fp",
     "duplicate",
-)  # fmt: skip
+)
 
 # Ground-truth outcomes that count as "found" and "not found" when following an object.
 FOUND = (Outcome.TP,)

@@ -127,9 +127,15 @@ def match_outcomes(
     rank = np.zeros(num_pred, dtype=np.int64)
     rank[active] = rank_within_groups(pred_group[active], data.pred_scores[active])[1]
     same_class = candidate_pairs(
-        active, pred_group[active], data.pred_boxes[active],
-        gt_rows, gt_group, data.gt_boxes, data.gt_crowd, iou_threshold,
-    )  # fmt: skip
+        active,
+        pred_group[active],
+        data.pred_boxes[active],
+        gt_rows,
+        gt_group,
+        data.gt_boxes,
+        data.gt_crowd,
+        iou_threshold,
+    )
     first = greedy_match(same_class, rank, data.gt_crowd[None, :], data.gt_crowd, thresholds)[0, 0]
     found = np.flatnonzero(first >= 0)
     in_crowd = data.gt_crowd[first[found]]
@@ -146,10 +152,15 @@ def match_outcomes(
     rank[left_pred] = rank_within_groups(data.pred_image[left_pred], data.pred_scores[left_pred])[1]
     no_crowd = np.zeros(num_gt, dtype=bool)
     cross = candidate_pairs(
-        left_pred, data.pred_image[left_pred], data.pred_boxes[left_pred],
-        left_gt, data.gt_image[left_gt], data.gt_boxes[left_gt], no_crowd[left_gt],
+        left_pred,
+        data.pred_image[left_pred],
+        data.pred_boxes[left_pred],
+        left_gt,
+        data.gt_image[left_gt],
+        data.gt_boxes[left_gt],
+        no_crowd[left_gt],
         iou_threshold,
-    )  # fmt: skip
+    )
     second = greedy_match(cross, rank, no_crowd[None, :], no_crowd, thresholds)[0, 0]
     swapped = np.flatnonzero(second >= 0)
     pred_match[swapped] = second[swapped]

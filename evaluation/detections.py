@@ -132,10 +132,21 @@ class DetectionSet:
         crowd, areas, g_ids, p_ids = _default_columns(
             gt_b, len(pred_b), gt_crowd, gt_areas, gt_ids, pred_ids
         )
-        _check_lengths(len(gt_b), gt_image_ids=gt_image_ids, gt_labels=gt_labels,
-                       gt_crowd=crowd, gt_areas=areas, gt_ids=g_ids)  # fmt: skip
-        _check_lengths(len(pred_b), pred_image_ids=pred_image_ids, pred_labels=pred_labels,
-                       pred_scores=scores, pred_ids=p_ids)  # fmt: skip
+        _check_lengths(
+            len(gt_b),
+            gt_image_ids=gt_image_ids,
+            gt_labels=gt_labels,
+            gt_crowd=crowd,
+            gt_areas=areas,
+            gt_ids=g_ids,
+        )
+        _check_lengths(
+            len(pred_b),
+            pred_image_ids=pred_image_ids,
+            pred_labels=pred_labels,
+            pred_scores=scores,
+            pred_ids=p_ids,
+        )
         return cls(
             image_ids=images,
             class_ids=sorted_ids,

@@ -124,8 +124,16 @@ class LabelIssueConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {value}")
-        for name in ("missing_max_iou", "missing_other_iou", "agreement_iou", "reliability_iou", "wrong_class_iou",
-                     "spurious_iou", "loose_min_iou", "loose_max_iou"):  # fmt: skip
+        for name in (
+            "missing_max_iou",
+            "missing_other_iou",
+            "agreement_iou",
+            "reliability_iou",
+            "wrong_class_iou",
+            "spurious_iou",
+            "loose_min_iou",
+            "loose_max_iou",
+        ):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise InputError(f"{name} must be in (0, 1], got {value}")
@@ -199,23 +207,27 @@ class IssueScores:
         out = []
         for i in self.order():
             s = int(self.pred_set[i])
-            out.append({
-                "type": self.issue_type,
-                "image": int(self.image[i]),
-                "gt": int(self.gt[i]),
-                "label": class_names[self.label[i]],
-                "proposed_label": class_names[self.proposed_label[i]],
-                "box": [float(v) for v in self.box[i]],
-                "score": float(self.score[i]),
-                "flagged": bool(self.flagged[i]),
-                "evidence": None if s < 0 else {
-                    "prediction_set": set_names[s],
-                    "prediction": int(self.pred[i]),
-                    "iou": float(self.iou[i]),
-                    "confidence": float(self.confidence[i]),
-                    "support": int(self.support[i]),
-                },
-            })  # fmt: skip
+            out.append(
+                {
+                    "type": self.issue_type,
+                    "image": int(self.image[i]),
+                    "gt": int(self.gt[i]),
+                    "label": class_names[self.label[i]],
+                    "proposed_label": class_names[self.proposed_label[i]],
+                    "box": [float(v) for v in self.box[i]],
+                    "score": float(self.score[i]),
+                    "flagged": bool(self.flagged[i]),
+                    "evidence": None
+                    if s < 0
+                    else {
+                        "prediction_set": set_names[s],
+                        "prediction": int(self.pred[i]),
+                        "iou": float(self.iou[i]),
+                        "confidence": float(self.confidence[i]),
+                        "support": int(self.support[i]),
+                    },
+                }
+            )
         return out
 
     def to_dict(self) -> dict:
@@ -228,8 +240,13 @@ class IssueScores:
 
     @classmethod
     def from_dict(cls, d: dict) -> IssueScores:
-        dtypes = {"box": np.float64, "score": np.float64, "iou": np.float64,
-                  "confidence": np.float64, "flagged": bool}  # fmt: skip
+        dtypes = {
+            "box": np.float64,
+            "score": np.float64,
+            "iou": np.float64,
+            "confidence": np.float64,
+            "flagged": bool,
+        }
         values = {}
         for name in cls.__dataclass_fields__:
             if name == "issue_type":
@@ -321,9 +338,15 @@ class _Overlaps:
 
 def _overlaps(data: DetectionSet) -> _Overlaps:
     pairs = candidate_pairs(
-        np.arange(len(data.pred_ids)), data.pred_image, data.pred_boxes,
-        np.arange(len(data.gt_ids)), data.gt_image, data.gt_boxes, data.gt_crowd, _ANY_OVERLAP,
-    )  # fmt: skip
+        np.arange(len(data.pred_ids)),
+        data.pred_image,
+        data.pred_boxes,
+        np.arange(len(data.gt_ids)),
+        data.gt_image,
+        data.gt_boxes,
+        data.gt_crowd,
+        _ANY_OVERLAP,
+    )
     same = data.pred_class[pairs.pred] == data.gt_class[pairs.gt]
     return _Overlaps(pairs.pred, pairs.gt, pairs.iou, same)
 
@@ -430,8 +453,9 @@ def _odds(p: np.ndarray) -> np.ndarray:
 
 def _empty(issue_type: str) -> IssueScores:
     i, f = np.zeros(0, np.int64), np.zeros(0, np.float64)
-    return IssueScores(issue_type, i, i, i, i, np.zeros((0, 4)), f, i, i, f, f, i,
-                       np.zeros(0, bool))  # fmt: skip
+    return IssueScores(
+        issue_type, i, i, i, i, np.zeros((0, 4)), f, i, i, f, f, i, np.zeros(0, bool)
+    )
 
 
 def _check_sets(sets: Sequence[DetectionSet]) -> DetectionSet:
@@ -447,8 +471,9 @@ def _check_sets(sets: Sequence[DetectionSet]) -> DetectionSet:
             and np.array_equal(first.gt_boxes, other.gt_boxes)
         )
         if not same:
-            raise InputError(f"prediction set {i} does not share the images, classes and "
-                             "ground truth of set 0")  # fmt: skip
+            raise InputError(
+                f"prediction set {i} does not share the images, classes and ground truth of set 0"
+            )
     return first
 
 
@@ -488,8 +513,9 @@ def _cluster(keys: np.ndarray, right: np.ndarray, boxes: np.ndarray, agreement_i
         for r in order[start:end]:
             if group:
                 lead = np.array(group)
-                ious = pair_iou(np.repeat(boxes[r][None], len(lead), 0), boxes[lead],
-                                np.zeros(len(lead), bool))  # fmt: skip
+                ious = pair_iou(
+                    np.repeat(boxes[r][None], len(lead), 0), boxes[lead], np.zeros(len(lead), bool)
+                )
                 best = int(np.argmax(ious))
                 if ious[best] >= agreement_iou:
                     cluster[r] = cluster[lead[best]]
@@ -528,8 +554,7 @@ def _missing(sets, overlaps, calibrated, recall, config: LabelIssueConfig) -> Is
     boxes = np.concatenate([d.pred_boxes[r] for d, (r, _) in zip(sets, parts)]).reshape(-1, 4)
     right = np.concatenate([c[r] for c, (r, _) in zip(calibrated, parts)])
     gt = sets[0]
-    cluster, leaders = _cluster(image * gt.num_classes + label, right, boxes,
-                                config.agreement_iou)  # fmt: skip
+    cluster, leaders = _cluster(image * gt.num_classes + label, right, boxes, config.agreement_iou)
     combined, fired = _agreement(cluster, set_of, right, len(sets), recall, label[leaders])
     support = _shape_support(gt, label[leaders], boxes[leaders], config)
     score = np.clip(combined * support, 0.0, 1.0)
@@ -567,8 +592,9 @@ def _wrong_class(sets, overlaps, config: LabelIssueConfig, neighbour_support) ->
         vetoed[ov.gt[own]] = True
         other = covers & ~ov.same & (data.pred_scores[ov.pred] >= config.confidence)
         keys = ov.gt[other] * num_classes + data.pred_class[ov.pred[other]]
-        best, row = _group_max(keys, data.pred_scores[ov.pred[other]], num_gt * num_classes,
-                               rows=np.flatnonzero(other))  # fmt: skip
+        best, row = _group_max(
+            keys, data.pred_scores[ov.pred[other]], num_gt * num_classes, rows=np.flatnonzero(other)
+        )
         has = row >= 0
         other_conf[s].reshape(-1)[has] = best[has]
         other_row[s].reshape(-1)[has] = ov.pred[row[has]]
@@ -580,8 +606,9 @@ def _wrong_class(sets, overlaps, config: LabelIssueConfig, neighbour_support) ->
     if neighbour_support is not None:
         nb = np.asarray(neighbour_support, dtype=np.float64)
         if nb.shape != (num_gt, num_classes):
-            raise InputError(f"neighbour_support must have shape {(num_gt, num_classes)}, "
-                             f"got {nb.shape}")  # fmt: skip
+            raise InputError(
+                f"neighbour_support must have shape {(num_gt, num_classes)}, got {nb.shape}"
+            )
         w = config.neighbour_weight
         score = np.where(score > 0, (1 - w) * score + w * np.clip(nb[rows, proposed], 0, 1), 0)
     keep = (score > 0) & ~vetoed & ~gt.gt_crowd
@@ -633,8 +660,9 @@ def _spurious(sets, overlaps, found, calibrated, config) -> IssueScores:
             )
         # Odds that the object is real: a silent set lowers them by its miss rate, a set
         # that fires raises them by its calibrated odds (never lowers them).
-        factor[s] = np.where(has, np.maximum(1.0, _odds(np.where(has, right, 0.5))),
-                             1.0 - recall_elsewhere)  # fmt: skip
+        factor[s] = np.where(
+            has, np.maximum(1.0, _odds(np.where(has, right, 0.5))), 1.0 - recall_elsewhere
+        )
     # 1 - (the chance that every silent set would miss a real object, raised by the sets
     # that fire): 0 when no set is reliable for the class or a confident one fires.
     score = np.clip(1.0 - np.prod(factor, axis=0), 0.0, 1.0)
@@ -672,9 +700,12 @@ def _loose_box(sets, overlaps, config: LabelIssueConfig) -> IssueScores:
         matched = np.zeros(num_gt, bool)
         matched[ov.gt[good]] = True
         loose = (
-            ov.same & (ov.iou >= config.loose_min_iou) & (ov.iou < config.loose_max_iou)
-            & (scores >= config.confidence) & ~matched[ov.gt]
-        )  # fmt: skip
+            ov.same
+            & (ov.iou >= config.loose_min_iou)
+            & (ov.iou < config.loose_max_iou)
+            & (scores >= config.confidence)
+            & ~matched[ov.gt]
+        )
         best, row = _group_max(ov.gt[loose], scores[loose], num_gt, rows=np.flatnonzero(loose))
         has = row >= 0
         conf[s, has] = best[has]

@@ -328,10 +328,15 @@ def _class_aware_match(table: MatchTable, keep: np.ndarray) -> np.ndarray:
     taken &= ~crowd
     pred_group = data.pred_image * num_classes + data.pred_class
     pairs = candidate_pairs(
-        new, pred_group[new], data.pred_boxes[new],
-        np.arange(num_gt), data.gt_image * num_classes + data.gt_class, data.gt_boxes, crowd,
+        new,
+        pred_group[new],
+        data.pred_boxes[new],
+        np.arange(num_gt),
+        data.gt_image * num_classes + data.gt_class,
+        data.gt_boxes,
+        crowd,
         iou,
-    )  # fmt: skip
+    )
     # Objects the stored matching took are unavailable to the later predictions.
     free = ~taken[pairs.gt]
     pairs = CandidatePairs(pred=pairs.pred[free], gt=pairs.gt[free], iou=pairs.iou[free])
@@ -381,9 +386,15 @@ def outcomes_at(table: MatchTable, thresholds: float | Mapping[str, float]) -> O
     rank[left_pred] = rank_within_groups(data.pred_image[left_pred], data.pred_scores[left_pred])[1]
     no_crowd = np.zeros(num_gt, dtype=bool)
     cross = candidate_pairs(
-        left_pred, data.pred_image[left_pred], data.pred_boxes[left_pred],
-        left_gt, data.gt_image[left_gt], data.gt_boxes[left_gt], no_crowd[left_gt], iou,
-    )  # fmt: skip
+        left_pred,
+        data.pred_image[left_pred],
+        data.pred_boxes[left_pred],
+        left_gt,
+        data.gt_image[left_gt],
+        data.gt_boxes[left_gt],
+        no_crowd[left_gt],
+        iou,
+    )
     second = greedy_match(cross, rank, no_crowd[None, :], no_crowd, thresholds_array)[0, 0]
     swapped = np.flatnonzero(second >= 0)
     pred_match[swapped] = second[swapped]
@@ -398,9 +409,15 @@ def outcomes_at(table: MatchTable, thresholds: float | Mapping[str, float]) -> O
     pred_group = data.pred_image * num_classes + data.pred_class
     gt_group = data.gt_image * num_classes + data.gt_class
     dup = candidate_pairs(
-        ghosts, pred_group[ghosts], data.pred_boxes[ghosts],
-        found_gt, gt_group[found_gt], data.gt_boxes[found_gt], no_crowd[found_gt], iou,
-    )  # fmt: skip
+        ghosts,
+        pred_group[ghosts],
+        data.pred_boxes[ghosts],
+        found_gt,
+        gt_group[found_gt],
+        data.gt_boxes[found_gt],
+        no_crowd[found_gt],
+        iou,
+    )
     if len(dup.pred):
         best = np.lexsort((dup.iou, dup.pred))  # per prediction, highest IoU last
         last = np.r_[dup.pred[best][1:] != dup.pred[best][:-1], True]

@@ -14,9 +14,17 @@ __all__ = ["COCO80_TO_COCO91", "category_names_from_class_names"]
 
 # Ultralytics ``converter.coco80_to_coco91_class()``: the COCO id of each of the 80 classes.
 COCO80_TO_COCO91 = (
-    *range(1, 12), *range(13, 26), 27, 28, *range(31, 45), *range(46, 66), 67, 70,
-    *range(72, 83), *range(84, 91),
-)  # fmt: skip
+    *range(1, 12),
+    *range(13, 26),
+    27,
+    28,
+    *range(31, 45),
+    *range(46, 66),
+    67,
+    70,
+    *range(72, 83),
+    *range(84, 91),
+)
 
 
 def category_names_from_class_names(

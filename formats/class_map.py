@@ -43,16 +43,18 @@ class ClassMap:
             for item in (key, value):
                 if isinstance(item, bool) or not isinstance(item, (str, int)):
                     raise FormatError(
-                        path, f"expected a mapping of class names: {{source: target}}, got "
+                        path,
+                        f"expected a mapping of class names: {{source: target}}, got "
                         f"{key!r}: {value!r}",
-                    )  # fmt: skip
+                    )
                 check_name(str(item), path)
             fold = str(key).casefold()
             if fold in folded:
                 raise FormatError(
-                    path, f"{folded[fold]!r} and {key!r} are the same name (names match "
+                    path,
+                    f"{folded[fold]!r} and {key!r} are the same name (names match "
                     "case-insensitively): keep one",
-                )  # fmt: skip
+                )
             folded[fold] = key
         return cls(data)
 

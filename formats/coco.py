@@ -174,9 +174,10 @@ def coco_image_stems(data: dict, path: str) -> dict[int | str, str]:
         stem = PurePosixPath(name.replace("\\", "/")).stem
         if stem in rows:
             raise FormatError(
-                path, f"images[{row}]: file stem {stem!r} is also images[{rows[stem]}] (labels "
+                path,
+                f"images[{row}]: file stem {stem!r} is also images[{rows[stem]}] (labels "
                 "are joined to images by file stem)",
-            )  # fmt: skip
+            )
         rows[stem] = row
         stems[key] = stem
     return stems

@@ -93,9 +93,11 @@ def _detect_json(path: Path, predictions: bool) -> tuple[str, str]:
             return "coco", "a COCO object with images, annotations and categories"
         records = data["annotations"]
     if records is None or not predictions:
-        what = "a list of detections, not ground truth" if records is not None else (
-            f"a JSON {type(data).__name__} that is neither COCO ground truth nor detections"
-        )  # fmt: skip
+        what = (
+            "a list of detections, not ground truth"
+            if records is not None
+            else (f"a JSON {type(data).__name__} that is neither COCO ground truth nor detections")
+        )
         raise FormatError(str(path), f"cannot recognise the format: {what}; give {flag}")
     ids = [r.get("image_id") for r in records if isinstance(r, dict)]
     if not ids:
@@ -133,16 +135,18 @@ def _detect_lines(folder: Path, files: list[Path], predictions: bool) -> tuple[s
     if not counts:
         path, number, columns = unfit
         raise FormatError(
-            str(path), f"no known label format has lines like this one ({columns} columns); "
-            f"give {flag}", line=number,
-        )  # fmt: skip
+            str(path),
+            f"no known label format has lines like this one ({columns} columns); give {flag}",
+            line=number,
+        )
     best = max(counts.values())
     winners = sorted(name for name, count in counts.items() if count == best)
     if len(winners) > 1:
         raise FormatError(
-            str(folder), f"ambiguous: the {total} sampled lines fit {' and '.join(winners)} "
+            str(folder),
+            f"ambiguous: the {total} sampled lines fit {' and '.join(winners)} "
             f"equally well; give {flag} {winners[0]} (or another)",
-        )  # fmt: skip
+        )
     chosen = winners[0]
     return chosen, (
         f"{best} of {total} sampled lines of {len(files)} .txt files read as {_LAYOUTS[chosen]}"
@@ -164,9 +168,10 @@ def detect_format(path: str | os.PathLike, predictions: bool) -> tuple[str, str]
     txt = [p for p in sorted(path.glob("*.txt")) if p.name not in _NOT_LABELS]
     if xml and txt:
         raise FormatError(
-            str(path), f"ambiguous: {len(xml)} .xml and {len(txt)} .txt label files; "
+            str(path),
+            f"ambiguous: {len(xml)} .xml and {len(txt)} .txt label files; "
             f"give {_flag(predictions)}",
-        )  # fmt: skip
+        )
     if xml and predictions:
         raise FormatError(
             str(path), "a folder of .xml files (Pascal VOC) is ground truth, not predictions"

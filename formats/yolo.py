@@ -31,9 +31,10 @@ def _yaml_names(path: str) -> list[str]:
             keys
         ) != list(range(len(keys))):
             raise FormatError(
-                path, f"'names' keys must be the class indices 0..{len(keys) - 1}, got "
+                path,
+                f"'names' keys must be the class indices 0..{len(keys) - 1}, got "
                 f"{sorted(map(str, keys))[:10]}",
-            )  # fmt: skip
+            )
         names = [names[k] for k in range(len(keys))]
     if not isinstance(names, list):
         raise FormatError(path, "expected a 'names' list in the YAML file")
@@ -86,9 +87,11 @@ def _parse_line(text, path, line, names, size, predictions) -> ObjectRecord:
     for column, (name, value) in enumerate(zip(names_of[:4], values[:4]), start=2):
         if not -TOLERANCE <= value <= 1 + TOLERANCE:
             raise FormatError(
-                path, f"column {column} ({name}) is outside [0, 1]: {cols[column - 1]!r} (YOLO "
-                "values are fractions of the image size)", line=line,
-            )  # fmt: skip
+                path,
+                f"column {column} ({name}) is outside [0, 1]: {cols[column - 1]!r} (YOLO "
+                "values are fractions of the image size)",
+                line=line,
+            )
     cx, cy, w, h = values[:4]
     width, height = size
     box = ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)

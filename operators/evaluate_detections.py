@@ -32,18 +32,38 @@ class EvaluateDetections(foo.Operator):
             return types.Property(inputs)
         gt_default = "ground_truth" if "ground_truth" in fields else fields[0]
         pred_default = next((f for f in fields if f != gt_default), fields[0])
-        inputs.enum("gt_field", fields, default=gt_default, required=False,
-                    label="Ground truth field", view=types.DropdownView())  # fmt: skip
-        inputs.enum("pred_field", fields, default=pred_default, required=False,
-                    label="Predictions field", view=types.DropdownView())  # fmt: skip
+        inputs.enum(
+            "gt_field",
+            fields,
+            default=gt_default,
+            required=False,
+            label="Ground truth field",
+            view=types.DropdownView(),
+        )
+        inputs.enum(
+            "pred_field",
+            fields,
+            default=pred_default,
+            required=False,
+            label="Predictions field",
+            view=types.DropdownView(),
+        )
         pred = ctx.params.get("pred_field") or pred_default
         key_prop = inputs.str(
-            "eval_key", default=f"eval_{pred}", required=False, label="Evaluation key",
+            "eval_key",
+            default=f"eval_{pred}",
+            required=False,
+            label="Evaluation key",
             description="Name of the run; fields <key>, <key>_id, <key>_iou, <key>_outcome...",
-        )  # fmt: skip
+        )
         iou_prop = inputs.float("iou", default=0.5, required=False, label="IoU threshold")
-        inputs.float("score_threshold", default=0.0, required=False, label="Score threshold",
-                     description="Predictions below it are left out of the confusion matrix")  # fmt: skip
+        inputs.float(
+            "score_threshold",
+            default=0.0,
+            required=False,
+            label="Score threshold",
+            description="Predictions below it are left out of the confusion matrix",
+        )
         key = ctx.params.get("eval_key") or f"eval_{pred}"
         if not key.isidentifier():
             show_error(key_prop, "use letters, digits and underscores")
@@ -69,9 +89,13 @@ class EvaluateDetections(foo.Operator):
         key = ctx.params.get("eval_key") or f"eval_{pred}"
         ctx.set_progress(progress=0.1, label="reading boxes and matching")
         results = evaluate_detections(
-            ctx.target_view(), pred, gt, eval_key=key, iou=ctx.params.get("iou") or 0.5,
+            ctx.target_view(),
+            pred,
+            gt,
+            eval_key=key,
+            iou=ctx.params.get("iou") or 0.5,
             score_threshold=ctx.params.get("score_threshold") or 0.0,
-        )  # fmt: skip
+        )
         result = results.result
         worst = result.most_room_to_improve()
         ctx.ops.reload_dataset()

@@ -31,15 +31,23 @@ class ExportDataset(foo.Operator):
             inputs.view("none", types.Warning(label="This dataset has no detections field"))
             return types.Property(inputs)
         inputs.enum(
-            "label_field", fields, required=True, default=fields[0], label="Label field",
+            "label_field",
+            fields,
+            required=True,
+            default=fields[0],
+            label="Label field",
             description=f"Exports {{field}}{FIXED_SUFFIX} (the reviewed corrections) if it exists",
             view=types.DropdownView(),
-        )  # fmt: skip
+        )
         inputs.enum(
-            "format", list(EXPORT_FORMATS), required=True, default="kitti", label="Format",
+            "format",
+            list(EXPORT_FORMATS),
+            required=True,
+            default="kitti",
+            label="Format",
             description="kitti: TAO-ready images/ + labels/; coco: annotations.json; yolo",
             view=types.RadioGroup(),
-        )  # fmt: skip
+        )
         output_prop = path_input(inputs, "output", "Output folder", "An empty or new folder", True)
         inputs.bool("overwrite", default=False, label="Write into a non-empty folder")
         field = ctx.params.get("label_field") or fields[0]

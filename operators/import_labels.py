@@ -89,42 +89,63 @@ class _ImportLabels(foo.Operator):
         if fmt in ("yolo", "auto") or results:
             label = "Class names file" if fmt == "yolo" else "Class names file (optional)"
             props["names_prop"] = path_input(
-                inputs, "class_names", label, "classes.txt / data.yaml: YOLO classes; for "
-                "results without COCO ground truth, category id = class index + 1", False,
+                inputs,
+                "class_names",
+                label,
+                "classes.txt / data.yaml: YOLO classes; for "
+                "results without COCO ground truth, category id = class index + 1",
+                False,
                 required=fmt == "yolo",
-            )  # fmt: skip
+            )
         if results:
             props["images_json_prop"] = path_input(
-                inputs, "images_json", "Images JSON (optional)",
+                inputs,
+                "images_json",
+                "Images JSON (optional)",
                 "COCO JSON with 'images' and 'categories' joining detections to images "
-                "(e.g. the ground-truth file)", False, required=False,
-            )  # fmt: skip
+                "(e.g. the ground-truth file)",
+                False,
+                required=False,
+            )
         return props
 
     def _inputs(self, ctx, inputs) -> dict:
         """Every input of the form, as ``{name_prop: property}``."""
         kind = "predictions" if self.predictions else "ground truth"
         images_prop = path_input(
-            inputs, "images", "Images folder",
-            "Folder of the images; label files are matched to them by file stem", True,
-        )  # fmt: skip
+            inputs,
+            "images",
+            "Images folder",
+            "Folder of the images; label files are matched to them by file stem",
+            True,
+        )
         props = {"images_prop": images_prop}
         self._format_input(inputs)
         fmt = ctx.params.get("format")
         is_file = _labels_are_a_file(fmt, path_param(ctx.params, "labels"))
         props["labels_prop"] = path_input(
-            inputs, "labels", f"{kind.capitalize()} {'file' if is_file else 'folder'}",
-            FORMAT_HELP.get(fmt, "Folder of <image stem>.txt files"), not is_file,
-        )  # fmt: skip
+            inputs,
+            "labels",
+            f"{kind.capitalize()} {'file' if is_file else 'folder'}",
+            FORMAT_HELP.get(fmt, "Folder of <image stem>.txt files"),
+            not is_file,
+        )
         props["field_prop"] = inputs.str(
-            "field", default=self.default_field, required=False, label="Field",
+            "field",
+            default=self.default_field,
+            required=False,
+            label="Field",
             description=f"New label field for these {kind}",
-        )  # fmt: skip
+        )
         props.update(self._join_inputs(inputs, fmt))
         props["map_prop"] = path_input(
-            inputs, "class_map", "Class map (optional)",
-            "YAML/JSON {name in files: class name}", False, required=False,
-        )  # fmt: skip
+            inputs,
+            "class_map",
+            "Class map (optional)",
+            "YAML/JSON {name in files: class name}",
+            False,
+            required=False,
+        )
         inputs.bool("skip_invalid", default=False, label="Skip malformed lines (each is reported)")
         inputs.bool("replace", default=False, label="Replace the field if it exists")
         return props
@@ -203,9 +224,13 @@ class _ImportLabels(foo.Operator):
         )
         known = existing_classes(ctx.dataset.name) if self.predictions else None
         return plan_import(
-            ctx.dataset.name, path_param(params, "images"), [source], class_map,
-            bool(params.get("skip_invalid")), known,
-        )  # fmt: skip
+            ctx.dataset.name,
+            path_param(params, "images"),
+            [source],
+            class_map,
+            bool(params.get("skip_invalid")),
+            known,
+        )
 
     def execute(self, ctx):
         plan = self._plan(ctx)

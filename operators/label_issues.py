@@ -52,21 +52,47 @@ class FindLabelIssues(foo.Operator):
             inputs.view("none", types.Warning(label="Needs two detections fields"))
             return types.Property(inputs)
         gt_default = _gt_default(fields)
-        inputs.enum("gt_field", fields, default=gt_default, required=False,
-                    label="Ground truth field", view=types.DropdownView())  # fmt: skip
+        inputs.enum(
+            "gt_field",
+            fields,
+            default=gt_default,
+            required=False,
+            label="Ground truth field",
+            view=types.DropdownView(),
+        )
         gt = ctx.params.get("gt_field") or gt_default
         preds = [f for f in fields if f != gt]
-        inputs.list("pred_fields", types.String(), default=preds, required=True,
-                    label="Prediction fields", description="Several models agreeing count more",
-                    view=types.AutocompleteView(choices=[types.Choice(f) for f in preds]))  # fmt: skip
+        inputs.list(
+            "pred_fields",
+            types.String(),
+            default=preds,
+            required=True,
+            label="Prediction fields",
+            description="Several models agreeing count more",
+            view=types.AutocompleteView(choices=[types.Choice(f) for f in preds]),
+        )
         defaults = LabelIssueConfig()
-        inputs.float("confidence", default=defaults.confidence, required=False,
-                     label="Confident prediction at")  # fmt: skip
+        inputs.float(
+            "confidence",
+            default=defaults.confidence,
+            required=False,
+            label="Confident prediction at",
+        )
         for t in ISSUE_TYPES:
-            inputs.float(f"{t}_threshold", default=defaults.threshold(t), required=False,
-                         label=f"Flag {t} at score")  # fmt: skip
-        inputs.enum("show", list(ISSUE_TYPES), default=MISSING, required=False,
-                    label="Then show", view=types.RadioGroup())  # fmt: skip
+            inputs.float(
+                f"{t}_threshold",
+                default=defaults.threshold(t),
+                required=False,
+                label=f"Flag {t} at score",
+            )
+        inputs.enum(
+            "show",
+            list(ISSUE_TYPES),
+            default=MISSING,
+            required=False,
+            label="Then show",
+            view=types.RadioGroup(),
+        )
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def execute(self, ctx):
@@ -126,15 +152,25 @@ class _ReviewLabelIssues(foo.Operator):
         if not fields:
             inputs.view("none", types.Warning(label="This dataset has no detections field"))
             return types.Property(inputs)
-        inputs.enum("gt_field", fields, default=_gt_default(fields), required=False,
-                    label="Ground truth field", view=types.DropdownView())  # fmt: skip
+        inputs.enum(
+            "gt_field",
+            fields,
+            default=_gt_default(fields),
+            required=False,
+            label="Ground truth field",
+            view=types.DropdownView(),
+        )
         selected = len(ctx.selected_labels or [])
         if selected:
             inputs.view("selected", types.Notice(label=f"{selected} selected objects"))
         else:
-            inputs.enum("issue_type", list(ISSUE_TYPES), required=True,
-                        label="No objects selected: every flagged issue of this type "
-                              "in the current view", view=types.RadioGroup())  # fmt: skip
+            inputs.enum(
+                "issue_type",
+                list(ISSUE_TYPES),
+                required=True,
+                label="No objects selected: every flagged issue of this type in the current view",
+                view=types.RadioGroup(),
+            )
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def execute(self, ctx):

@@ -24,10 +24,15 @@ class SaveSlice(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        name_prop = inputs.str("name", required=True, label="Slice name",
-                               description="e.g. faded crosswalks")  # fmt: skip
-        inputs.str("description", required=False, label="Description",
-                   description="The hypothesis this slice tests")  # fmt: skip
+        name_prop = inputs.str(
+            "name", required=True, label="Slice name", description="e.g. faded crosswalks"
+        )
+        inputs.str(
+            "description",
+            required=False,
+            label="Description",
+            description="The hypothesis this slice tests",
+        )
         inputs.bool("overwrite", default=False, required=False, label="Replace if it exists")
         name = (ctx.params.get("name") or "").strip()
         if name and ctx.dataset.has_saved_view(name) and not ctx.params.get("overwrite"):
@@ -41,8 +46,13 @@ class SaveSlice(foo.Operator):
 
         name = (ctx.params.get("name") or "").strip()
         view = ctx.view if ctx.view is not None else ctx.dataset.view()
-        save_slice(ctx.dataset, name, view, ctx.params.get("description"),
-                   overwrite=bool(ctx.params.get("overwrite")))  # fmt: skip
+        save_slice(
+            ctx.dataset,
+            name,
+            view,
+            ctx.params.get("description"),
+            overwrite=bool(ctx.params.get("overwrite")),
+        )
         ctx.ops.set_view(name=name)
         ctx.ops.notify(f"Saved slice {name!r} ({len(view)} samples)", variant="success")
         return {"name": name, "num_samples": len(view)}

@@ -63,20 +63,44 @@ class ComputeEmbeddings(foo.Operator):
         inputs.view_target(ctx)
         targets = [IMAGES, *detections_fields(ctx.dataset)]
         inputs.enum(
-            "target", targets, default=IMAGES, required=False, label="Embed",
+            "target",
+            targets,
+            default=IMAGES,
+            required=False,
+            label="Embed",
             description="Whole images, or the objects of a detections field (cropped)",
             view=types.DropdownView(),
-        )  # fmt: skip
+        )
         inputs.str("model", default=DEFAULT_MODEL, required=False, label="open_clip model")
-        inputs.str("pretrained", default=DEFAULT_PRETRAINED, required=False,
-                   label="Pretrained tag", description="Used when no checkpoint is given")  # fmt: skip
-        ckpt = path_input(inputs, "checkpoint", "Local checkpoint",
-                          "A .bin/.pt/.safetensors state dict (optional)", False, required=False)  # fmt: skip
-        inputs.str("device", required=False, label="Device", description="cpu, cuda; default: "
-                   "CUDA when present")  # fmt: skip
+        inputs.str(
+            "pretrained",
+            default=DEFAULT_PRETRAINED,
+            required=False,
+            label="Pretrained tag",
+            description="Used when no checkpoint is given",
+        )
+        ckpt = path_input(
+            inputs,
+            "checkpoint",
+            "Local checkpoint",
+            "A .bin/.pt/.safetensors state dict (optional)",
+            False,
+            required=False,
+        )
+        inputs.str(
+            "device",
+            required=False,
+            label="Device",
+            description="cpu, cuda; default: CUDA when present",
+        )
         inputs.int("batch_size", default=32, required=False, label="Batch size")
-        inputs.float("margin", default=DEFAULT_MARGIN, required=False, label="Crop margin",
-                     description="Objects: fraction of the box added on each side")  # fmt: skip
+        inputs.float(
+            "margin",
+            default=DEFAULT_MARGIN,
+            required=False,
+            label="Crop margin",
+            description="Objects: fraction of the box added on each side",
+        )
         path = path_param(ctx.params, "checkpoint")
         if path:
             import os
@@ -85,9 +109,13 @@ class ComputeEmbeddings(foo.Operator):
                 show_error(ckpt, f"{path} is not a file")
         target = ctx.params.get("target") or IMAGES
         if _index_key(target) in ctx.dataset.list_brain_runs():
-            inputs.view("exists", types.Notice(
-                label=f"Index {_index_key(target)!r} exists and will be rebuilt (cached "
-                      "embeddings are reused)"))  # fmt: skip
+            inputs.view(
+                "exists",
+                types.Notice(
+                    label=f"Index {_index_key(target)!r} exists and will be rebuilt (cached "
+                    "embeddings are reused)"
+                ),
+            )
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def execute(self, ctx):
@@ -112,10 +140,12 @@ class ComputeEmbeddings(foo.Operator):
         model = load_model(spec)
         margin = ctx.params.get("margin")
         index, table = build_index(
-            ctx.target_view(), model, patches_field=None if target == IMAGES else target,
+            ctx.target_view(),
+            model,
+            patches_field=None if target == IMAGES else target,
             margin=DEFAULT_MARGIN if margin is None else float(margin),
             progress=_progress(ctx, f"embedding {target}"),
-        )  # fmt: skip
+        )
         ctx.ops.reload_dataset()
         ctx.ops.notify(
             f"{index.key}: {len(table.vectors)} {target} indexed ({table.computed} computed)",
@@ -150,15 +180,25 @@ class Search(foo.Operator):
         inputs.view_target(ctx)
         targets = _indexed_targets(ctx.dataset)
         if not targets:
-            inputs.view("none", types.Warning(
-                label="No CLIP index yet: run 'compute CLIP embeddings' first"))  # fmt: skip
+            inputs.view(
+                "none",
+                types.Warning(label="No CLIP index yet: run 'compute CLIP embeddings' first"),
+            )
             return types.Property(inputs)
-        inputs.enum("target", targets, default=targets[0], required=False, label="Search",
-                    description="Images, or the objects of a field", view=types.DropdownView())  # fmt: skip
+        inputs.enum(
+            "target",
+            targets,
+            default=targets[0],
+            required=False,
+            label="Search",
+            description="Images, or the objects of a field",
+            view=types.DropdownView(),
+        )
         selected = _selected_ids(ctx, ctx.params.get("target") or targets[0])
         modes = ["text", "selected"] if selected else ["text"]
-        inputs.enum("mode", modes, default="text", required=False, label="Query",
-                    view=types.RadioGroup())  # fmt: skip
+        inputs.enum(
+            "mode", modes, default="text", required=False, label="Query", view=types.RadioGroup()
+        )
         if (ctx.params.get("mode") or "text") == "text":
             inputs.str("query", required=True, label="Text", description='e.g. "faded crosswalk"')
         else:
@@ -166,16 +206,30 @@ class Search(foo.Operator):
         k_prop = inputs.int("k", default=DEFAULT_K, required=False, label="Top k")
         if (ctx.params.get("k") or DEFAULT_K) < 1:
             show_error(k_prop, "must be at least 1")
-        inputs.bool("objects", default=True, required=False, label="Show objects",
-                    description="Objects as patches (on) or their images (off)")  # fmt: skip
-        slice_prop = inputs.str("slice_name", required=False, label="Save as slice",
-                                description="Optional: save the hits as this slice")  # fmt: skip
+        inputs.bool(
+            "objects",
+            default=True,
+            required=False,
+            label="Show objects",
+            description="Objects as patches (on) or their images (off)",
+        )
+        slice_prop = inputs.str(
+            "slice_name",
+            required=False,
+            label="Save as slice",
+            description="Optional: save the hits as this slice",
+        )
         inputs.bool("overwrite", default=False, required=False, label="Replace the slice")
         name = (ctx.params.get("slice_name") or "").strip()
         if name and ctx.dataset.has_saved_view(name) and not ctx.params.get("overwrite"):
             show_error(slice_prop, f"a slice {name!r} exists: choose another name or replace")
-        inputs.bool("slice_objects", default=False, required=False, label="Slice of objects",
-                    description="Save the hit objects (on) or their images, all labels (off)")  # fmt: skip
+        inputs.bool(
+            "slice_objects",
+            default=False,
+            required=False,
+            label="Slice of objects",
+            description="Save the hit objects (on) or their images, all labels (off)",
+        )
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def execute(self, ctx):
@@ -192,15 +246,22 @@ class Search(foo.Operator):
             query = _selected_ids(ctx, target)
         objects = ctx.params.get("objects", True) is not False
         hits = search(
-            ctx.target_view(), query, k=int(ctx.params.get("k") or DEFAULT_K),
-            patches_field=field, objects=objects,
-        )  # fmt: skip
+            ctx.target_view(),
+            query,
+            k=int(ctx.params.get("k") or DEFAULT_K),
+            patches_field=field,
+            objects=objects,
+        )
         name = (ctx.params.get("slice_name") or "").strip()
         if name:
             what = query if isinstance(query, str) else f"{len(query)} examples"
-            save_slice(hits, name, description=f"CLIP search {target}: {what}",
-                       objects=bool(ctx.params.get("slice_objects")),
-                       overwrite=bool(ctx.params.get("overwrite")))  # fmt: skip
+            save_slice(
+                hits,
+                name,
+                description=f"CLIP search {target}: {what}",
+                objects=bool(ctx.params.get("slice_objects")),
+                overwrite=bool(ctx.params.get("overwrite")),
+            )
         ctx.ops.set_view(view=hits)
         ctx.ops.notify(
             f"{len(hits)} hits" + (f", saved as slice {name!r}" if name else ""), variant="success"

@@ -84,12 +84,16 @@ class DetectionDebuggerPanel(foo.Panel):
         rows = []
         for row in list_slices(ctx.dataset, results):
             ap, whole = row["AP"], row["AP_whole_run"]
-            rows.append({
-                "slice": row["name"], "samples": row["num_samples"], "level": row["selection"],
-                "AP": None if ap is None else round(ap, 4),
-                "AP_delta": None if ap is None or whole is None else round(ap - whole, 4),
-                "description": row["description"],
-            })  # fmt: skip
+            rows.append(
+                {
+                    "slice": row["name"],
+                    "samples": row["num_samples"],
+                    "level": row["selection"],
+                    "AP": None if ap is None else round(ap, 4),
+                    "AP_delta": None if ap is None or whole is None else round(ap - whole, 4),
+                    "description": row["description"],
+                }
+            )
         return rows
 
     def _issue_counts(self, ctx, gt_field):
@@ -153,8 +157,9 @@ class DetectionDebuggerPanel(foo.Panel):
             except ValueError as error:
                 state.changes_note = str(error)
             else:
-                state.changes = [{"class": name, **counts}
-                                 for name, counts in run.changes.counts.items()]  # fmt: skip
+                state.changes = [
+                    {"class": name, **counts} for name, counts in run.changes.counts.items()
+                ]
                 state.changes_note = (
                     f"Ground-truth objects from **{state.eval_key}** to **{state.compare_key}** "
                     f"on the {note}: *fixed* = now found, *regressed* = no longer found."
@@ -194,9 +199,13 @@ class DetectionDebuggerPanel(foo.Panel):
         if gt_label == BACKGROUND and pred_label == BACKGROUND:
             return
         view = cell_view(
-            ctx.view or ctx.dataset, state.eval_key, state.gt_field, state.pred_field,
-            gt_label, pred_label,
-        )  # fmt: skip
+            ctx.view or ctx.dataset,
+            state.eval_key,
+            state.gt_field,
+            state.pred_field,
+            gt_label,
+            pred_label,
+        )
         ctx.ops.set_view(view)
 
     def on_row_click(self, ctx):
@@ -257,8 +266,14 @@ class DetectionDebuggerPanel(foo.Panel):
             if not state.compare_key or state.compare_key == state.eval_key:
                 return
             label = state.error_class or None
-            view = change_view(ctx.view or ctx.dataset, state.eval_key, state.compare_key,
-                               state.gt_field, change, label)  # fmt: skip
+            view = change_view(
+                ctx.view or ctx.dataset,
+                state.eval_key,
+                state.compare_key,
+                state.gt_field,
+                change,
+                label,
+            )
             ctx.ops.set_view(view)
 
         return handler
@@ -295,22 +310,56 @@ class DetectionDebuggerPanel(foo.Panel):
     def _render_controls(self, panel, state):
         """The run and comparison choices, the sort order, *Show all*, and the summary."""
         controls = panel.h_stack("controls", align_x="left", gap=2)
-        controls.enum("eval_key", state.runs, default=state.eval_key, label="Evaluation",
-                      on_change=self.on_change_eval, view=types.DropdownView())  # fmt: skip
-        controls.enum("compare_key", state.runs, default=state.compare_key, label="Compare with",
-                      on_change=self.on_change_compare, view=types.DropdownView())  # fmt: skip
-        controls.enum("sort_by", list(SORT_KEYS), default=state.sort_by, label="Sort by",
-                      on_change=self.on_change_sort, view=types.DropdownView())  # fmt: skip
+        controls.enum(
+            "eval_key",
+            state.runs,
+            default=state.eval_key,
+            label="Evaluation",
+            on_change=self.on_change_eval,
+            view=types.DropdownView(),
+        )
+        controls.enum(
+            "compare_key",
+            state.runs,
+            default=state.compare_key,
+            label="Compare with",
+            on_change=self.on_change_compare,
+            view=types.DropdownView(),
+        )
+        controls.enum(
+            "sort_by",
+            list(SORT_KEYS),
+            default=state.sort_by,
+            label="Sort by",
+            on_change=self.on_change_sort,
+            view=types.DropdownView(),
+        )
         controls.btn("reset", label="Show all", on_click=self.on_reset)
         panel.md(state.summary or "", name="summary")
 
     def _render_classes(self, panel, state):
         """The per-class table (with the compared run's AP) and the imbalance bars."""
         table = types.TableView()
-        columns = ["class", "AP", "AP50", "AR100", "num_gt", "num_pred", "tp", "fn",
-                   "mispredicted", "fp"]  # fmt: skip
-        labels = {"num_gt": "#GT", "num_pred": "#pred", "tp": "TP", "fn": "undetected",
-                  "fp": "ghosts", "AR100": "AR"}  # fmt: skip
+        columns = [
+            "class",
+            "AP",
+            "AP50",
+            "AR100",
+            "num_gt",
+            "num_pred",
+            "tp",
+            "fn",
+            "mispredicted",
+            "fp",
+        ]
+        labels = {
+            "num_gt": "#GT",
+            "num_pred": "#pred",
+            "tp": "TP",
+            "fn": "undetected",
+            "fp": "ghosts",
+            "AR100": "AR",
+        }
         if state.compare_key and state.compare_key != state.eval_key:
             columns += ["AP_compare", "AP_delta"]
             labels.update(AP_compare=f"AP ({state.compare_key})", AP_delta="ΔAP")
@@ -320,27 +369,47 @@ class DetectionDebuggerPanel(foo.Panel):
         panel.list("classes", types.Object(), view=table, label="Per class")
         panel.md(ROOM_CAPTION, name="room_caption")
 
-        panel.plot("bars", layout=state.bars_layout,
-                   config={"displayModeBar": False}, label="Annotations vs predictions")  # fmt: skip
+        panel.plot(
+            "bars",
+            layout=state.bars_layout,
+            config={"displayModeBar": False},
+            label="Annotations vs predictions",
+        )
 
     def _render_confusion(self, panel, state):
         """The confusion matrix (click a cell) and the error-type buttons of one class."""
         scale = panel.h_stack("scale_row", align_x="left")
-        scale.enum("scale", ["linear", "log"], default=state.scale or "linear",
-                   label="Colour scale", on_change=self.on_change_scale,
-                   view=types.RadioGroup(orientation="horizontal"))  # fmt: skip
-        panel.plot("confusion", layout=state.confusion_layout, on_click=self.on_cell_click,
-                   config={"displayModeBar": False},
-                   label="Confusion matrix: click a cell to see its objects")  # fmt: skip
+        scale.enum(
+            "scale",
+            ["linear", "log"],
+            default=state.scale or "linear",
+            label="Colour scale",
+            on_change=self.on_change_scale,
+            view=types.RadioGroup(orientation="horizontal"),
+        )
+        panel.plot(
+            "confusion",
+            layout=state.confusion_layout,
+            on_click=self.on_cell_click,
+            config={"displayModeBar": False},
+            label="Confusion matrix: click a cell to see its objects",
+        )
 
         errors = panel.h_stack("errors", align_x="left", gap=1)
-        errors.enum("error_class", state.class_names or [], default=state.error_class,
-                    label="Class", on_change=self.on_change_class,
-                    view=types.DropdownView())  # fmt: skip
+        errors.enum(
+            "error_class",
+            state.class_names or [],
+            default=state.error_class,
+            label="Class",
+            on_change=self.on_change_class,
+            view=types.DropdownView(),
+        )
         for name, method in (
-            ("undetected", self.show_undetected), ("ghosts", self.show_ghosts),
-            ("mispredicted", self.show_mispredicted), ("correct", self.show_correct),
-        ):  # fmt: skip
+            ("undetected", self.show_undetected),
+            ("ghosts", self.show_ghosts),
+            ("mispredicted", self.show_mispredicted),
+            ("correct", self.show_correct),
+        ):
             errors.btn(f"show_{name}", label=name, on_click=method, variant="outlined")
 
     def _render_search(self, panel):
@@ -352,8 +421,9 @@ class DetectionDebuggerPanel(foo.Panel):
         )
         buttons = panel.h_stack("search_buttons", align_x="left", gap=1)
         buttons.btn("search", label="Search...", on_click=self.on_search, variant="contained")
-        buttons.btn("embed", label="Compute embeddings...", on_click=self.on_embed,
-                    variant="outlined")  # fmt: skip
+        buttons.btn(
+            "embed", label="Compute embeddings...", on_click=self.on_embed, variant="outlined"
+        )
 
     def _render_issues(self, panel, state):
         panel.md(
@@ -363,12 +433,24 @@ class DetectionDebuggerPanel(foo.Panel):
             name="issues_title",
         )
         buttons = panel.h_stack("issue_buttons", align_x="left", gap=1)
-        buttons.btn("find_issues", label="Find label issues...", on_click=self.on_find_issues,
-                    variant="contained")  # fmt: skip
-        buttons.btn("accept_issues", label="Accept selected...", on_click=self.on_accept_issues,
-                    variant="outlined")  # fmt: skip
-        buttons.btn("reject_issues", label="Reject selected...", on_click=self.on_reject_issues,
-                    variant="outlined")  # fmt: skip
+        buttons.btn(
+            "find_issues",
+            label="Find label issues...",
+            on_click=self.on_find_issues,
+            variant="contained",
+        )
+        buttons.btn(
+            "accept_issues",
+            label="Accept selected...",
+            on_click=self.on_accept_issues,
+            variant="outlined",
+        )
+        buttons.btn(
+            "reject_issues",
+            label="Reject selected...",
+            on_click=self.on_reject_issues,
+            variant="outlined",
+        )
         if not state.issue_counts:
             return
         table = types.TableView()
@@ -382,43 +464,79 @@ class DetectionDebuggerPanel(foo.Panel):
         if not state.changes:
             return
         table = types.TableView()
-        for column, label in (("class", "class"), ("fixed", "fixed"), ("regressed", "regressed"),
-                              ("still_missed", "still missed"), ("kept", "found by both")):  # fmt: skip
+        for column, label in (
+            ("class", "class"),
+            ("fixed", "fixed"),
+            ("regressed", "regressed"),
+            ("still_missed", "still missed"),
+            ("kept", "found by both"),
+        ):
             table.add_column(column, label=label)
         panel.list("changes", types.Object(), view=table, label="Per-object changes")
         buttons = panel.h_stack("change_buttons", align_x="left", gap=1)
         target = state.error_class or "all classes"
-        buttons.btn("show_fixed", label=f"fixed ({target})", on_click=self.show_fixed,
-                    variant="outlined")  # fmt: skip
-        buttons.btn("show_regressed", label=f"regressed ({target})",
-                    on_click=self.show_regressed, variant="outlined")  # fmt: skip
+        buttons.btn(
+            "show_fixed", label=f"fixed ({target})", on_click=self.show_fixed, variant="outlined"
+        )
+        buttons.btn(
+            "show_regressed",
+            label=f"regressed ({target})",
+            on_click=self.show_regressed,
+            variant="outlined",
+        )
 
     def _render_slice(self, panel, state):
         table = types.TableView()
         for column, label in (
-            ("class", "class"), ("AP", "AP"), ("AP_whole", "AP (whole run)"), ("AP_delta", "ΔAP"),
-            ("AP50", "AP50"), ("AP50_delta", "ΔAP50"), ("AR100", "AR"), ("AR100_delta", "ΔAR"),
-            ("num_gt", "#GT"), ("tp", "TP"), ("fn", "undetected"),
-            ("mispredicted", "mispredicted"), ("fp", "ghosts"),
-        ):  # fmt: skip
+            ("class", "class"),
+            ("AP", "AP"),
+            ("AP_whole", "AP (whole run)"),
+            ("AP_delta", "ΔAP"),
+            ("AP50", "AP50"),
+            ("AP50_delta", "ΔAP50"),
+            ("AR100", "AR"),
+            ("AR100_delta", "ΔAR"),
+            ("num_gt", "#GT"),
+            ("tp", "TP"),
+            ("fn", "undetected"),
+            ("mispredicted", "mispredicted"),
+            ("fp", "ghosts"),
+        ):
             table.add_column(column, label=label)
-        panel.list("slice_classes", types.Object(), view=table,
-                   label=f"{state.slice_scope} vs the whole run")  # fmt: skip
-        panel.plot("slice_bars", layout=state.slice_bars_layout,
-                   config={"displayModeBar": False}, label="AP per class: whole run vs slice")  # fmt: skip
+        panel.list(
+            "slice_classes",
+            types.Object(),
+            view=table,
+            label=f"{state.slice_scope} vs the whole run",
+        )
+        panel.plot(
+            "slice_bars",
+            layout=state.slice_bars_layout,
+            config={"displayModeBar": False},
+            label="AP per class: whole run vs slice",
+        )
 
     def _render_slice_list(self, panel, state):
         header = panel.h_stack("slice_header", align_x="left", gap=2)
         header.md("**Slices** (saved views): click a row to load it", name="slices_title")
-        header.btn("save_slice", label="Save current view as slice", on_click=self.on_save_slice,
-                   variant="contained")  # fmt: skip
+        header.btn(
+            "save_slice",
+            label="Save current view as slice",
+            on_click=self.on_save_slice,
+            variant="contained",
+        )
         if not state.slices:
             panel.md("No slices yet.", name="no_slices")
             return
         table = types.TableView()
-        for column, label in (("slice", "slice"), ("samples", "samples"), ("level", "level"),
-                              ("AP", "AP"), ("AP_delta", "ΔAP vs all"),
-                              ("description", "description")):  # fmt: skip
+        for column, label in (
+            ("slice", "slice"),
+            ("samples", "samples"),
+            ("level", "level"),
+            ("AP", "AP"),
+            ("AP_delta", "ΔAP vs all"),
+            ("description", "description"),
+        ):
             table.add_column(column, label=label)
         table.add_row_action("load", self.on_slice_click, label="Load slice", icon="open_in_new")
         panel.list("slices", types.Object(), view=table, label="Slices")

@@ -21,9 +21,13 @@ def class_rows(result, compare=None, sort_by: str = "AP") -> list[dict]:
             "AP": None if m.AP is None else round(m.AP, 4),
             "AP50": None if m.AP50 is None else round(m.AP50, 4),
             "AR100": None if m.AR100 is None else round(m.AR100, 4),
-            "num_gt": m.num_gt, "num_pred": m.num_pred, "tp": m.tp, "fn": m.fn,
-            "mispredicted": m.mispredicted, "fp": m.fp,
-        }  # fmt: skip
+            "num_gt": m.num_gt,
+            "num_pred": m.num_pred,
+            "tp": m.tp,
+            "fn": m.fn,
+            "mispredicted": m.mispredicted,
+            "fp": m.fp,
+        }
         if compare is not None:
             other = compare.classes.get(name)
             ap = None if other is None or other.AP is None else round(other.AP, 4)
@@ -70,11 +74,19 @@ def imbalance_bars(result) -> tuple[list, dict]:
     """Annotations vs predictions per class, side by side."""
     names = list(result.classes)
     data = [
-        {"type": "bar", "name": "annotations", "x": names,
-         "y": [result.classes[n].num_gt for n in names]},
-        {"type": "bar", "name": "predictions", "x": names,
-         "y": [result.classes[n].num_pred for n in names]},
-    ]  # fmt: skip
+        {
+            "type": "bar",
+            "name": "annotations",
+            "x": names,
+            "y": [result.classes[n].num_gt for n in names],
+        },
+        {
+            "type": "bar",
+            "name": "predictions",
+            "x": names,
+            "y": [result.classes[n].num_pred for n in names],
+        },
+    ]
     layout = {"barmode": "group", "height": 300, "margin": {"t": 10, "b": 60}}
     return data, layout
 
@@ -101,10 +113,18 @@ def slice_bars(result, whole, scope: str) -> tuple[list, dict]:
     """AP per class, whole run vs the slice, side by side."""
     names = [n for n in result.classes if result.classes[n].AP is not None]
     data = [
-        {"type": "bar", "name": "whole run", "x": names,
-         "y": [whole.classes[n].AP if n in whole.classes else None for n in names]},
+        {
+            "type": "bar",
+            "name": "whole run",
+            "x": names,
+            "y": [whole.classes[n].AP if n in whole.classes else None for n in names],
+        },
         {"type": "bar", "name": scope, "x": names, "y": [result.classes[n].AP for n in names]},
-    ]  # fmt: skip
-    layout = {"barmode": "group", "height": 300, "margin": {"t": 10, "b": 60},
-              "yaxis": {"title": "AP", "range": [0, 1]}}  # fmt: skip
+    ]
+    layout = {
+        "barmode": "group",
+        "height": 300,
+        "margin": {"t": 10, "b": 60},
+        "yaxis": {"title": "AP", "range": [0, 1]},
+    }
     return data, layout

@@ -213,11 +213,13 @@ class _Cache:
         keys = list(self.rows)
         buffer = io.BytesIO()
         np.savez(
-            buffer, keys=np.array(keys, dtype=str),
+            buffer,
+            keys=np.array(keys, dtype=str),
             fingerprints=np.array([self.rows[k][0] for k in keys], dtype=str),
             vectors=np.stack([self.rows[k][1] for k in keys]).astype(np.float32)
-            if keys else np.zeros((0, 0), np.float32),
-        )  # fmt: skip
+            if keys
+            else np.zeros((0, 0), np.float32),
+        )
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(buffer.getvalue())
         os.replace(tmp, self.path)  # atomic: a crash never leaves half a cache

@@ -28,10 +28,20 @@ PURE = {"evaluation", "formats"}  # no FiftyOne, no torch
 TORCH_LAYERS = {"search"}  # the only layer that may import torch / open_clip
 PRIVATE_MODULE = "datasets/fiftyone_private.py"
 FIFTYONE_PRIVATE_NAMES = {
-    "_dataset", "_root_dataset", "_is_patches", "_doc", "_bulk_write", "_disconnect",
-    "_client", "_load_model", "_preprocess_img", "_embed_prompts", "_clip_preprocess",
-    "_tokenizer", "_delete_non_persistent_datasets_if_allowed",
-}  # fmt: skip
+    "_dataset",
+    "_root_dataset",
+    "_is_patches",
+    "_doc",
+    "_bulk_write",
+    "_disconnect",
+    "_client",
+    "_load_model",
+    "_preprocess_img",
+    "_embed_prompts",
+    "_clip_preprocess",
+    "_tokenizer",
+    "_delete_non_persistent_datasets_if_allowed",
+}
 MAX_FUNCTION_LINES = 60
 LONG_FUNCTION_MARK = "# long:"  # on the def line or the line above: why it stays long
 

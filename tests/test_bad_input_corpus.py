@@ -75,16 +75,30 @@ VOC = """<annotation>
 </annotation>
 """
 COCO_GT = {
-    "images": [{"id": i, "file_name": f"{s}.png", "width": 64, "height": 48}
-               for i, s in enumerate("abc", start=1)],
+    "images": [
+        {"id": i, "file_name": f"{s}.png", "width": 64, "height": 48}
+        for i, s in enumerate("abc", start=1)
+    ],
     "annotations": [
-        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "area": 400,
-         "iscrowd": 0},
-        {"id": 2, "image_id": 2, "category_id": 2, "bbox": [2, 3, 10, 37], "area": 370,
-         "iscrowd": 0},
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [10, 10, 20, 20],
+            "area": 400,
+            "iscrowd": 0,
+        },
+        {
+            "id": 2,
+            "image_id": 2,
+            "category_id": 2,
+            "bbox": [2, 3, 10, 37],
+            "area": 370,
+            "iscrowd": 0,
+        },
     ],
     "categories": [{"id": 1, "name": "Car"}, {"id": 2, "name": "Pedestrian"}],
-}  # fmt: skip
+}
 COCO_DETS = [
     {"image_id": 1, "category_id": 1, "bbox": [11, 10, 20, 20], "score": 0.9},
     {"image_id": 2, "category_id": 2, "bbox": [2, 3, 10, 30], "score": 0.4},
@@ -225,13 +239,33 @@ def imp(base: Path, *args, dataset: str = EXISTING, images=None) -> list:
 
 
 def gt_import(base, path, fmt, *extra, dataset=EXISTING, images=None) -> list:
-    return imp(base, "--gt", str(path), "--gt-format", fmt, "--gt-field", "gt2", *extra,
-               dataset=dataset, images=images)  # fmt: skip
+    return imp(
+        base,
+        "--gt",
+        str(path),
+        "--gt-format",
+        fmt,
+        "--gt-field",
+        "gt2",
+        *extra,
+        dataset=dataset,
+        images=images,
+    )
 
 
 def pred_import(base, path, fmt, *extra, dataset=EXISTING, images=None) -> list:
-    return imp(base, "--pred", str(path), "--pred-format", fmt, "--pred-field", "p2", *extra,
-               dataset=dataset, images=images)  # fmt: skip
+    return imp(
+        base,
+        "--pred",
+        str(path),
+        "--pred-format",
+        fmt,
+        "--pred-field",
+        "p2",
+        *extra,
+        dataset=dataset,
+        images=images,
+    )
 
 
 def evaluate(gt, dets, *extra) -> list:
@@ -473,8 +507,21 @@ def coco_missing_file(b, t):
 
 def _results(b, t, records, fmt="coco", name="dets.json"):
     p = write(t, name, json.dumps(records))
-    args = imp(b, "--gt", str(b / "gt.json"), "--gt-format", "coco", "--gt-field", "gt2",
-               "--pred", str(p), "--pred-format", fmt, "--pred-field", "p2")  # fmt: skip
+    args = imp(
+        b,
+        "--gt",
+        str(b / "gt.json"),
+        "--gt-format",
+        "coco",
+        "--gt-field",
+        "gt2",
+        "--pred",
+        str(p),
+        "--pred-format",
+        fmt,
+        "--pred-field",
+        "p2",
+    )
     return p, args
 
 
@@ -516,15 +563,20 @@ def ultralytics_category_text(b, t):
 
 
 def ultralytics_nan_score(b, t):
-    p = write(t, "u.json", '[{"image_id": "a", "category_id": 1, "bbox": [1, 1, 2, 2], '
-                           '"score": NaN}]')  # fmt: skip
+    p = write(
+        t, "u.json", '[{"image_id": "a", "category_id": 1, "bbox": [1, 1, 2, 2], "score": NaN}]'
+    )
     args = pred_import(b, p, "ultralytics", "--class-names", str(b / "classes.txt"))
     return Case(args, str(p), None, "'score' must be a finite number, got nan")
 
 
 def ultralytics_without_names(b, t):
-    return Case(pred_import(b, b / "ultra.json", "ultralytics"), str(b / "ultra.json"), None,
-                "category ids need the class names")  # fmt: skip
+    return Case(
+        pred_import(b, b / "ultra.json", "ultralytics"),
+        str(b / "ultra.json"),
+        None,
+        "category ids need the class names",
+    )
 
 
 # evaluate (file mode) -------------------------------------------------------------------
@@ -546,8 +598,12 @@ def eval_nan_area(b, t):
 
 def eval_duplicate_annotation_ids(b, t):
     p = _coco(t, annotations=_ann(id=2))
-    return Case(evaluate(p, b / "dets.json"), str(p), None,
-                "annotations[1]: annotation id 2 is also annotations[0]")  # fmt: skip
+    return Case(
+        evaluate(p, b / "dets.json"),
+        str(p),
+        None,
+        "annotations[1]: annotation id 2 is also annotations[0]",
+    )
 
 
 def eval_image_id_beyond_64_bits(b, t):
@@ -809,8 +865,9 @@ def image_not_an_image(b, t):
 
 def image_corrupt_with_yolo(b, t):
     d = _images(b, t, a__png=b"")
-    args = gt_import(b, b / "yolo", "yolo", "--class-names", str(b / "classes.txt"),
-                     dataset=NEW, images=d)  # fmt: skip
+    args = gt_import(
+        b, b / "yolo", "yolo", "--class-names", str(b / "classes.txt"), dataset=NEW, images=d
+    )
     return Case(args, f"{d}/a.png", None, "cannot read the image", NEW)
 
 
@@ -839,20 +896,32 @@ def class_map_invalid_yaml(b, t):
 
 def class_map_list(b, t):
     p = write(t, "map.yaml", "- car\n- Car\n")
-    return Case(gt_import(b, b / "kitti", "kitti", "--class-map", str(p)), str(p), None,
-                "expected a mapping of class names")  # fmt: skip
+    return Case(
+        gt_import(b, b / "kitti", "kitti", "--class-map", str(p)),
+        str(p),
+        None,
+        "expected a mapping of class names",
+    )
 
 
 def class_map_case_collision(b, t):
     p = write(t, "map.yaml", "Car: car\ncar: vehicle\n")
-    return Case(gt_import(b, b / "kitti", "kitti", "--class-map", str(p)), str(p), None,
-                "'Car' and 'car' are the same name")  # fmt: skip
+    return Case(
+        gt_import(b, b / "kitti", "kitti", "--class-map", str(p)),
+        str(p),
+        None,
+        "'Car' and 'car' are the same name",
+    )
 
 
 def class_map_nul_value(b, t):
     p = write(t, "map.json", '{"Car": "car\\u0000"}')
-    return Case(gt_import(b, b / "kitti", "kitti", "--class-map", str(p)), str(p), None,
-                "contains the control character")  # fmt: skip
+    return Case(
+        gt_import(b, b / "kitti", "kitti", "--class-map", str(p)),
+        str(p),
+        None,
+        "contains the control character",
+    )
 
 
 def class_map_missing(b, t):
@@ -876,14 +945,28 @@ def import_existing_field(b, t):
 
 
 def _export(out, *extra, field="ground_truth"):
-    return ["export", "--dataset", EXISTING, "--format", "kitti", "--label-field", field,
-            "--output", str(out), *extra]  # fmt: skip
+    return [
+        "export",
+        "--dataset",
+        EXISTING,
+        "--format",
+        "kitti",
+        "--label-field",
+        field,
+        "--output",
+        str(out),
+        *extra,
+    ]
 
 
 def export_missing_field(b, t):
-    return Case(_export(t / "out", field="nope"), None, None,
-                "no label field 'nope' in 'bad-input-corpus' (its Detections fields: "
-                "ground_truth, predictions, retrained)")  # fmt: skip
+    return Case(
+        _export(t / "out", field="nope"),
+        None,
+        None,
+        "no label field 'nope' in 'bad-input-corpus' (its Detections fields: "
+        "ground_truth, predictions, retrained)",
+    )
 
 
 def export_not_detections(b, t):
@@ -987,51 +1070,97 @@ def compare_output_is_a_folder(b, t):
 
 
 def issues_missing_gt_field(b, t):
-    args = ["issues", "find", "--dataset", EXISTING, "--gt-field", "nope", "--pred-field",
-            "predictions"]  # fmt: skip
+    args = [
+        "issues",
+        "find",
+        "--dataset",
+        EXISTING,
+        "--gt-field",
+        "nope",
+        "--pred-field",
+        "predictions",
+    ]
     return Case(args, None, None, "no field 'nope'")
 
 
 def issues_missing_pred_field(b, t):
-    args = ["issues", "find", "--dataset", EXISTING, "--gt-field", "ground_truth",
-            "--pred-field", "nope"]  # fmt: skip
+    args = [
+        "issues",
+        "find",
+        "--dataset",
+        EXISTING,
+        "--gt-field",
+        "ground_truth",
+        "--pred-field",
+        "nope",
+    ]
     return Case(args, None, None, "no field 'nope'")
 
 
 def issues_gt_as_prediction(b, t):
-    args = ["issues", "find", "--dataset", EXISTING, "--gt-field", "ground_truth",
-            "--pred-field", "ground_truth"]  # fmt: skip
+    args = [
+        "issues",
+        "find",
+        "--dataset",
+        EXISTING,
+        "--gt-field",
+        "ground_truth",
+        "--pred-field",
+        "ground_truth",
+    ]
     return Case(args, None, None, "is the ground truth, not a prediction field")
 
 
 def issues_accept_unknown_label(b, t):
-    args = ["issues", "accept", "--dataset", EXISTING, "--gt-field", "ground_truth",
-            "--ids", "0123456789abcdef01234567"]  # fmt: skip
+    args = [
+        "issues",
+        "accept",
+        "--dataset",
+        EXISTING,
+        "--gt-field",
+        "ground_truth",
+        "--ids",
+        "0123456789abcdef01234567",
+    ]
     return Case(args, None, None, "0123456789abcdef01234567")
 
 
 def issues_pred_not_detections(b, t):
-    args = ["issues", "find", "--dataset", EXISTING, "--gt-field", "ground_truth",
-            "--pred-field", "metadata"]  # fmt: skip
+    args = [
+        "issues",
+        "find",
+        "--dataset",
+        EXISTING,
+        "--gt-field",
+        "ground_truth",
+        "--pred-field",
+        "metadata",
+    ]
     return Case(args, None, None, "'metadata' is not a Detections field of 'bad-input-corpus'")
 
 
 def issues_reject_not_an_id(b, t):
-    args = ["issues", "reject", "--dataset", EXISTING, "--gt-field", "ground_truth",
-            "--ids", "xyz"]  # fmt: skip
+    args = ["issues", "reject", "--dataset", EXISTING, "--gt-field", "ground_truth", "--ids", "xyz"]
     return Case(args, None, None, "not label ids (24 hexadecimal digits): ['xyz']")
 
 
 def issues_accept_label_without_issue(b, t):
     first = fo.load_dataset(EXISTING).values("ground_truth.detections.id", unwind=True)[0]
-    args = ["issues", "accept", "--dataset", EXISTING, "--gt-field", "ground_truth",
-            "--ids", first]  # fmt: skip
+    args = ["issues", "accept", "--dataset", EXISTING, "--gt-field", "ground_truth", "--ids", first]
     return Case(args, None, None, f"label {first} has no issue: run find_label_issues first")
 
 
 def issues_accept_type_before_find(b, t):
-    args = ["issues", "accept", "--dataset", EXISTING, "--gt-field", "ground_truth",
-            "--type", "missing"]  # fmt: skip
+    args = [
+        "issues",
+        "accept",
+        "--dataset",
+        EXISTING,
+        "--gt-field",
+        "ground_truth",
+        "--type",
+        "missing",
+    ]
     return Case(args, None, None, "no label issues of 'ground_truth' yet")
 
 
@@ -1045,10 +1174,33 @@ def issues_missing_dataset(b, t):
     return Case(args, None, None, "no dataset named", NEW)
 
 
-CASES = [value for key, value in dict(globals()).items() if callable(value) and key.split("_")[0]
-         in {"kitti", "tao", "coco", "results", "ultralytics", "eval", "yolo", "txt", "voc",
-             "auto", "image", "images", "class", "import", "export", "slices", "compare",
-             "issues"} and getattr(value, "__module__", None) == __name__]  # fmt: skip
+CASES = [
+    value
+    for key, value in dict(globals()).items()
+    if callable(value)
+    and key.split("_")[0]
+    in {
+        "kitti",
+        "tao",
+        "coco",
+        "results",
+        "ultralytics",
+        "eval",
+        "yolo",
+        "txt",
+        "voc",
+        "auto",
+        "image",
+        "images",
+        "class",
+        "import",
+        "export",
+        "slices",
+        "compare",
+        "issues",
+    }
+    and getattr(value, "__module__", None) == __name__
+]
 
 
 def run_in_process(argv, capsys) -> tuple[int, str, str]:
@@ -1083,8 +1235,15 @@ def test_bad_input(build, base, existing, tmp_path, capsys):
     check(case, code, err, before, database_hash(case.dataset))
 
 
-SUBPROCESS = [kitti_columns, coco_nan_bbox, eval_nan_area, yolo_names_binary, export_into_a_file,
-              slices_samples_fifo, image_corrupt]  # fmt: skip
+SUBPROCESS = [
+    kitti_columns,
+    coco_nan_bbox,
+    eval_nan_area,
+    yolo_names_binary,
+    export_into_a_file,
+    slices_samples_fifo,
+    image_corrupt,
+]
 
 
 @pytest.mark.parametrize("build", SUBPROCESS, ids=[c.__name__ for c in SUBPROCESS])
@@ -1094,8 +1253,9 @@ def test_bad_input_through_the_entry_point(build, base, existing, tmp_path):
     )
     case = build(base, tmp_path)
     before = database_hash(case.dataset)
-    run = subprocess.run([exe, *map(str, case.argv)], capture_output=True, text=True,
-                         timeout=300, env={**os.environ})  # fmt: skip
+    run = subprocess.run(
+        [exe, *map(str, case.argv)], capture_output=True, text=True, timeout=300, env={**os.environ}
+    )
     check(case, run.returncode, run.stderr, before, database_hash(case.dataset))
     assert run.stdout == ""
 
@@ -1181,8 +1341,9 @@ def test_an_os_error_names_the_file(gt_args, monkeypatch, capsys):
 
 def test_output_into_a_missing_folder_is_created(base, existing, tmp_path, capsys):
     out = tmp_path / "new" / "deeper" / "out.json"
-    code, _, err = run_in_process(evaluate(base / "gt.json", base / "dets.json", "--output", out),
-                                  capsys)  # fmt: skip
+    code, _, err = run_in_process(
+        evaluate(base / "gt.json", base / "dets.json", "--output", out), capsys
+    )
     assert code == 0, err
     assert json.loads(out.read_text())["params"]["num_images"] == 3
     for argv in (
@@ -1204,8 +1365,20 @@ def test_export_overwrite_removes_the_files_of_an_earlier_export(existing, tmp_p
     assert not (out / "annotations.json").exists()
     (out / "notes.md").write_text("mine")
     (out / "labels" / "old.txt").write_text("0 0.5 0.5 0.1 0.1\n")
-    view_argv = ["export", "--dataset", EXISTING, "--label-field", "ground_truth", "--output",
-                 out, "--format", "kitti", "--overwrite", "--view", "first two"]  # fmt: skip
+    view_argv = [
+        "export",
+        "--dataset",
+        EXISTING,
+        "--label-field",
+        "ground_truth",
+        "--output",
+        out,
+        "--format",
+        "kitti",
+        "--overwrite",
+        "--view",
+        "first two",
+    ]
     assert run_in_process(view_argv, capsys)[0] == 0
     assert sorted(p.name for p in (out / "labels").iterdir()) == ["a.txt", "b.txt"]
     assert sorted(p.name for p in (out / "images").iterdir()) == ["a.png", "b.png"]
@@ -1260,10 +1433,13 @@ def _folders(tmp: Path, files: dict, variant: dict, suffix=".txt") -> tuple[Path
         pytest.param(TAO, lambda f: read_kitti_folder(f, True), id="tao"),
         pytest.param(TXT_GT, lambda f: read_corner_txt_folder(f, False), id="txt-gt"),
         pytest.param(TXT_PRED, lambda f: read_corner_txt_folder(f, True), id="txt-pred"),
-        pytest.param(YOLO, lambda f: read_yolo_folder(f, ["Car", "Pedestrian"],
-                                                      dict.fromkeys("abc", SIZE), False), id="yolo"),
+        pytest.param(
+            YOLO,
+            lambda f: read_yolo_folder(f, ["Car", "Pedestrian"], dict.fromkeys("abc", SIZE), False),
+            id="yolo",
+        ),
     ],
-)  # fmt: skip
+)
 def test_messy_label_files_read_as_the_clean_ones(tmp_path, files, read, variant):
     clean, messy = _folders(tmp_path, files, VARIANTS[variant])
     clean_images, clean_report = read(clean)
@@ -1283,9 +1459,11 @@ def test_messy_names_ids_and_maps_read_as_the_clean_ones(tmp_path, variant):
         ("ids.txt", "# ids\n1\n2\n", read_image_ids),
     ):
         clean, messy = write(tmp_path, "clean-" + name, text), tmp_path / ("messy-" + name)
-        messy_text = _messy(text, **{**options, "tabs": False}) if name != "classes.txt" else (
-            _messy(text, **options)
-        )  # fmt: skip
+        messy_text = (
+            _messy(text, **{**options, "tabs": False})
+            if name != "classes.txt"
+            else (_messy(text, **options))
+        )
         messy.write_bytes(messy_text)
         assert read(messy) == read(clean), name
     assert read_class_names(messy.with_name("messy-classes.txt"))[0] == "Car"

@@ -51,10 +51,20 @@ def test_image_ids_and_output_file(coco_files, tmp_path):
     (tmp_path / "ids.txt").write_text("# a slice\n" + "\n".join(map(str, ids)) + "\n\n")
     out_path = tmp_path / "out.json"
     run = run_cli(
-        "evaluate", "--gt", str(folder / "gt.json"), "--pred", str(folder / "dets.json"),
-        "--image-ids", str(tmp_path / "ids.txt"), "--output", str(out_path),
-        "--iou", "0.6", "--score-threshold", "0.2",
-    )  # fmt: skip
+        "evaluate",
+        "--gt",
+        str(folder / "gt.json"),
+        "--pred",
+        str(folder / "dets.json"),
+        "--image-ids",
+        str(tmp_path / "ids.txt"),
+        "--output",
+        str(out_path),
+        "--iou",
+        "0.6",
+        "--score-threshold",
+        "0.2",
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout == ""
     out = json.loads(out_path.read_text())
@@ -75,23 +85,64 @@ GT_OK = {"images": [{"id": 1}], "categories": [{"id": 1, "name": "a"}], "annotat
     "gt_text, pred_text, ids_text, expected",
     [
         pytest.param(None, "[]", None, "gt.json: file not found", id="missing-file"),
-        pytest.param('{"images": [\n  {"id": 1},\n  oops]}', "[]", None,
-                     "gt.json:3: invalid JSON", id="invalid-json"),
-        pytest.param(json.dumps(GT_OK), '[{"image_id": 2, "category_id": 1, "bbox": [0,0,1,1], "score": 1}]',
-                     None, "dets.json: detection 0: unknown image id 2", id="unknown-image"),
-        pytest.param(json.dumps(GT_OK), '[{"image_id": 1, "category_id": 9, "bbox": [0,0,1,1], "score": 1}]',
-                     None, "dets.json: detection 0: unknown category id 9", id="unknown-category"),
-        pytest.param(json.dumps(GT_OK), '[{"image_id": 1, "category_id": 1, "bbox": [0,0,-1,1], "score": 1}]',
-                     None, "dets.json: detection 0: bbox", id="negative-size"),
-        pytest.param(json.dumps({"images": []}), "[]", None,
-                     "gt.json: missing the 'annotations' list", id="not-coco"),
-        pytest.param(json.dumps(GT_OK), '{"a": 1}', None,
-                     "dets.json: expected a list of detections", id="results-not-a-list"),
-        pytest.param(json.dumps(GT_OK), "[]", "1\nabc\n", "ids.txt:2: not an integer image id",
-                     id="bad-image-id-line"),
-        pytest.param(json.dumps(GT_OK), "[]", "1\n7\n", "ids.txt: image id 7 is not in", id="unknown-image-id"),
+        pytest.param(
+            '{"images": [\n  {"id": 1},\n  oops]}',
+            "[]",
+            None,
+            "gt.json:3: invalid JSON",
+            id="invalid-json",
+        ),
+        pytest.param(
+            json.dumps(GT_OK),
+            '[{"image_id": 2, "category_id": 1, "bbox": [0,0,1,1], "score": 1}]',
+            None,
+            "dets.json: detection 0: unknown image id 2",
+            id="unknown-image",
+        ),
+        pytest.param(
+            json.dumps(GT_OK),
+            '[{"image_id": 1, "category_id": 9, "bbox": [0,0,1,1], "score": 1}]',
+            None,
+            "dets.json: detection 0: unknown category id 9",
+            id="unknown-category",
+        ),
+        pytest.param(
+            json.dumps(GT_OK),
+            '[{"image_id": 1, "category_id": 1, "bbox": [0,0,-1,1], "score": 1}]',
+            None,
+            "dets.json: detection 0: bbox",
+            id="negative-size",
+        ),
+        pytest.param(
+            json.dumps({"images": []}),
+            "[]",
+            None,
+            "gt.json: missing the 'annotations' list",
+            id="not-coco",
+        ),
+        pytest.param(
+            json.dumps(GT_OK),
+            '{"a": 1}',
+            None,
+            "dets.json: expected a list of detections",
+            id="results-not-a-list",
+        ),
+        pytest.param(
+            json.dumps(GT_OK),
+            "[]",
+            "1\nabc\n",
+            "ids.txt:2: not an integer image id",
+            id="bad-image-id-line",
+        ),
+        pytest.param(
+            json.dumps(GT_OK),
+            "[]",
+            "1\n7\n",
+            "ids.txt: image id 7 is not in",
+            id="unknown-image-id",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_input_gets_one_line_and_exit_code_2(tmp_path, gt_text, pred_text, ids_text, expected):
     gt = str(tmp_path / "gt.json") if gt_text is None else _write(tmp_path / "gt.json", gt_text)
     args = ["evaluate", "--gt", gt, "--pred", _write(tmp_path / "dets.json", pred_text)]
@@ -108,8 +159,15 @@ def test_bad_input_gets_one_line_and_exit_code_2(tmp_path, gt_text, pred_text, i
 
 def test_bad_iou_is_a_usage_error(coco_files):
     folder, _, _ = coco_files
-    run = run_cli("evaluate", "--gt", str(folder / "gt.json"), "--pred", str(folder / "dets.json"),
-              "--iou", "1.5")  # fmt: skip
+    run = run_cli(
+        "evaluate",
+        "--gt",
+        str(folder / "gt.json"),
+        "--pred",
+        str(folder / "dets.json"),
+        "--iou",
+        "1.5",
+    )
     assert run.returncode == 2
     assert "must be in (0, 1]" in run.stderr
 
@@ -127,8 +185,20 @@ def test_evaluate_adds_tide_pr_and_voc_sections_as_specified(coco_files, tmp_pat
     gt, dets = folder / "gt.json", folder / "dets.json"
     names = [c["name"] for c in json.loads(gt.read_text())["categories"]]
     out = tmp_path / "out.json"
-    run = run_cli("evaluate", "--gt", str(gt), "--pred", str(dets), "--tide", "--pr", "--voc",
-                  "--class-iou", f"{names[0]}=0.7", "--output", str(out))  # fmt: skip
+    run = run_cli(
+        "evaluate",
+        "--gt",
+        str(gt),
+        "--pred",
+        str(dets),
+        "--tide",
+        "--pr",
+        "--voc",
+        "--class-iou",
+        f"{names[0]}=0.7",
+        "--output",
+        str(out),
+    )
     assert run.returncode == 0, run.stderr
     document = json.loads(out.read_text())
     data = DetectionSet.from_coco(json.loads(gt.read_text()), json.loads(dets.read_text()))
@@ -141,7 +211,10 @@ def test_evaluate_adds_tide_pr_and_voc_sections_as_specified(coco_files, tmp_pat
     points = operating_points(MatchTable.build(data))
     for name, entry in document["pr"].items():
         assert set(entry) == {"best_f1", "curve"} and set(entry["curve"]) == {
-            "score", "precision", "recall"}  # fmt: skip
+            "score",
+            "precision",
+            "recall",
+        }
         assert entry == json.loads(json.dumps(points[name].to_dict()))
     voc = document["voc"]
     assert set(voc) == {"iou", "classes", "mAP_all_point", "mAP_11_point"}
@@ -164,9 +237,21 @@ def test_evaluate_dataset_mode_stores_the_run_and_prints_the_file_modes_json(tmp
     gt, results = make_coco(SyntheticConfig(num_images=12, num_classes=3, seed=8))
     paths = write_files(tmp_path, gt, results, gt_format="coco")
     name = f"cli-eval-{uuid.uuid4().hex[:8]}"
-    imported = run_cli("import", "--dataset", name, "--images", paths["images"], "--gt",
-                       paths["gt"], "--gt-format", "coco", "--pred", paths["pred"],
-                       "--pred-format", "tao")  # fmt: skip
+    imported = run_cli(
+        "import",
+        "--dataset",
+        name,
+        "--images",
+        paths["images"],
+        "--gt",
+        paths["gt"],
+        "--gt-format",
+        "coco",
+        "--pred",
+        paths["pred"],
+        "--pred-format",
+        "tao",
+    )
     assert imported.returncode == 0, imported.stderr
     try:
         run = run_cli("evaluate", "--dataset", name, "--pred-field", "predictions", "--tide")

@@ -35,9 +35,15 @@ def test_image_subsets_match_pycocotools_on_the_subset(seed):
 
 def test_more_than_100_detections_per_image_and_class():
     config = SyntheticConfig(
-        num_images=3, num_classes=1, gt_per_image=30, ghosts_per_image=150,
-        duplicates_per_object=4, image_size=(120, 90), score_decimals=2, seed=7,
-    )  # fmt: skip
+        num_images=3,
+        num_classes=1,
+        gt_per_image=30,
+        ghosts_per_image=150,
+        duplicates_per_object=4,
+        image_size=(120, 90),
+        score_decimals=2,
+        seed=7,
+    )
     gt, results = make_coco(config)
     per_image = np.bincount([d["image_id"] for d in results])
     assert per_image.max() > 100

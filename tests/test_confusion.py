@@ -106,11 +106,18 @@ def test_matrix_cells_of_a_small_scene():
 def test_outcomes_equal_the_plain_python_reference(seed, iou, score):
     gt, results = make_coco(
         SyntheticConfig(
-            num_images=6, num_classes=3, gt_per_image=8, ghosts_per_image=6,
-            duplicates_per_object=1.0, confusion_rate=0.3, crowd_rate=0.1,
-            image_size=(160, 120), score_decimals=1, seed=seed,
+            num_images=6,
+            num_classes=3,
+            gt_per_image=8,
+            ghosts_per_image=6,
+            duplicates_per_object=1.0,
+            confusion_rate=0.3,
+            crowd_rate=0.1,
+            image_size=(160, 120),
+            score_decimals=1,
+            seed=seed,
         )
-    )  # fmt: skip
+    )
     data = DetectionSet.from_coco(gt, results)
     outcomes = match_outcomes(data, iou, score)
     expected_gt, expected_pred = reference_outcomes(gt, results, iou, score)

@@ -22,9 +22,13 @@ from detection_debugger.formats import ClassMap, FormatError
 pytestmark = pytest.mark.fiftyone
 
 CONFIG = SyntheticConfig(
-    num_images=12, num_classes=3, crowd_rate=0.1, image_size=(320, 240), seed=5,
+    num_images=12,
+    num_classes=3,
+    crowd_rate=0.1,
+    image_size=(320, 240),
+    seed=5,
     class_names=("car", "bike", "crosswalks"),
-)  # fmt: skip
+)
 
 
 @pytest.fixture
@@ -169,8 +173,12 @@ def test_coco_round_trip_preserves_boxes_classes_and_scores(files, name, tmp_pat
     stems = {im["id"]: Path(im["file_name"]).stem for im in gt["images"]}
 
     def key(ann, cat_names, image_stems):
-        return (image_stems[ann["image_id"]], cat_names[ann["category_id"]],
-                tuple(round(v, 6) for v in ann["bbox"]), int(ann["iscrowd"]))  # fmt: skip
+        return (
+            image_stems[ann["image_id"]],
+            cat_names[ann["category_id"]],
+            tuple(round(v, 6) for v in ann["bbox"]),
+            int(ann["iscrowd"]),
+        )
 
     assert sorted(key(a, out_names, out_stems) for a in out["annotations"]) == sorted(
         key(a, names, stems) for a in gt["annotations"]
@@ -217,26 +225,77 @@ def _cli(*args):
 
 def test_cli_import_and_export(files, name, tmp_path):
     paths = files["kitti"]
-    run = _cli("import", "--dataset", name, "--images", paths["images"], "--gt", paths["gt"],
-               "--gt-format", "kitti", "--pred", paths["pred"], "--pred-format", "tao")  # fmt: skip
+    run = _cli(
+        "import",
+        "--dataset",
+        name,
+        "--images",
+        paths["images"],
+        "--gt",
+        paths["gt"],
+        "--gt-format",
+        "kitti",
+        "--pred",
+        paths["pred"],
+        "--pred-format",
+        "tao",
+    )
     assert run.returncode == 0, run.stderr
     assert "predictions:" in run.stdout
     _touch_a_file(paths["pred"])  # the same unchanged input would be a no-op rerun
-    again = _cli("import", "--dataset", name, "--images", paths["images"],
-                 "--pred", paths["pred"], "--pred-format", "tao")  # fmt: skip
+    again = _cli(
+        "import",
+        "--dataset",
+        name,
+        "--images",
+        paths["images"],
+        "--pred",
+        paths["pred"],
+        "--pred-format",
+        "tao",
+    )
     assert again.returncode == 2 and "already has field(s) predictions" in again.stderr
     out = tmp_path / "export"
-    run = _cli("export", "--dataset", name, "--format", "yolo", "--label-field", "ground_truth",
-               "--output", str(out))  # fmt: skip
+    run = _cli(
+        "export",
+        "--dataset",
+        name,
+        "--format",
+        "yolo",
+        "--label-field",
+        "ground_truth",
+        "--output",
+        str(out),
+    )
     assert run.returncode == 0, run.stderr
     assert (out / "classes.txt").read_text().split() == ["bike", "car", "crosswalks"]
-    run = _cli("export", "--dataset", name, "--format", "kitti", "--label-field", "ground_truth",
-               "--output", str(out))  # fmt: skip
+    run = _cli(
+        "export",
+        "--dataset",
+        name,
+        "--format",
+        "kitti",
+        "--label-field",
+        "ground_truth",
+        "--output",
+        str(out),
+    )
     assert run.returncode == 2 and "not empty" in run.stderr
     dataset = fo.load_dataset(name)
     dataset.save_view("first-three", dataset.limit(3))
-    run = _cli("export", "--dataset", name, "--view", "first-three", "--format", "kitti",
-               "--label-field", "predictions", "--output", str(tmp_path / "three"))  # fmt: skip
+    run = _cli(
+        "export",
+        "--dataset",
+        name,
+        "--view",
+        "first-three",
+        "--format",
+        "kitti",
+        "--label-field",
+        "predictions",
+        "--output",
+        str(tmp_path / "three"),
+    )
     assert run.returncode == 0, run.stderr
     assert len(list((tmp_path / "three" / "labels").glob("*.txt"))) == 3
     line = next((tmp_path / "three" / "labels").glob("*.txt")).read_text().splitlines()[0]

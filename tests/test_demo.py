@@ -80,11 +80,16 @@ def _evaluate_files(files, model):
                 if kind == "pred":
                     rows[kind][3].append(o.score)
     data = DetectionSet.from_arrays(
-        image_ids=np.arange(len(gt)), class_names=names,
-        gt_image_ids=rows["gt"][0], gt_labels=rows["gt"][1], gt_boxes=rows["gt"][2],
-        pred_image_ids=rows["pred"][0], pred_labels=rows["pred"][1],
-        pred_boxes=rows["pred"][2], pred_scores=rows["pred"][3],
-    )  # fmt: skip
+        image_ids=np.arange(len(gt)),
+        class_names=names,
+        gt_image_ids=rows["gt"][0],
+        gt_labels=rows["gt"][1],
+        gt_boxes=rows["gt"][2],
+        pred_image_ids=rows["pred"][0],
+        pred_labels=rows["pred"][1],
+        pred_boxes=rows["pred"][2],
+        pred_scores=rows["pred"][3],
+    )
     return MatchTable.build(data), [im.stem for im in gt]
 
 
@@ -94,9 +99,11 @@ def test_the_case_study_shape_comes_out_of_the_engine(tmp_path):
     baseline, stems = _evaluate_files(files, "baseline")
     retrained, _ = _evaluate_files(files, "retrained")
     faded = np.array(
-        [any(o["label"] == "crosswalks" and o["fade"] >= FADED_AT for o in manifest["scenes"][s])
-         for s in stems]
-    )  # fmt: skip
+        [
+            any(o["label"] == "crosswalks" and o["fade"] >= FADED_AT for o in manifest["scenes"][s])
+            for s in stems
+        ]
+    )
     result = baseline.evaluate()
     aps = {name: m.AP for name, m in result.classes.items()}
     assert min(aps, key=aps.get) == "crosswalks"
@@ -135,8 +142,11 @@ def test_readme_sequence_demo_then_cli_in_another_terminal_then_app(tmp_path):
     env["DETECTION_DEBUGGER_DATA_DIR"] = str(tmp_path)
     process = subprocess.Popen(
         [str(exe), "demo", "--images", "12", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     url, lines = None, []
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and url is None:
@@ -150,13 +160,41 @@ def test_readme_sequence_demo_then_cli_in_another_terminal_then_app(tmp_path):
     readme = README.read_text()
     commands = [
         ("slices", "list", "--dataset", name, "--eval-key", "eval_baseline"),
-        ("slices", "evaluate", "--dataset", name, "--eval-key", "eval_baseline",
-         "--slice", "faded crosswalks"),
-        ("compare", "--dataset", name, "--eval-keys", "eval_baseline", "eval_retrained",
-         "--slice", "faded crosswalks", "--format", "table"),
-        ("issues", "find", "--dataset", name, "--gt-field", "ground_truth",
-         "--pred-field", "baseline", "--pred-field", "retrained"),
-    ]  # fmt: skip
+        (
+            "slices",
+            "evaluate",
+            "--dataset",
+            name,
+            "--eval-key",
+            "eval_baseline",
+            "--slice",
+            "faded crosswalks",
+        ),
+        (
+            "compare",
+            "--dataset",
+            name,
+            "--eval-keys",
+            "eval_baseline",
+            "eval_retrained",
+            "--slice",
+            "faded crosswalks",
+            "--format",
+            "table",
+        ),
+        (
+            "issues",
+            "find",
+            "--dataset",
+            name,
+            "--gt-field",
+            "ground_truth",
+            "--pred-field",
+            "baseline",
+            "--pred-field",
+            "retrained",
+        ),
+    ]
     try:
         assert url == f"http://127.0.0.1:{port}/datasets/{name}", "".join(lines)
         assert "== the story ==" in "".join(lines)

@@ -77,8 +77,11 @@ def test_one_signal_stops_the_demo_its_app_and_database_after_a_browser_used_it(
     env["DETECTION_DEBUGGER_DATA_DIR"] = str(data_dir)
     process = subprocess.Popen(
         [str(exe), "demo", "--images", "12", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     lines: list[str] = []
     started = threading.Event()
 

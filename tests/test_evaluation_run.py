@@ -22,8 +22,14 @@ PLUGIN = "@datacentric/detection-debugger"
 
 @pytest.fixture(scope="module")
 def coco(tmp_path_factory):
-    config = SyntheticConfig(num_images=25, num_classes=3, crowd_rate=0.08, seed=11,
-                             image_size=(240, 180), class_names=("car", "bike", "crosswalks"))  # fmt: skip
+    config = SyntheticConfig(
+        num_images=25,
+        num_classes=3,
+        crowd_rate=0.08,
+        seed=11,
+        image_size=(240, 180),
+        class_names=("car", "bike", "crosswalks"),
+    )
     gt, results = make_coco(config)
     paths = write_files(tmp_path_factory.mktemp("eval"), gt, results, gt_format="coco")
     return gt, results, paths
@@ -33,10 +39,14 @@ def coco(tmp_path_factory):
 def dataset(coco):
     _, _, paths = coco
     name = f"eval-{uuid.uuid4().hex[:8]}"
-    plan = plan_import(name, paths["images"], [
-        LabelSource(paths["gt"], "coco", "ground_truth", predictions=False),
-        LabelSource(paths["pred"], "tao", "predictions", predictions=True),
-    ])  # fmt: skip
+    plan = plan_import(
+        name,
+        paths["images"],
+        [
+            LabelSource(paths["gt"], "coco", "ground_truth", predictions=False),
+            LabelSource(paths["pred"], "tao", "predictions", predictions=True),
+        ],
+    )
     ds = apply_import(plan, progress=False)
     yield ds
     ds.delete()
@@ -78,8 +88,9 @@ def test_operator_saves_a_run_fiftyone_understands(dataset, coco):
 
 def test_per_object_outcomes_equal_fiftyones_classwise_evaluation(dataset):
     evaluate_detections(dataset, "predictions", eval_key="dd")
-    dataset.evaluate_detections("predictions", gt_field="ground_truth", eval_key="fo",
-                                classwise=True, progress=False)  # fmt: skip
+    dataset.evaluate_detections(
+        "predictions", gt_field="ground_truth", eval_key="fo", classwise=True, progress=False
+    )
     for field in ("predictions", "ground_truth"):
         for suffix in ("", "_id"):
             assert dataset.values(f"{field}.detections.dd{suffix}") == dataset.values(
@@ -127,8 +138,12 @@ def test_label_filtered_views_write_to_the_right_objects(dataset):
     F = fo.ViewField
     confident = dataset.filter_labels("predictions", F("confidence") > 0.5, only_matches=False)
     evaluate_detections(confident, "predictions", eval_key="dd")
-    pairs = list(zip(dataset.values("predictions.detections.confidence", unwind=True),
-                     dataset.values("predictions.detections.dd", unwind=True)))  # fmt: skip
+    pairs = list(
+        zip(
+            dataset.values("predictions.detections.confidence", unwind=True),
+            dataset.values("predictions.detections.dd", unwind=True),
+        )
+    )
     assert all((value is None) == (conf <= 0.5) for conf, value in pairs)
     assert dataset.count_values("predictions.detections.dd")[None] == sum(
         c <= 0.5 for c, _ in pairs

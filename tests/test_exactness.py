@@ -112,11 +112,17 @@ def _coco_files(folder, seed: int):
         "images": images,
         "categories": [{"id": k + 1, "name": n} for k, n in enumerate(NAMES)],
         "annotations": [
-            {"id": j + 1, "image_id": image + 1, "category_id": label + 1, "bbox": box,
-             "area": box[2] * box[3], "iscrowd": 0}
+            {
+                "id": j + 1,
+                "image_id": image + 1,
+                "category_id": label + 1,
+                "bbox": box,
+                "area": box[2] * box[3],
+                "iscrowd": 0,
+            }
             for j, (image, label, box) in enumerate(edge_gt + more_gt)
         ],
-    }  # fmt: skip
+    }
 
     def results(predictions):
         return [
@@ -160,10 +166,15 @@ def imported(tmp_path_factory):
     for model in ("a", "b"):
         result = execute_operator(
             "@datacentric/detection-debugger/evaluate_detections",
-            ctx={"dataset": dataset, "params": {
-                "gt_field": "ground_truth", "pred_field": model, "eval_key": f"eval_{model}",
-            }},
-        )  # fmt: skip
+            ctx={
+                "dataset": dataset,
+                "params": {
+                    "gt_field": "ground_truth",
+                    "pred_field": model,
+                    "eval_key": f"eval_{model}",
+                },
+            },
+        )
         assert result.error is None, result.error
     yield {"dataset": dataset, "gt": gt, "a": results_a, "b": results_b}
     dataset.delete()

@@ -65,10 +65,19 @@ def test_bulk_write_updates_samples_and_fiftyone_sees_it(dataset):
 
 def test_set_stored_values_takes_the_stored_form(dataset):
     path = dataset.first().filepath
-    doc = {"_cls": "Detections", "detections": [
-        {"_id": ObjectId(), "_cls": "Detection", "tags": [], "label": "bus",
-         "bounding_box": [0.5, 0.5, 0.25, 0.25], "confidence": 0.5},
-    ]}  # fmt: skip
+    doc = {
+        "_cls": "Detections",
+        "detections": [
+            {
+                "_id": ObjectId(),
+                "_cls": "Detection",
+                "tags": [],
+                "label": "bus",
+                "bounding_box": [0.5, 0.5, 0.25, 0.25],
+                "confidence": 0.5,
+            },
+        ],
+    }
     private.set_stored_values(dataset, "pred", {path: doc}, "filepath")
     detection = dataset[path]["pred"].detections[0]
     assert isinstance(detection, fo.Detection) and detection.label == "bus"
@@ -90,8 +99,13 @@ def test_disconnect_if_connected_to_closes_the_client():
         "assert database._client is None\n"
         "print('ok')\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, env=dict(os.environ))  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
 
 

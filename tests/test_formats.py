@@ -66,14 +66,19 @@ def test_kitti_ground_truth_and_dontcare():
     [
         pytest.param("car 0 0 0 1 2 3", True, "expected 15 or 16 columns, found 7", id="columns"),
         pytest.param(TAO_16, False, "expected 15 columns, found 16", id="gt-with-score"),
-        pytest.param(TAO_16.replace("100.50", "abc"), True, "column 5 (x1) is not a number",
-                     id="non-number"),
+        pytest.param(
+            TAO_16.replace("100.50", "abc"), True, "column 5 (x1) is not a number", id="non-number"
+        ),
         pytest.param(TAO_16.replace("300.25", "50"), True, "x2 (50) < x1 (100.5)", id="x2-lt-x1"),
         pytest.param(TAO_16.replace("260.00", "199"), True, "y2 (199) < y1 (200)", id="y2-lt-y1"),
-        pytest.param(TAO_16.replace("0.873", "nan"), True, "column 16 (confidence) is not finite",
-                     id="nan-score"),
+        pytest.param(
+            TAO_16.replace("0.873", "nan"),
+            True,
+            "column 16 (confidence) is not finite",
+            id="nan-score",
+        ),
     ],
-)  # fmt: skip
+)
 def test_malformed_lines_name_file_line_and_problem(line, predictions, message):
     with pytest.raises(FormatError) as info:
         parse_kitti_line(line, "labels/000007.txt", 12, predictions)

@@ -102,25 +102,45 @@ def test_coco80_to_coco91_is_ultralytics_table():
 @pytest.mark.parametrize(
     "record, reason",
     [
-        pytest.param({**DETS[0], "image_id": "nowhere"},
-                     "unknown image id 'nowhere': no image has that file stem", id="unknown-stem"),
-        pytest.param({**DETS[0], "image_id": [1]},
-                     "'image_id' must be an integer or a string, got [1]", id="id-list"),
-        pytest.param({**DETS[0], "image_id": True},
-                     "'image_id' must be an integer or a string, got True", id="id-bool"),
-        pytest.param({**DETS[0], "category_id": "car"},
-                     "'category_id' must be an integer, got 'car'", id="category-text"),
-        pytest.param({**DETS[0], "category_id": 9},
-                     "unknown category id 9 (known ids: 1..2)", id="category-unknown"),
-        pytest.param({**DETS[0], "bbox": [1, 2, 3]},
-                     "'bbox' must be a list of 4 numbers, got [1, 2, 3]", id="bbox-3"),
-        pytest.param({**DETS[0], "score": "high"},
-                     "'score' must be a number, got 'high'", id="score-text"),
-        pytest.param({k: v for k, v in DETS[0].items() if k != "score"},
-                     "missing 'score'", id="no-score"),
+        pytest.param(
+            {**DETS[0], "image_id": "nowhere"},
+            "unknown image id 'nowhere': no image has that file stem",
+            id="unknown-stem",
+        ),
+        pytest.param(
+            {**DETS[0], "image_id": [1]},
+            "'image_id' must be an integer or a string, got [1]",
+            id="id-list",
+        ),
+        pytest.param(
+            {**DETS[0], "image_id": True},
+            "'image_id' must be an integer or a string, got True",
+            id="id-bool",
+        ),
+        pytest.param(
+            {**DETS[0], "category_id": "car"},
+            "'category_id' must be an integer, got 'car'",
+            id="category-text",
+        ),
+        pytest.param(
+            {**DETS[0], "category_id": 9},
+            "unknown category id 9 (known ids: 1..2)",
+            id="category-unknown",
+        ),
+        pytest.param(
+            {**DETS[0], "bbox": [1, 2, 3]},
+            "'bbox' must be a list of 4 numbers, got [1, 2, 3]",
+            id="bbox-3",
+        ),
+        pytest.param(
+            {**DETS[0], "score": "high"}, "'score' must be a number, got 'high'", id="score-text"
+        ),
+        pytest.param(
+            {k: v for k, v in DETS[0].items() if k != "score"}, "missing 'score'", id="no-score"
+        ),
         pytest.param([1], "expected an object, got list", id="not-object"),
     ],
-)  # fmt: skip
+)
 def test_ultralytics_bad_records_name_file_and_record(tmp_path, record, reason):
     path = _write_json(tmp_path / "predictions.json", [DETS[0], record])
     message = _error(read_ultralytics_predictions, path, ["street_01"], ["car", "person"])
@@ -185,20 +205,38 @@ def test_coco_string_image_ids_and_file_name_ids(tmp_path):
 @pytest.mark.parametrize(
     "change, reason",
     [
-        pytest.param({"images": [{"id": [3], "file_name": "a.jpg"}]},
-                     "images[0]: 'id' must be an integer or a string, got [3]", id="image-id"),
-        pytest.param({"images": [{"id": 3.5, "file_name": "a.jpg"}]},
-                     "images[0]: 'id' must be an integer or a string, got 3.5", id="image-float"),
-        pytest.param({"categories": [{"id": "car", "name": "car"}]},
-                     "categories[0]: 'id' must be an integer, got 'car'", id="category-id"),
-        pytest.param({"annotations": [{**GT["annotations"][0], "id": "one"}]},
-                     "annotations[0]: 'id' must be an integer, got 'one'", id="annotation-id"),
-        pytest.param({"annotations": [{**GT["annotations"][0], "area": "big"}]},
-                     "annotations[0]: 'area' must be a number, got 'big'", id="area"),
-        pytest.param({"annotations": [{**GT["annotations"][0], "image_id": "nope"}]},
-                     "annotations[0]: unknown image id 'nope'", id="unknown-string-id"),
+        pytest.param(
+            {"images": [{"id": [3], "file_name": "a.jpg"}]},
+            "images[0]: 'id' must be an integer or a string, got [3]",
+            id="image-id",
+        ),
+        pytest.param(
+            {"images": [{"id": 3.5, "file_name": "a.jpg"}]},
+            "images[0]: 'id' must be an integer or a string, got 3.5",
+            id="image-float",
+        ),
+        pytest.param(
+            {"categories": [{"id": "car", "name": "car"}]},
+            "categories[0]: 'id' must be an integer, got 'car'",
+            id="category-id",
+        ),
+        pytest.param(
+            {"annotations": [{**GT["annotations"][0], "id": "one"}]},
+            "annotations[0]: 'id' must be an integer, got 'one'",
+            id="annotation-id",
+        ),
+        pytest.param(
+            {"annotations": [{**GT["annotations"][0], "area": "big"}]},
+            "annotations[0]: 'area' must be a number, got 'big'",
+            id="area",
+        ),
+        pytest.param(
+            {"annotations": [{**GT["annotations"][0], "image_id": "nope"}]},
+            "annotations[0]: unknown image id 'nope'",
+            id="unknown-string-id",
+        ),
     ],
-)  # fmt: skip
+)
 def test_coco_bad_ids_are_format_errors(tmp_path, change, reason):
     path = _write_json(tmp_path / "gt.json", {**GT, **change})
     assert _error(read_coco_objects, path) == f"{path}: {reason}"
@@ -233,23 +271,38 @@ def test_corner_txt_predictions(tmp_path):
 @pytest.mark.parametrize(
     "line, predictions, reason",
     [
-        pytest.param("car 1 2 3", False,
-                     "expected 5 or 6 columns (class left top right bottom [difficult]), found 4",
-                     id="gt-columns"),
-        pytest.param("traffic light 1 2 3 4", False,
-                     "column 6 must be 'difficult', found '4'", id="space-in-name"),
-        pytest.param("car 0.9 1 2 3", True,
-                     "expected 6 columns (class confidence left top right bottom), found 5",
-                     id="pred-columns"),
+        pytest.param(
+            "car 1 2 3",
+            False,
+            "expected 5 or 6 columns (class left top right bottom [difficult]), found 4",
+            id="gt-columns",
+        ),
+        pytest.param(
+            "traffic light 1 2 3 4",
+            False,
+            "column 6 must be 'difficult', found '4'",
+            id="space-in-name",
+        ),
+        pytest.param(
+            "car 0.9 1 2 3",
+            True,
+            "expected 6 columns (class confidence left top right bottom), found 5",
+            id="pred-columns",
+        ),
         pytest.param("car 1 x 3 4", False, "column 3 (top) is not a number: 'x'", id="number"),
-        pytest.param("car 0.5 1 2 3 inf", True, "column 6 (bottom) is not finite: 'inf'",
-                     id="finite"),
-        pytest.param("car high 1 2 3 4", True, "column 2 (confidence) is not a number: 'high'",
-                     id="confidence"),
+        pytest.param(
+            "car 0.5 1 2 3 inf", True, "column 6 (bottom) is not finite: 'inf'", id="finite"
+        ),
+        pytest.param(
+            "car high 1 2 3 4",
+            True,
+            "column 2 (confidence) is not a number: 'high'",
+            id="confidence",
+        ),
         pytest.param("car 30 2 10 4", False, "right (10) < left (30)", id="right-lt-left"),
         pytest.param("car 0.5 1 40 3 4", True, "bottom (4) < top (40)", id="bottom-lt-top"),
     ],
-)  # fmt: skip
+)
 def test_corner_txt_bad_lines(tmp_path, line, predictions, reason):
     path = tmp_path / "img.txt"
     good = "car 0.5 1 2 3 4" if predictions else "car 1 2 3 4"
@@ -307,22 +360,44 @@ def test_voc_objects_difficult_and_crlf(tmp_path):
 @pytest.mark.parametrize(
     "old, new, line, reason",
     [
-        pytest.param("</object>\n  <object>", "</objet>\n  <object>", 7,
-                     "invalid XML: mismatched tag (column 5)", id="mismatched-tag"),
-        pytest.param("<xmax>195.5</xmax>", "<xmax>wide</xmax>", 6,
-                     "<xmax> is not a number: 'wide'", id="not-a-number"),
+        pytest.param(
+            "</object>\n  <object>",
+            "</objet>\n  <object>",
+            7,
+            "invalid XML: mismatched tag (column 5)",
+            id="mismatched-tag",
+        ),
+        pytest.param(
+            "<xmax>195.5</xmax>",
+            "<xmax>wide</xmax>",
+            6,
+            "<xmax> is not a number: 'wide'",
+            id="not-a-number",
+        ),
         pytest.param("<ymin>12</ymin>", "", 11, "<bndbox> has no <ymin>", id="missing-ymin"),
-        pytest.param("<xmax>352</xmax>", "<xmax>2</xmax>", 11, "xmax (2) < xmin (8)",
-                     id="xmax-lt-xmin"),
-        pytest.param("<difficult>1</difficult>", "<difficult>yes</difficult>", 10,
-                     "<difficult> must be 0 or 1, found 'yes'", id="difficult"),
-        pytest.param("<name>person</name>", "<name> </name>", 9, "<name> is empty",
-                     id="empty-name"),
+        pytest.param(
+            "<xmax>352</xmax>", "<xmax>2</xmax>", 11, "xmax (2) < xmin (8)", id="xmax-lt-xmin"
+        ),
+        pytest.param(
+            "<difficult>1</difficult>",
+            "<difficult>yes</difficult>",
+            10,
+            "<difficult> must be 0 or 1, found 'yes'",
+            id="difficult",
+        ),
+        pytest.param(
+            "<name>person</name>", "<name> </name>", 9, "<name> is empty", id="empty-name"
+        ),
         pytest.param("<name>car</name>", "", 3, "<object> has no <name>", id="no-name"),
-        pytest.param("<annotation>", "<annotations>", 18,
-                     "invalid XML: mismatched tag (column 3)", id="root-mismatch"),
+        pytest.param(
+            "<annotation>",
+            "<annotations>",
+            18,
+            "invalid XML: mismatched tag (column 3)",
+            id="root-mismatch",
+        ),
     ],
-)  # fmt: skip
+)
 def test_voc_bad_files_name_file_and_line(tmp_path, old, new, line, reason):
     path = tmp_path / "street.xml"
     path.write_text(VOC.replace(old, new, 1))
@@ -335,8 +410,11 @@ def test_voc_wrong_root_missing_box_and_skip_invalid(tmp_path):
     assert _error(read_voc_folder, tmp_path) == (
         f"{path}:2: expected an <annotation> root element, found <doc>"
     )
-    path.write_text(VOC.replace("<bndbox><xmin>48</xmin><ymin>240</ymin><xmax>195.5</xmax>"
-                                "<ymax>371</ymax></bndbox>", ""))  # fmt: skip
+    path.write_text(
+        VOC.replace(
+            "<bndbox><xmin>48</xmin><ymin>240</ymin><xmax>195.5</xmax><ymax>371</ymax></bndbox>", ""
+        )
+    )
     assert _error(read_voc_folder, tmp_path) == f"{path}:3: <object> has no <bndbox>"
     (tmp_path / "b.xml").write_text("<annotation>\n<object>\n")
     images, report = read_voc_folder(tmp_path, skip_invalid=True)
@@ -361,18 +439,19 @@ def _folder(tmp_path: Path, files: dict[str, str]) -> Path:
 @pytest.mark.parametrize(
     "files, predictions, expected",
     [
-        pytest.param({"a.txt": "0 0.5 0.5 0.2 0.3\n1 0.1 0.2 0.05 0.1\n"}, False, "yolo",
-                     id="yolo-gt"),
+        pytest.param(
+            {"a.txt": "0 0.5 0.5 0.2 0.3\n1 0.1 0.2 0.05 0.1\n"}, False, "yolo", id="yolo-gt"
+        ),
         pytest.param({"a.txt": "0 0.5 0.5 0.2 0.3 0.9\n"}, True, "yolo", id="yolo-pred"),
-        pytest.param({"a.txt": "car 10 20 30 40\nbus 1 2 3 4 difficult\n"}, False, "txt",
-                     id="txt-gt"),
+        pytest.param(
+            {"a.txt": "car 10 20 30 40\nbus 1 2 3 4 difficult\n"}, False, "txt", id="txt-gt"
+        ),
         pytest.param({"a.txt": "car 0.9 10 20 30 40\n"}, True, "txt", id="txt-pred"),
-        pytest.param({"a.txt": "Car 0 0 0 1 2 3 4 1 1 1 0 0 0 0\n"}, False, "kitti",
-                     id="kitti"),
+        pytest.param({"a.txt": "Car 0 0 0 1 2 3 4 1 1 1 0 0 0 0\n"}, False, "kitti", id="kitti"),
         pytest.param({"a.txt": "car 0 0 0 1 2 3 4 0 0 0 0 0 0 0 0.5\n"}, True, "tao", id="tao"),
         pytest.param({"a.xml": VOC, "classes.txt": "car\n"}, False, "voc", id="voc"),
     ],
-)  # fmt: skip
+)
 def test_detect_folders(tmp_path, files, predictions, expected):
     chosen, why = detect_format(_folder(tmp_path, files), predictions)
     assert chosen == expected and why

@@ -80,12 +80,22 @@ def _cli(*args):
 def test_dashcam_yolo_and_ultralytics_in_one_command(name):
     data = DASHCAM / "data"
     run = _cli(
-        "import", "--dataset", name, "--images", data / "valid" / "images",
-        "--gt", data / "valid" / "labels", "--gt-format", "yolo",
-        "--class-names", data / "data.yaml",
-        "--pred", DASHCAM / "runs" / "detect" / "val3" / "predictions.json",
-        "--pred-format", "ultralytics",
-    )  # fmt: skip
+        "import",
+        "--dataset",
+        name,
+        "--images",
+        data / "valid" / "images",
+        "--gt",
+        data / "valid" / "labels",
+        "--gt-format",
+        "yolo",
+        "--class-names",
+        data / "data.yaml",
+        "--pred",
+        DASHCAM / "runs" / "detect" / "val3" / "predictions.json",
+        "--pred-format",
+        "ultralytics",
+    )
     assert run.returncode == 0, run.stderr
     assert "predictions: 4177 objects (predictions, ultralytics) on 251 images" in run.stdout
     dataset = fo.load_dataset(name)
@@ -105,10 +115,13 @@ def test_voc_ground_truth_with_txt_and_ultralytics_predictions(files, name):
         LabelSource(str(files / "voc"), "voc", "ground_truth", predictions=False),
         LabelSource(str(files / "txt"), "txt", "predictions", predictions=True),
         LabelSource(
-            str(files / "predictions.json"), "ultralytics", "yolo_model", predictions=True,
+            str(files / "predictions.json"),
+            "ultralytics",
+            "yolo_model",
+            predictions=True,
             class_names=str(files / "classes.txt"),
         ),
-    ]  # fmt: skip
+    ]
     plan = plan_import(name, files / "images", sources)
     dataset = apply_import(plan, progress=False)
     assert dataset.count("ground_truth.detections") == 4
@@ -127,10 +140,13 @@ def test_auto_formats_are_chosen_and_reported(files, name):
     sources = [
         LabelSource(str(files / "voc"), "auto", "ground_truth", predictions=False),
         LabelSource(
-            str(files / "predictions.json"), "auto", "predictions", predictions=True,
+            str(files / "predictions.json"),
+            "auto",
+            "predictions",
+            predictions=True,
             class_names=str(files / "classes.txt"),
         ),
-    ]  # fmt: skip
+    ]
     plan = plan_import(name, files / "images", sources)
     assert [p.source.format for p in plan.labels] == ["voc", "ultralytics"]
     text = "\n".join(plan.summary())
@@ -157,8 +173,9 @@ def _break(files: Path, kind: str) -> tuple[list[str], str]:
             f"{path}:4: <xmax> is not a number: '6O'"
         )
     path = files / "predictions.json"
-    path.write_text(json.dumps([{"image_id": "street", "category_id": 3, "bbox": [1, 1, 1, 1],
-                                 "score": 0.5}]))  # fmt: skip
+    path.write_text(
+        json.dumps([{"image_id": "street", "category_id": 3, "bbox": [1, 1, 1, 1], "score": 0.5}])
+    )
     args = ["--pred", path, "--pred-format", "ultralytics", "--class-names", files / "classes.txt"]
     return args, f"{path}: detections[0]: unknown category id 3 (known ids: 1..2)"
 
@@ -181,13 +198,16 @@ def test_operator_imports_ultralytics_predictions(files, name):
     dataset = fo.Dataset(name)
     result = execute_operator(
         f"{PLUGIN}/import_predictions",
-        ctx={"dataset": dataset, "params": {
-            "images": {"absolute_path": str(files / "images")},
-            "labels": {"absolute_path": str(files / "predictions.json")},
-            "format": "auto",
-            "class_names": {"absolute_path": str(files / "classes.txt")},
-        }},
-    )  # fmt: skip
+        ctx={
+            "dataset": dataset,
+            "params": {
+                "images": {"absolute_path": str(files / "images")},
+                "labels": {"absolute_path": str(files / "predictions.json")},
+                "format": "auto",
+                "class_names": {"absolute_path": str(files / "classes.txt")},
+            },
+        },
+    )
     assert result.error is None, result.error
     dataset.reload()
     assert dataset.count("predictions.detections") == 2

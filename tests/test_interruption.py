@@ -46,8 +46,14 @@ def small(tmp_path_factory):
 @pytest.fixture(scope="module")
 def large(tmp_path_factory):
     """Big enough that an import runs for seconds: there is time to kill it mid-way."""
-    config = SyntheticConfig(num_images=600, num_classes=4, image_size=(160, 120), seed=12,
-                             gt_per_image=30, ghosts_per_image=30)  # fmt: skip
+    config = SyntheticConfig(
+        num_images=600,
+        num_classes=4,
+        image_size=(160, 120),
+        seed=12,
+        gt_per_image=30,
+        ghosts_per_image=30,
+    )
     gt, results = make_coco(config)
     return write_files(tmp_path_factory.mktemp("large"), gt, results, gt_format="kitti")
 
@@ -64,9 +70,13 @@ def _content(dataset) -> dict:
     out = {}
     for field in ("ground_truth", "predictions"):
         paths, labels, boxes, scores = dataset.values(
-            ["filepath", f"{field}.detections.label", f"{field}.detections.bounding_box",
-             f"{field}.detections.confidence"]
-        )  # fmt: skip
+            [
+                "filepath",
+                f"{field}.detections.label",
+                f"{field}.detections.bounding_box",
+                f"{field}.detections.confidence",
+            ]
+        )
         out[field] = {
             p: list(zip(lab or [], [tuple(b) for b in bx or []], sc or []))
             for p, lab, bx, sc in zip(paths, labels, boxes, scores)
@@ -85,8 +95,9 @@ def test_ctrl_c_mid_write_is_refused_by_evaluation_and_completed_by_a_rerun(smal
 
     reference, name = _name(), _name()
     try:
-        expected = _content(apply_import(plan_import(reference, small["images"], _sources(small)),
-                                         progress=False))  # fmt: skip
+        expected = _content(
+            apply_import(plan_import(reference, small["images"], _sources(small)), progress=False)
+        )
         real_write = dataset_import._write_field
 
         def interrupted(dataset, label_plan, size_of, images, progress):
@@ -118,17 +129,31 @@ def test_ctrl_c_mid_write_is_refused_by_evaluation_and_completed_by_a_rerun(smal
 
 
 def _import_command(name, paths):
-    return [str(EXE), "import", "--dataset", name, "--images", paths["images"],
-            "--gt", paths["gt"], "--gt-format", "kitti",
-            "--pred", paths["pred"], "--pred-format", "tao"]  # fmt: skip
+    return [
+        str(EXE),
+        "import",
+        "--dataset",
+        name,
+        "--images",
+        paths["images"],
+        "--gt",
+        paths["gt"],
+        "--gt-format",
+        "kitti",
+        "--pred",
+        paths["pred"],
+        "--pred-format",
+        "tao",
+    ]
 
 
 def test_an_import_killed_at_any_point_is_completed_by_the_same_command(large):
     env = dict(os.environ)
     reference = _name()
     started = time.monotonic()
-    run = subprocess.run(_import_command(reference, large), env=env, capture_output=True,
-                         text=True, timeout=600)  # fmt: skip
+    run = subprocess.run(
+        _import_command(reference, large), env=env, capture_output=True, text=True, timeout=600
+    )
     duration = time.monotonic() - started
     assert run.returncode == 0, run.stderr
     try:
@@ -144,8 +169,9 @@ def test_an_import_killed_at_any_point_is_completed_by_the_same_command(large):
             time.sleep(duration * fraction)
             process.send_signal(signal.SIGKILL)
             process.wait()
-            rerun = subprocess.run(_import_command(name, large), env=env, capture_output=True,
-                                   text=True, timeout=600)  # fmt: skip
+            rerun = subprocess.run(
+                _import_command(name, large), env=env, capture_output=True, text=True, timeout=600
+            )
             try:
                 assert rerun.returncode == 0, (fraction, rerun.stderr)
                 dataset = fo.load_dataset(name)
@@ -161,23 +187,42 @@ def test_an_import_killed_at_any_point_is_completed_by_the_same_command(large):
 def test_a_second_writer_is_refused_while_the_first_holds_the_lock(small):
     name = _name()
     try:
-        dataset = apply_import(plan_import(name, small["images"], _sources(small)[:1]),
-                               progress=False)  # fmt: skip
+        dataset = apply_import(
+            plan_import(name, small["images"], _sources(small)[:1]), progress=False
+        )
         holder = subprocess.Popen(
-            [sys.executable, "-c",
-             "import sys, time, fiftyone as fo\n"
-             "from detection_debugger.datasets.state import dataset_lock\n"
-             f"with dataset_lock(fo.load_dataset({name!r}), 'evaluate'):\n"
-             "    print('held', flush=True); time.sleep(60)\n"],
-            stdout=subprocess.PIPE, text=True, env=dict(os.environ),
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                "import sys, time, fiftyone as fo\n"
+                "from detection_debugger.datasets.state import dataset_lock\n"
+                f"with dataset_lock(fo.load_dataset({name!r}), 'evaluate'):\n"
+                "    print('held', flush=True); time.sleep(60)\n",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )
         assert holder.stdout.readline().strip() == "held"
         try:
             run = subprocess.run(
-                [str(EXE), "import", "--dataset", name, "--images", small["images"],
-                 "--pred", small["pred"], "--pred-format", "tao"],
-                capture_output=True, text=True, env=dict(os.environ), timeout=300,
-            )  # fmt: skip
+                [
+                    str(EXE),
+                    "import",
+                    "--dataset",
+                    name,
+                    "--images",
+                    small["images"],
+                    "--pred",
+                    small["pred"],
+                    "--pred-format",
+                    "tao",
+                ],
+                capture_output=True,
+                text=True,
+                env=dict(os.environ),
+                timeout=300,
+            )
             assert run.returncode == 2
             lines = run.stderr.strip().splitlines()
             assert len(lines) == 1 and "is busy: evaluate by process" in lines[0], run.stderr
@@ -201,17 +246,38 @@ def test_two_imports_at_once_both_complete_or_one_is_refused(small):
     name = _name()
     env = dict(os.environ)
     commands = [
-        [str(EXE), "import", "--dataset", name, "--images", small["images"],
-         "--gt", small["gt"], "--gt-format", "kitti"],
-        [str(EXE), "import", "--dataset", name, "--images", small["images"],
-         "--pred", small["pred"], "--pred-format", "tao", "--pred-field", "other"],
-    ]  # fmt: skip
+        [
+            str(EXE),
+            "import",
+            "--dataset",
+            name,
+            "--images",
+            small["images"],
+            "--gt",
+            small["gt"],
+            "--gt-format",
+            "kitti",
+        ],
+        [
+            str(EXE),
+            "import",
+            "--dataset",
+            name,
+            "--images",
+            small["images"],
+            "--pred",
+            small["pred"],
+            "--pred-format",
+            "tao",
+            "--pred-field",
+            "other",
+        ],
+    ]
     try:
         processes = [
-            subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+            subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for c in commands
-        ]  # fmt: skip
+        ]
         outcomes = [(p.wait(timeout=300), p.stderr.read()) for p in processes]
         assert any(code == 0 for code, _ in outcomes), outcomes
         for code, err in outcomes:

@@ -62,7 +62,7 @@ def _rows(scores: IssueScores) -> list[int]:
             [[(1, CAR, BOX, 0.9), (1, CAR, [101, 101, 40, 40], 0.6)]],
             1,
             id="duplicate-counted-once",
-        ),  # fmt: skip
+        ),
         pytest.param([], [[(1, CAR, [100, 100, 400, 5], 0.9)]], 0, id="unlike-annotated-cars"),
     ],
 )
@@ -97,7 +97,7 @@ def test_agreement_raises_the_missing_score():
             [],
             None,
             id="own-class-also-predicted",
-        ),  # fmt: skip
+        ),
         pytest.param([(1, BIKE, BOX)], [(1, PERSON, SHIFTED, 0.9)], [], None, id="iou-too-low"),
         pytest.param([(1, BIKE, BOX)], [(1, PERSON, BOX, 0.3)], [], None, id="not-confident"),
         pytest.param([(1, BIKE, BOX)], [(1, BIKE, BOX, 0.9)], [], None, id="right-class"),
@@ -130,7 +130,7 @@ def test_neighbour_support_changes_the_wrong_class_score():
         pytest.param([(1, CAR, BOX)], [(1, BIKE, BOX, 0.9)], [], id="other-class-fires"),
         pytest.param(
             [(1, CAR, BOX)], [(1, CAR, [300, 300, 40, 40], 0.9)], [FIRST], id="prediction-elsewhere"
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_spurious(gt, preds, flagged):
@@ -143,10 +143,15 @@ def test_spurious_needs_a_reliable_model():
     gt = [(1, CAR, BOX)]
     data = _set(gt, [])
     keep = data.pred_class != CAR
-    blind = DetectionSet(**{**data.__dict__, **{
-        f: getattr(data, f)[keep] for f in ("pred_image", "pred_class", "pred_boxes",
-                                            "pred_scores", "pred_ids")
-    }})  # fmt: skip
+    blind = DetectionSet(
+        **{
+            **data.__dict__,
+            **{
+                f: getattr(data, f)[keep]
+                for f in ("pred_image", "pred_class", "pred_boxes", "pred_scores", "pred_ids")
+            },
+        }
+    )
     assert not find_label_issues([blind])["spurious"].flagged.any()
 
 

@@ -169,9 +169,11 @@ def test_rerun_keeps_decisions(small):
 def test_operators(small):
     result = execute_operator(
         f"{PLUGIN}/find_label_issues",
-        ctx={"dataset": small, "params": {"gt_field": GT, "pred_fields": PREDS,
-                                          "show": "wrong_class"}},
-    )  # fmt: skip
+        ctx={
+            "dataset": small,
+            "params": {"gt_field": GT, "pred_fields": PREDS, "show": "wrong_class"},
+        },
+    )
     assert result.error is None, result.error
     assert result.result["flagged"]["wrong_class"] > 0
     label_id = review.flagged_label_ids(small, GT, "wrong_class")[0]
@@ -194,14 +196,47 @@ def test_operators(small):
 def test_cli(small, capsys):
     from detection_debugger.cli.main import main
 
-    assert main(["issues", "find", "--dataset", small.name, "--gt-field", GT,
-                 "--pred-field", "baseline", "--pred-field", "retrained", "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "issues",
+                "find",
+                "--dataset",
+                small.name,
+                "--gt-field",
+                GT,
+                "--pred-field",
+                "baseline",
+                "--pred-field",
+                "retrained",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["pred_fields"] == PREDS and out["counts"]["missing"]["flagged"] > 0
-    assert main(["issues", "accept", "--dataset", small.name, "--gt-field", GT,
-                 "--type", "wrong_class"]) == 0  # fmt: skip
+    assert (
+        main(
+            ["issues", "accept", "--dataset", small.name, "--gt-field", GT, "--type", "wrong_class"]
+        )
+        == 0
+    )
     assert "issues accepted" in capsys.readouterr().out
-    assert main(["issues", "find", "--dataset", small.name, "--gt-field", "nope",
-                 "--pred-field", "baseline"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "issues",
+                "find",
+                "--dataset",
+                small.name,
+                "--gt-field",
+                "nope",
+                "--pred-field",
+                "baseline",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "no field 'nope'" in err and "Traceback" not in err

@@ -77,10 +77,16 @@ CONFIGS = [
     SyntheticConfig(num_images=25, num_classes=2, crowd_rate=0.05, score_decimals=None, seed=3),
     # more than 100 detections per image and class: pycocotools' cut.
     SyntheticConfig(
-        num_images=4, num_classes=1, gt_per_image=30, ghosts_per_image=150,
-        duplicates_per_object=2.0, crowd_rate=0.1, score_decimals=2, seed=4,
+        num_images=4,
+        num_classes=1,
+        gt_per_image=30,
+        ghosts_per_image=150,
+        duplicates_per_object=2.0,
+        crowd_rate=0.1,
+        score_decimals=2,
+        seed=4,
     ),
-]  # fmt: skip
+]
 
 
 def assert_points_match(points, gt, results, iou, image_ids=None):
@@ -252,11 +258,19 @@ def assert_same_outcomes(got, expected):
 
 
 RESCORE_CONFIGS = [
-    SyntheticConfig(num_images=60, num_classes=4, crowd_rate=0.1, confusion_rate=0.2,
-                    score_decimals=1, seed=11),
-    SyntheticConfig(num_images=40, num_classes=3, crowd_rate=0.05, confusion_rate=0.3,
-                    duplicates_per_object=1.0, score_decimals=None, seed=12),
-]  # fmt: skip
+    SyntheticConfig(
+        num_images=60, num_classes=4, crowd_rate=0.1, confusion_rate=0.2, score_decimals=1, seed=11
+    ),
+    SyntheticConfig(
+        num_images=40,
+        num_classes=3,
+        crowd_rate=0.05,
+        confusion_rate=0.3,
+        duplicates_per_object=1.0,
+        score_decimals=None,
+        seed=12,
+    ),
+]
 
 
 @pytest.mark.parametrize("config", RESCORE_CONFIGS, ids=lambda c: f"seed{c.seed}")

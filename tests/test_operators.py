@@ -28,8 +28,9 @@ def dataset():
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    config = SyntheticConfig(num_images=8, num_classes=2, image_size=(200, 160), seed=9,
-                             class_names=("car", "bike"))  # fmt: skip
+    config = SyntheticConfig(
+        num_images=8, num_classes=2, image_size=(200, 160), seed=9, class_names=("car", "bike")
+    )
     gt, results = make_coco(config)
     paths = write_files(tmp_path_factory.mktemp("files"), gt, results, gt_format="coco")
     return {"gt_dict": gt, "results": results, **paths}
@@ -41,28 +42,40 @@ def _path(p):
 
 def _inputs(name, dataset, params):
     prop = asyncio.run(
-        resolve_type(OperatorRegistry(), f"{PLUGIN}/{name}", {"dataset_name": dataset.name, "params": params})
-    )  # fmt: skip
+        resolve_type(
+            OperatorRegistry(), f"{PLUGIN}/{name}", {"dataset_name": dataset.name, "params": params}
+        )
+    )
     return prop.type.properties
 
 
 def test_import_ground_truth_then_predictions(dataset, files):
     result = execute_operator(
         f"{PLUGIN}/import_ground_truth",
-        ctx={"dataset": dataset, "params": {
-            "images": _path(files["images"]), "labels": _path(files["gt"]), "format": "coco",
-        }},
-    )  # fmt: skip
+        ctx={
+            "dataset": dataset,
+            "params": {
+                "images": _path(files["images"]),
+                "labels": _path(files["gt"]),
+                "format": "coco",
+            },
+        },
+    )
     assert result.error is None, result.error
     assert result.result["field"] == "ground_truth"
     assert any("ground_truth:" in line for line in result.result["summary"])
     result = execute_operator(
         f"{PLUGIN}/import_predictions",
-        ctx={"dataset": dataset, "params": {
-            "images": _path(files["images"]), "labels": _path(files["pred"]), "format": "tao",
-            "field": "baseline",
-        }},
-    )  # fmt: skip
+        ctx={
+            "dataset": dataset,
+            "params": {
+                "images": _path(files["images"]),
+                "labels": _path(files["pred"]),
+                "format": "tao",
+                "field": "baseline",
+            },
+        },
+    )
     assert result.error is None, result.error
     dataset.reload()
     assert len(dataset) == 8
@@ -77,19 +90,37 @@ def test_inline_validation_names_the_bad_line(dataset, files, tmp_path):
     shutil.copytree(files["pred"], pred)
     broken = sorted(pred.glob("*.txt"))[0]
     broken.write_text("car 1 2 3\n")
-    props = _inputs("import_predictions", dataset, {
-        "images": _path(files["images"]), "labels": _path(pred), "format": "tao",
-    })  # fmt: skip
+    props = _inputs(
+        "import_predictions",
+        dataset,
+        {
+            "images": _path(files["images"]),
+            "labels": _path(pred),
+            "format": "tao",
+        },
+    )
     assert props["labels"].invalid
     assert f"{broken}:1: expected 15 or 16 columns" in props["labels"].error_message
-    props = _inputs("import_predictions", dataset, {
-        "images": _path(tmp_path / "nowhere"), "labels": _path(files["pred"]), "format": "coco",
-    })  # fmt: skip
+    props = _inputs(
+        "import_predictions",
+        dataset,
+        {
+            "images": _path(tmp_path / "nowhere"),
+            "labels": _path(files["pred"]),
+            "format": "coco",
+        },
+    )
     assert props["images"].invalid and "is not a folder" in props["images"].error_message
     assert props["labels"].invalid and "is not a file" in props["labels"].error_message
-    props = _inputs("import_predictions", dataset, {
-        "images": _path(files["images"]), "labels": _path(files["pred"]), "format": "tao",
-    })  # fmt: skip
+    props = _inputs(
+        "import_predictions",
+        dataset,
+        {
+            "images": _path(files["images"]),
+            "labels": _path(files["pred"]),
+            "format": "tao",
+        },
+    )
     assert not props["labels"].invalid
     assert "preview" in props
 
@@ -102,10 +133,15 @@ def test_failed_import_leaves_the_dataset_unchanged(dataset, files, tmp_path):
     with pytest.raises(ExecutionError, match=r"x.txt:1: x2 \(1\) < x1 \(5\)"):
         execute_operator(
             f"{PLUGIN}/import_predictions",
-            ctx={"dataset": dataset, "params": {
-                "images": _path(files["images"]), "labels": _path(pred), "format": "tao",
-            }},
-        )  # fmt: skip
+            ctx={
+                "dataset": dataset,
+                "params": {
+                    "images": _path(files["images"]),
+                    "labels": _path(pred),
+                    "format": "tao",
+                },
+            },
+        )
     dataset.reload()
     assert len(dataset) == 0 and not dataset.has_field("predictions")
 
@@ -113,20 +149,30 @@ def test_failed_import_leaves_the_dataset_unchanged(dataset, files, tmp_path):
 def test_export_dataset(dataset, files, tmp_path):
     execute_operator(
         f"{PLUGIN}/import_ground_truth",
-        ctx={"dataset": dataset, "params": {
-            "images": _path(files["images"]), "labels": _path(files["gt"]), "format": "coco",
-        }},
-    )  # fmt: skip
+        ctx={
+            "dataset": dataset,
+            "params": {
+                "images": _path(files["images"]),
+                "labels": _path(files["gt"]),
+                "format": "coco",
+            },
+        },
+    )
     dataset.reload()
     props = _inputs("export_dataset", dataset, {"label_field": "ground_truth"})
     assert props["label_field"].type.values == ["ground_truth"]
     out = tmp_path / "out"
     result = execute_operator(
         f"{PLUGIN}/export_dataset",
-        ctx={"dataset": dataset, "params": {
-            "label_field": "ground_truth", "format": "kitti", "output": _path(out),
-        }},
-    )  # fmt: skip
+        ctx={
+            "dataset": dataset,
+            "params": {
+                "label_field": "ground_truth",
+                "format": "kitti",
+                "output": _path(out),
+            },
+        },
+    )
     assert result.error is None, result.error
     assert len(list((out / "labels").glob("*.txt"))) == 8
     assert Path(result.result["output"]) == out

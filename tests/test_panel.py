@@ -20,16 +20,29 @@ PANEL = "@datacentric/detection-debugger/detection_debugger"
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    config = SyntheticConfig(num_images=20, num_classes=3, seed=4, image_size=(200, 150),
-                             confusion_rate=0.2, duplicates_per_object=0.5,
-                             class_names=("car", "bike", "crosswalks"))  # fmt: skip
+    config = SyntheticConfig(
+        num_images=20,
+        num_classes=3,
+        seed=4,
+        image_size=(200, 150),
+        confusion_rate=0.2,
+        duplicates_per_object=0.5,
+        class_names=("car", "bike", "crosswalks"),
+    )
     gt, results = make_coco(config)
     paths = write_files(tmp_path_factory.mktemp("panel"), gt, results, gt_format="coco")
     name = f"panel-{uuid.uuid4().hex[:8]}"
-    dataset = apply_import(plan_import(name, paths["images"], [
-        LabelSource(paths["gt"], "coco", "ground_truth", predictions=False),
-        LabelSource(paths["pred"], "tao", "predictions", predictions=True),
-    ]), progress=False)  # fmt: skip
+    dataset = apply_import(
+        plan_import(
+            name,
+            paths["images"],
+            [
+                LabelSource(paths["gt"], "coco", "ground_truth", predictions=False),
+                LabelSource(paths["pred"], "tao", "predictions", predictions=True),
+            ],
+        ),
+        progress=False,
+    )
     run = evaluate_detections(dataset, "predictions", eval_key="dd")
     yield dataset, run.result
     dataset.delete()
@@ -72,9 +85,18 @@ def test_error_views_match_the_class_counts(evaluated):
 
 
 def _run(dataset, method, state, **params):
-    out = execute_operator(PANEL, ctx={"dataset": dataset, "params": {
-        "panel_id": "p", "__method__": method, "panel_state": state, **params,
-    }})  # fmt: skip
+    out = execute_operator(
+        PANEL,
+        ctx={
+            "dataset": dataset,
+            "params": {
+                "panel_id": "p",
+                "__method__": method,
+                "panel_state": state,
+                **params,
+            },
+        },
+    )
     assert out.error is None, out.error
     return out.executor._requests
 
@@ -90,8 +112,11 @@ def test_panel_loads_and_cells_set_the_view(evaluated):
             state.update(r.params["state"])
     assert state["eval_key"] == "dd" and "whole run" in state["summary"]
     assert any(row["class"].startswith("★ ") for row in state["classes"])
-    data = next(r.params["data"]["confusion"] for r in requests
-                if r.operator_uri == "patch_panel_data" and "confusion" in r.params["data"])  # fmt: skip
+    data = next(
+        r.params["data"]["confusion"]
+        for r in requests
+        if r.operator_uri == "patch_panel_data" and "confusion" in r.params["data"]
+    )
     assert data[0]["text"] == result.confusion.matrix.tolist()
 
     requests = _run(dataset, "on_cell_click", state, x="background", y="car")
@@ -115,9 +140,18 @@ def test_panel_compares_a_slice_with_the_whole_run_and_lists_slices(evaluated):
     slice_view = dataset.limit(8)
     dataset.save_view("first eight", slice_view, description="eight images", overwrite=True)
     # The App sends the saved view's name with its stages.
-    out = execute_operator(PANEL, ctx={"dataset": dataset, "view_name": "first eight", "params": {
-        "panel_id": "p", "__method__": "on_load", "panel_state": {},
-    }})  # fmt: skip
+    out = execute_operator(
+        PANEL,
+        ctx={
+            "dataset": dataset,
+            "view_name": "first eight",
+            "params": {
+                "panel_id": "p",
+                "__method__": "on_load",
+                "panel_state": {},
+            },
+        },
+    )
     assert out.error is None, out.error
     state = _state_after(out.executor._requests)
     assert state["slice_scope"] == "slice 'first eight'"

@@ -55,9 +55,15 @@ def convert_to_coco() -> tuple[dict, list[dict]]:
             k, *values = line.split()
             box = _exact_pixels(*values, width, height)
             annotations.append(
-                {"id": len(annotations) + 1, "image_id": number, "category_id": int(k) + 1,
-                 "bbox": box, "area": box[2] * box[3], "iscrowd": 0}
-            )  # fmt: skip
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": number,
+                    "category_id": int(k) + 1,
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": 0,
+                }
+            )
     categories = [{"id": k + 1, "name": n} for k, n in enumerate(names)]
     gt = {"images": images, "annotations": annotations, "categories": categories}
     results = [
@@ -75,10 +81,22 @@ def test_dashcam_imports_in_one_command_and_evaluates_like_pycocotools(tmp_path)
 
     name = f"dashcam-{uuid.uuid4().hex[:8]}"
     command = [
-        "import", "--dataset", name, "--images", str(IMAGES),
-        "--gt", str(LABELS), "--gt-format", "yolo", "--class-names", str(NAMES),
-        "--pred", str(PREDICTIONS), "--pred-format", "ultralytics",
-    ]  # fmt: skip
+        "import",
+        "--dataset",
+        name,
+        "--images",
+        str(IMAGES),
+        "--gt",
+        str(LABELS),
+        "--gt-format",
+        "yolo",
+        "--class-names",
+        str(NAMES),
+        "--pred",
+        str(PREDICTIONS),
+        "--pred-format",
+        "ultralytics",
+    ]
     assert main(command) == 0
     dataset = fo.load_dataset(name)
     try:

@@ -45,9 +45,14 @@ def tiny(tmp_path_factory):
     config = {
         "embed_dim": 64,
         "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2,
-                     "layers": 2},
-    }  # fmt: skip
+        "text_cfg": {
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 64,
+            "heads": 2,
+            "layers": 2,
+        },
+    }
     (folder / f"{TINY}.json").write_text(json.dumps(config))
     open_clip.add_model_config(folder / f"{TINY}.json")
     import torch
@@ -85,11 +90,18 @@ def dataset(tmp_path, monkeypatch):
     for i in range(10):
         path = tmp_path / f"img{i}.png"
         boxes = _scene(path, i)
-        gt = [fo.Detection(label="crosswalk" if j == 0 else "car", bounding_box=b)
-              for j, b in enumerate(boxes)]  # fmt: skip
+        gt = [
+            fo.Detection(label="crosswalk" if j == 0 else "car", bounding_box=b)
+            for j, b in enumerate(boxes)
+        ]
         pred = [fo.Detection(label="crosswalk", bounding_box=boxes[0], confidence=0.9)]
-        samples.append(fo.Sample(filepath=str(path), ground_truth=fo.Detections(detections=gt),
-                                 predictions=fo.Detections(detections=pred)))  # fmt: skip
+        samples.append(
+            fo.Sample(
+                filepath=str(path),
+                ground_truth=fo.Detections(detections=gt),
+                predictions=fo.Detections(detections=pred),
+            )
+        )
     ds.add_samples(samples)
     yield ds
     ds.delete()
@@ -247,8 +259,9 @@ def test_checkpoint_index_answers_the_apps_text_query(dataset, tiny):
     model = load_model(ClipSpec(model=TINY, checkpoint=str(tiny), device="cpu"))
     build_index(dataset, model, patches_field="ground_truth")
     assert dataset.get_brain_info("clip_ground_truth").config.model_kwargs == {
-        "clip_model": TINY, "pretrained": str(tiny),
-    }  # fmt: skip
+        "clip_model": TINY,
+        "pretrained": str(tiny),
+    }
     patches = dataset.to_patches("ground_truth")
     app = patches.sort_by_similarity("a crosswalk", k=5, brain_key="clip_ground_truth")
     ours = search(dataset, "a crosswalk", k=5, patches_field="ground_truth")  # index's model
@@ -281,8 +294,12 @@ def test_missing_weights_fail_fast_with_the_way_out(tmp_path, monkeypatch):
 def test_operators_embed_then_search_and_save(dataset, tiny):
     from fiftyone.operators import execute_operator
 
-    params = {"target": "ground_truth", "model": TINY,
-              "checkpoint": {"absolute_path": str(tiny)}, "device": "cpu"}  # fmt: skip
+    params = {
+        "target": "ground_truth",
+        "model": TINY,
+        "checkpoint": {"absolute_path": str(tiny)},
+        "device": "cpu",
+    }
     result = execute_operator(
         f"{PLUGIN}/compute_embeddings", ctx={"dataset": dataset, "params": params}
     )
@@ -294,10 +311,21 @@ def test_operators_embed_then_search_and_save(dataset, tiny):
     assert again.result["computed"] == 0
 
     view = dataset.filter_labels("ground_truth", F("label") == "crosswalk")
-    result = execute_operator(f"{PLUGIN}/search", ctx={"dataset": dataset, "view": view, "params": {
-        "target": "ground_truth", "mode": "text", "query": "faded crosswalk", "k": 3,
-        "slice_name": "faded hits", "slice_objects": True,
-    }})  # fmt: skip
+    result = execute_operator(
+        f"{PLUGIN}/search",
+        ctx={
+            "dataset": dataset,
+            "view": view,
+            "params": {
+                "target": "ground_truth",
+                "mode": "text",
+                "query": "faded crosswalk",
+                "k": 3,
+                "slice_name": "faded hits",
+                "slice_objects": True,
+            },
+        },
+    )
     assert result.error is None, result.error
     assert result.result["count"] == 3 and result.result["slice"] == "faded hits"
     saved = dataset.load_saved_view("faded hits")
@@ -305,11 +333,16 @@ def test_operators_embed_then_search_and_save(dataset, tiny):
     assert set(saved.values("ground_truth.label")) == {"crosswalk"}
 
     example = dataset.first().ground_truth.detections[1]
-    result = execute_operator(f"{PLUGIN}/search", ctx={
-        "dataset": dataset, "params": {"target": "ground_truth", "mode": "selected", "k": 2},
-        "selected_labels": [{"label_id": example.id, "sample_id": dataset.first().id,
-                             "field": "ground_truth"}],
-    })  # fmt: skip
+    result = execute_operator(
+        f"{PLUGIN}/search",
+        ctx={
+            "dataset": dataset,
+            "params": {"target": "ground_truth", "mode": "selected", "k": 2},
+            "selected_labels": [
+                {"label_id": example.id, "sample_id": dataset.first().id, "field": "ground_truth"}
+            ],
+        },
+    )
     assert result.error is None, result.error
     assert result.result["ids"][0] == example.id
 
@@ -321,9 +354,27 @@ def test_cli_search_builds_the_index_and_saves_the_slice(dataset, tiny, capsys):
 
     parser = argparse.ArgumentParser()
     add_search_command(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["search", "--dataset", dataset.name, "--query", "faded crosswalk",
-                              "--objects", "ground_truth", "-k", "4", "--save-slice", "cli hits",
-                              "--model", TINY, "--checkpoint", str(tiny), "--device", "cpu"])  # fmt: skip
+    args = parser.parse_args(
+        [
+            "search",
+            "--dataset",
+            dataset.name,
+            "--query",
+            "faded crosswalk",
+            "--objects",
+            "ground_truth",
+            "-k",
+            "4",
+            "--save-slice",
+            "cli hits",
+            "--model",
+            TINY,
+            "--checkpoint",
+            str(tiny),
+            "--device",
+            "cpu",
+        ]
+    )
     assert args.run(args) == 0
     out = capsys.readouterr().out
     ranked = [line for line in out.splitlines() if re.match(r"\s*\d+  [0-9a-f]{24}  ", line)]

@@ -28,8 +28,14 @@ CLASSES = ("car", "bike", "crosswalks")
 
 @pytest.fixture(scope="module")
 def coco(tmp_path_factory):
-    config = SyntheticConfig(num_images=40, num_classes=3, crowd_rate=0.05, seed=21,
-                             image_size=(240, 180), class_names=CLASSES)  # fmt: skip
+    config = SyntheticConfig(
+        num_images=40,
+        num_classes=3,
+        crowd_rate=0.05,
+        seed=21,
+        image_size=(240, 180),
+        class_names=CLASSES,
+    )
     gt, results = make_coco(config)
     paths = write_files(tmp_path_factory.mktemp("slices"), gt, results, gt_format="coco")
     return gt, results, paths
@@ -38,10 +44,14 @@ def coco(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dataset(coco):
     _, _, paths = coco
-    plan = plan_import(f"slices-{uuid.uuid4().hex[:8]}", paths["images"], [
-        LabelSource(paths["gt"], "coco", "ground_truth", predictions=False),
-        LabelSource(paths["pred"], "tao", "predictions", predictions=True),
-    ])  # fmt: skip
+    plan = plan_import(
+        f"slices-{uuid.uuid4().hex[:8]}",
+        paths["images"],
+        [
+            LabelSource(paths["gt"], "coco", "ground_truth", predictions=False),
+            LabelSource(paths["pred"], "tao", "predictions", predictions=True),
+        ],
+    )
     ds = apply_import(plan, progress=False)
     evaluate_detections(ds, "predictions", eval_key="base")
     evaluate_detections(ds, "predictions", eval_key="strict", iou=0.75)
@@ -129,9 +139,12 @@ def test_save_slice_operator_saves_the_current_view(dataset):
     view = dataset.match(F("base_fn") > 0)
     out = execute_operator(
         f"{PLUGIN}/save_slice",
-        ctx={"dataset": dataset, "view": view,
-             "params": {"name": "with misses", "description": "images with a miss"}},
-    )  # fmt: skip
+        ctx={
+            "dataset": dataset,
+            "view": view,
+            "params": {"name": "with misses", "description": "images with a miss"},
+        },
+    )
     assert out.error is None, out.error
     assert out.result == {"name": "with misses", "num_samples": len(view)}
     assert dataset.load_saved_view("with misses").values("id") == view.values("id")
@@ -151,9 +164,12 @@ def test_comparison_deltas_and_per_object_changes(dataset):
     }
     assert total["regressed"] > 0 and total["fixed"] == 0
     for name, counts in run.changes.counts.items():
-        lost = dataset.filter_labels("ground_truth", (F("label") == name)
-                                     & (F("base_outcome") == "tp")
-                                     & F("strict_outcome").is_in(["fn", "mispredicted"]))  # fmt: skip
+        lost = dataset.filter_labels(
+            "ground_truth",
+            (F("label") == name)
+            & (F("base_outcome") == "tp")
+            & F("strict_outcome").is_in(["fn", "mispredicted"]),
+        )
         assert counts["regressed"] == lost.count("ground_truth.detections")
         view = change_view(dataset, "base", "strict", "ground_truth", "regressed", name)
         assert view.count("ground_truth.detections") == counts["regressed"]
@@ -174,8 +190,18 @@ def test_comparison_on_a_slice_counts_only_its_objects(dataset):
 def test_cli_slices_and_compare(dataset, tmp_path):
     slices.save_slice(dataset, "cli slice", dataset.limit(12), overwrite=True)
     out = tmp_path / "slice.json"
-    run = run_cli("slices", "evaluate", "--dataset", dataset.name, "--eval-key", "base",
-              "--slice", "cli slice", "--output", str(out))  # fmt: skip
+    run = run_cli(
+        "slices",
+        "evaluate",
+        "--dataset",
+        dataset.name,
+        "--eval-key",
+        "base",
+        "--slice",
+        "cli slice",
+        "--output",
+        str(out),
+    )
     assert run.returncode == 0, run.stderr
     doc = json.loads(out.read_text())
     expected = slices.evaluate_slice(dataset, "base", "cli slice").to_dict()
@@ -186,8 +212,16 @@ def test_cli_slices_and_compare(dataset, tmp_path):
     assert listing.returncode == 0, listing.stderr
     assert "cli slice" in listing.stdout and "AP" in listing.stdout
 
-    compared = run_cli("compare", "--dataset", dataset.name, "--eval-keys", "base", "strict",
-                   "--slice", "cli slice")  # fmt: skip
+    compared = run_cli(
+        "compare",
+        "--dataset",
+        dataset.name,
+        "--eval-keys",
+        "base",
+        "strict",
+        "--slice",
+        "cli slice",
+    )
     assert compared.returncode == 0, compared.stderr
     doc = json.loads(compared.stdout)
     assert [s["scope"] for s in doc["scopes"]] == ["whole run", "cli slice"]
@@ -195,24 +229,37 @@ def test_cli_slices_and_compare(dataset, tmp_path):
         doc["scopes"][0]["classes"]["car"]["b"]["tp"]
         - doc["scopes"][0]["classes"]["car"]["a"]["tp"]
     )
-    table = run_cli("compare", "--dataset", dataset.name, "--eval-keys", "base", "strict",
-                "--format", "table")  # fmt: skip
+    table = run_cli(
+        "compare", "--dataset", dataset.name, "--eval-keys", "base", "strict", "--format", "table"
+    )
     assert table.returncode == 0 and "regressed" in table.stdout
 
     listed = tmp_path / "samples.txt"
     paths = dataset.limit(5).values("filepath")
     listed.write_text("\n".join([dataset.first().id, *paths[1:]]) + "\n")
-    saved = run_cli("slices", "save", "--dataset", dataset.name, "--slice", "from cli",
-                "--samples", str(listed), "--description", "five")  # fmt: skip
+    saved = run_cli(
+        "slices",
+        "save",
+        "--dataset",
+        dataset.name,
+        "--slice",
+        "from cli",
+        "--samples",
+        str(listed),
+        "--description",
+        "five",
+    )
     assert saved.returncode == 0, saved.stderr
     dataset.reload()  # saved by another process
     assert dataset.load_saved_view("from cli").values("filepath") == paths
     listed.write_text("/nowhere.jpg\n")
-    unknown = run_cli("slices", "save", "--dataset", dataset.name, "--slice", "x",
-                  "--samples", str(listed))  # fmt: skip
+    unknown = run_cli(
+        "slices", "save", "--dataset", dataset.name, "--slice", "x", "--samples", str(listed)
+    )
     assert unknown.returncode == 2 and f"{listed}:1:" in unknown.stderr
 
-    bad = run_cli("slices", "evaluate", "--dataset", dataset.name, "--eval-key", "base",
-              "--slice", "missing")  # fmt: skip
+    bad = run_cli(
+        "slices", "evaluate", "--dataset", dataset.name, "--eval-key", "base", "--slice", "missing"
+    )
     assert bad.returncode == 2 and "no slice 'missing'" in bad.stderr
     assert "Traceback" not in bad.stderr

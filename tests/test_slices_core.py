@@ -175,8 +175,15 @@ def test_outcome_changes_follow_each_object():
     classes = np.array([0, 0, 0, 1, 1, 1, 1, 0])
     changes = outcome_changes(a, b, classes, ("x", "y"))
     assert changes.change.tolist() == [
-        "fixed", "fixed", "regressed", "kept", "still_missed", "regressed", None, None,
-    ]  # fmt: skip
+        "fixed",
+        "fixed",
+        "regressed",
+        "kept",
+        "still_missed",
+        "regressed",
+        None,
+        None,
+    ]
     assert changes.counts["x"] == {"fixed": 2, "regressed": 1, "still_missed": 0, "kept": 0}
     assert changes.counts["y"] == {"fixed": 0, "regressed": 1, "still_missed": 1, "kept": 1}
     only_first = outcome_changes(a, b, classes, ("x", "y"), mask=np.arange(8) < 2)

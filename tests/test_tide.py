@@ -270,59 +270,80 @@ FAR = [50, 50, 10, 10]
 @pytest.mark.parametrize(
     "gt, preds, pred_error, gt_error",
     [
+        pytest.param([(1, 0, OBJ, False)], [(1, 0, OBJ, 0.9)], [""], [""], id="true-positive"),
+        pytest.param([(1, 0, OBJ, False)], [(1, 0, [0, 0, 10, 3], 0.9)], ["Loc"], [""], id="loc"),
         pytest.param(
-            [(1, 0, OBJ, False)], [(1, 0, OBJ, 0.9)], [""], [""], id="true-positive"
-        ),
-        pytest.param(
-            [(1, 0, OBJ, False)], [(1, 0, [0, 0, 10, 3], 0.9)], ["Loc"], [""], id="loc"
-        ),
-        pytest.param(
-            [(1, 0, OBJ, False)], [(1, 0, [0, 0, 10, 1], 0.9)], ["Loc"], [""],
+            [(1, 0, OBJ, False)],
+            [(1, 0, [0, 0, 10, 1], 0.9)],
+            ["Loc"],
+            [""],
             id="loc-at-iou-0.1",
         ),
+        pytest.param([(1, 0, OBJ, False)], [(1, 1, OBJ, 0.9)], ["Cls"], [""], id="cls"),
         pytest.param(
-            [(1, 0, OBJ, False)], [(1, 1, OBJ, 0.9)], ["Cls"], [""], id="cls"
-        ),
-        pytest.param(
-            [(1, 0, OBJ, False)], [(1, 1, [0, 0, 10, 5], 0.9)], ["Cls"], [""],
+            [(1, 0, OBJ, False)],
+            [(1, 1, [0, 0, 10, 5], 0.9)],
+            ["Cls"],
+            [""],
             id="cls-at-iou-0.5",
         ),
         pytest.param(
             [(1, 0, OBJ, False)], [(1, 1, [0, 0, 10, 3], 0.9)], ["Both"], ["Miss"], id="both"
         ),
         pytest.param(
-            [(1, 0, OBJ, False)], [(1, 1, [0, 0, 10, 1], 0.9)], ["Bkg"], ["Miss"],
+            [(1, 0, OBJ, False)],
+            [(1, 1, [0, 0, 10, 1], 0.9)],
+            ["Bkg"],
+            ["Miss"],
             id="bkg-at-iou-0.1",
         ),
         pytest.param(
-            [(1, 0, OBJ, False)], [(1, 0, OBJ, 0.9), (1, 0, [0, 0, 10, 9], 0.8)], ["", "Dupe"],
-            [""], id="dupe",
+            [(1, 0, OBJ, False)],
+            [(1, 0, OBJ, 0.9), (1, 0, [0, 0, 10, 9], 0.8)],
+            ["", "Dupe"],
+            [""],
+            id="dupe",
         ),
         pytest.param(
-            [(1, 0, OBJ, False)], [(1, 0, OBJ, 0.9), (1, 0, [0, 0, 10, 5], 0.8)], ["", "Loc"],
-            [""], id="iou-0.5-on-a-taken-object-is-loc",
+            [(1, 0, OBJ, False)],
+            [(1, 0, OBJ, 0.9), (1, 0, [0, 0, 10, 5], 0.8)],
+            ["", "Loc"],
+            [""],
+            id="iou-0.5-on-a-taken-object-is-loc",
         ),
         pytest.param(
             [(1, 0, OBJ, False)], [(1, 0, FAR, 0.9)], ["Bkg"], ["Miss"], id="bkg-and-miss"
         ),
         pytest.param(
-            [(1, 0, OBJ, False), (1, 0, OBJ, False)], [(1, 0, OBJ, 0.9)], [""], ["", "Miss"],
+            [(1, 0, OBJ, False), (1, 0, OBJ, False)],
+            [(1, 0, OBJ, 0.9)],
+            [""],
+            ["", "Miss"],
             id="iou-tie-goes-to-the-earlier-object",
         ),
         pytest.param(
-            [(1, 0, [0, 0, 40, 40], True)], [(1, 0, [0, 0, 10, 10], 0.9)], ["Bkg"], [""],
+            [(1, 0, [0, 0, 40, 40], True)],
+            [(1, 0, [0, 0, 10, 10], 0.9)],
+            ["Bkg"],
+            [""],
             id="ignored-by-a-crowd-still-classified",
         ),
         pytest.param(
-            [(1, 0, OBJ, False), (1, 0, [0, 0, 12, 12], True)], [(1, 0, [0, 0, 10, 3], 0.9)],
-            ["Loc"], ["", ""], id="ignored-loc-error",
+            [(1, 0, OBJ, False), (1, 0, [0, 0, 12, 12], True)],
+            [(1, 0, [0, 0, 10, 3], 0.9)],
+            ["Loc"],
+            ["", ""],
+            id="ignored-loc-error",
         ),
         pytest.param(
-            [], [(1, 0, OBJ, 0.9), (1, 1, OBJ, 0.8)], ["Bkg", "Bkg"], [],
+            [],
+            [(1, 0, OBJ, 0.9), (1, 1, OBJ, 0.8)],
+            ["Bkg", "Bkg"],
+            [],
             id="image-without-gt",
         ),
     ],
-)  # fmt: skip
+)
 def test_hand_built_error_types(gt, preds, pred_error, gt_error):
     data = scene(gt, preds)
     result = tide_errors(data)

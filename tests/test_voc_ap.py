@@ -107,25 +107,80 @@ PADILLA_DETS = {
     1: [(0.88, 5, 67, 31, 48), (0.70, 119, 111, 40, 67), (0.80, 124, 9, 49, 67)],
     2: [(0.71, 64, 111, 64, 58), (0.54, 26, 140, 60, 47), (0.74, 19, 18, 43, 35)],
     3: [
-        (0.18, 109, 15, 77, 39), (0.67, 86, 63, 46, 45), (0.38, 160, 62, 36, 53),
-        (0.91, 105, 131, 47, 47), (0.44, 18, 148, 40, 44),
+        (0.18, 109, 15, 77, 39),
+        (0.67, 86, 63, 46, 45),
+        (0.38, 160, 62, 36, 53),
+        (0.91, 105, 131, 47, 47),
+        (0.44, 18, 148, 40, 44),
     ],
-    4: [(0.35, 83, 28, 28, 26), (0.78, 28, 68, 42, 67), (0.45, 87, 89, 25, 39),
-        (0.14, 10, 155, 60, 26)],
-    5: [(0.62, 50, 38, 28, 46), (0.44, 95, 11, 53, 28), (0.95, 29, 131, 72, 29),
-        (0.23, 29, 163, 72, 29)],
+    4: [
+        (0.35, 83, 28, 28, 26),
+        (0.78, 28, 68, 42, 67),
+        (0.45, 87, 89, 25, 39),
+        (0.14, 10, 155, 60, 26),
+    ],
+    5: [
+        (0.62, 50, 38, 28, 46),
+        (0.44, 95, 11, 53, 28),
+        (0.95, 29, 131, 72, 29),
+        (0.23, 29, 163, 72, 29),
+    ],
     6: [(0.45, 43, 48, 74, 38), (0.84, 17, 155, 29, 35), (0.43, 95, 110, 25, 42)],
     7: [(0.48, 16, 20, 101, 88), (0.95, 33, 116, 37, 49)],
-}  # fmt: skip
+}
 # Its results/results.txt, at IoU 0.3.
 PADILLA_PRECISION = [
-    1.00, 0.50, 0.67, 0.50, 0.40, 0.33, 0.29, 0.25, 0.22, 0.30, 0.27, 0.33,
-    0.38, 0.43, 0.40, 0.38, 0.35, 0.33, 0.32, 0.30, 0.29, 0.27, 0.30, 0.29,
-]  # fmt: skip
+    1.00,
+    0.50,
+    0.67,
+    0.50,
+    0.40,
+    0.33,
+    0.29,
+    0.25,
+    0.22,
+    0.30,
+    0.27,
+    0.33,
+    0.38,
+    0.43,
+    0.40,
+    0.38,
+    0.35,
+    0.33,
+    0.32,
+    0.30,
+    0.29,
+    0.27,
+    0.30,
+    0.29,
+]
 PADILLA_RECALL = [
-    0.07, 0.07, 0.13, 0.13, 0.13, 0.13, 0.13, 0.13, 0.13, 0.20, 0.20, 0.27,
-    0.33, 0.40, 0.40, 0.40, 0.40, 0.40, 0.40, 0.40, 0.40, 0.40, 0.47, 0.47,
-]  # fmt: skip
+    0.07,
+    0.07,
+    0.13,
+    0.13,
+    0.13,
+    0.13,
+    0.13,
+    0.13,
+    0.13,
+    0.20,
+    0.20,
+    0.27,
+    0.33,
+    0.40,
+    0.40,
+    0.40,
+    0.40,
+    0.40,
+    0.40,
+    0.40,
+    0.40,
+    0.40,
+    0.47,
+    0.47,
+]
 
 
 def padilla_set() -> DetectionSet:
@@ -183,13 +238,22 @@ def hand_set(names=("car", "bus", "bike")) -> DetectionSet:
     d3 on the difficult g2 (neither), d4 on g3 (tp), d5 on background (fp), d6 on g4 (tp).
     Counted: tp fp tp fp tp, precision 1, 1/2, 2/3, 1/2, 3/5, recall 1/3 1/3 2/3 2/3 1.
     """
-    gt = [(1, 0, G1, False), (1, 0, G2, True), (2, 0, G1, False), (2, 0, G4, False),
-          (2, 2, G1, False)]  # fmt: skip
+    gt = [
+        (1, 0, G1, False),
+        (1, 0, G2, True),
+        (2, 0, G1, False),
+        (2, 0, G4, False),
+        (2, 2, G1, False),
+    ]
     dets = [
-        (1, 0, [1, 0, 10, 10], 0.8), (1, 0, G1, 0.9), (1, 0, G2, 0.7),
-        (2, 0, [100, 100, 10, 10], 0.5), (2, 0, G1, 0.6), (2, 0, G4, 0.4),
+        (1, 0, [1, 0, 10, 10], 0.8),
+        (1, 0, G1, 0.9),
+        (1, 0, G2, 0.7),
+        (2, 0, [100, 100, 10, 10], 0.5),
+        (2, 0, G1, 0.6),
+        (2, 0, G4, 0.4),
         (2, 1, G4, 0.9),  # a bus where there is none (the bus class has no ground truth)
-    ]  # fmt: skip
+    ]
     return DetectionSet.from_arrays(
         image_ids=[1, 2],
         class_names=names,
@@ -306,13 +370,31 @@ def test_iou_ties_go_to_the_first_object():
 
 RANDOM_CONFIGS = [
     SyntheticConfig(num_images=30, num_classes=3, crowd_rate=0.15, score_decimals=1, seed=21),
-    SyntheticConfig(num_images=25, num_classes=4, crowd_rate=0.1, score_decimals=2,
-                    duplicates_per_object=1.0, seed=22),
-    SyntheticConfig(num_images=20, num_classes=2, crowd_rate=0.3, score_decimals=None,
-                    image_size=(160, 120), seed=23),
-    SyntheticConfig(num_images=15, num_classes=5, crowd_rate=0.05, empty_image_rate=0.4,
-                    score_decimals=1, seed=24),
-]  # fmt: skip
+    SyntheticConfig(
+        num_images=25,
+        num_classes=4,
+        crowd_rate=0.1,
+        score_decimals=2,
+        duplicates_per_object=1.0,
+        seed=22,
+    ),
+    SyntheticConfig(
+        num_images=20,
+        num_classes=2,
+        crowd_rate=0.3,
+        score_decimals=None,
+        image_size=(160, 120),
+        seed=23,
+    ),
+    SyntheticConfig(
+        num_images=15,
+        num_classes=5,
+        crowd_rate=0.05,
+        empty_image_rate=0.4,
+        score_decimals=1,
+        seed=24,
+    ),
+]
 
 
 @pytest.mark.parametrize("config", RANDOM_CONFIGS, ids=lambda c: f"seed{c.seed}")
@@ -351,10 +433,16 @@ def test_equals_the_reference_on_random_sets(config, iou, pixel_offset):
 
 def test_empty_sets():
     empty = DetectionSet.from_arrays(
-        image_ids=[1], class_names=["car"], gt_image_ids=[], gt_labels=[],
-        gt_boxes=np.zeros((0, 4)), pred_image_ids=[], pred_labels=[],
-        pred_boxes=np.zeros((0, 4)), pred_scores=[],
-    )  # fmt: skip
+        image_ids=[1],
+        class_names=["car"],
+        gt_image_ids=[],
+        gt_labels=[],
+        gt_boxes=np.zeros((0, 4)),
+        pred_image_ids=[],
+        pred_labels=[],
+        pred_boxes=np.zeros((0, 4)),
+        pred_scores=[],
+    )
     result = voc_ap(empty)
     assert result.mAP_all_point is None and result.classes["car"].ap_all_point is None
     only_gt = hand_set()
