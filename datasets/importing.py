@@ -9,6 +9,7 @@ overwritten unless asked (``replace=True``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections import Counter
@@ -139,6 +140,19 @@ def list_images(folder: str | os.PathLike) -> dict[str, str]:
     return images
 
 
+def _join_to_images(plan: LabelPlan, read, images: dict, class_map: ClassMap, known) -> None:
+    """Fills ``plan.objects`` with the records of the images that exist, class names
+    resolved through ``class_map``; label files without an image are listed."""
+    for image in read:
+        if image.stem not in images:
+            plan.files_without_image.append(image.stem)
+            continue
+        plan.objects[image.stem] = [
+            dataclasses.replace(record, label=class_map.resolve(record.label, known))
+            for record in image.objects
+        ]
+
+
 def plan_import(
     dataset_name: str,
     images_dir: str | os.PathLike,
@@ -171,24 +185,7 @@ def plan_import(
         if chosen:
             report.notes.insert(0, chosen)
         plan = LabelPlan(source=source, objects={}, report=report)
-        for image in read:
-            if image.stem not in images:
-                plan.files_without_image.append(image.stem)
-                continue
-            mapped = []
-            for record in image.objects:
-                label = class_map.resolve(record.label, known)
-                if label != record.label:
-                    record = ObjectRecord(
-                        label,
-                        record.box,
-                        record.score,
-                        record.crowd,
-                        record.attributes,
-                        record.source,
-                    )
-                mapped.append(record)
-            plan.objects[image.stem] = mapped
+        _join_to_images(plan, read, images, class_map, known)
         plan.images_without_labels = len(set(images) - set(plan.objects))
         labels = Counter(o.label for v in plan.objects.values() for o in v if not o.crowd)
         if source.predictions:

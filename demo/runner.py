@@ -218,6 +218,7 @@ def _say_where_the_app_is(dataset, data_dir: Path, port: int) -> None:
     _say("press Ctrl-C to stop (the App and the database stop with it)")
 
 
+# long: the main job in order, inside its signal handling and its clean-up
 def run_demo(
     num_images: int = 500,
     seed: int = 0,

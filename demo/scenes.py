@@ -354,6 +354,7 @@ def simulate_predictions(objects, model: str, rng) -> list[ObjectRecord]:
     return out
 
 
+# long: every kind of planted label error in one place, logged as it is planted
 def label_scene(objects, rng, stem: str, errors: list) -> list[ObjectRecord]:
     """Ground truth as an annotator would give it, planting (and logging) label errors."""
     out = []

@@ -91,6 +91,7 @@ class DetectionSet:
 
     # ------------------------------------------------------------------ builders
 
+    # long: eleven keyword arguments, one a line; the body is a few checks in a row
     @classmethod
     def from_arrays(
         cls,

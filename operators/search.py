@@ -37,6 +37,47 @@ def _progress(ctx, label: str):
     return fou.report_progress(report, dt=1.0)
 
 
+def _model_inputs(inputs):
+    """The open_clip model settings of the form; returns the checkpoint input."""
+    from detection_debugger.search.clip_spec import (
+        DEFAULT_MARGIN,
+        DEFAULT_MODEL,
+        DEFAULT_PRETRAINED,
+    )
+
+    inputs.str("model", default=DEFAULT_MODEL, required=False, label="open_clip model")
+    inputs.str(
+        "pretrained",
+        default=DEFAULT_PRETRAINED,
+        required=False,
+        label="Pretrained tag",
+        description="Used when no checkpoint is given",
+    )
+    ckpt = path_input(
+        inputs,
+        "checkpoint",
+        "Local checkpoint",
+        "A .bin/.pt/.safetensors state dict (optional)",
+        False,
+        required=False,
+    )
+    inputs.str(
+        "device",
+        required=False,
+        label="Device",
+        description="cpu, cuda; default: CUDA when present",
+    )
+    inputs.int("batch_size", default=32, required=False, label="Batch size")
+    inputs.float(
+        "margin",
+        default=DEFAULT_MARGIN,
+        required=False,
+        label="Crop margin",
+        description="Objects: fraction of the box added on each side",
+    )
+    return ckpt
+
+
 class ComputeEmbeddings(foo.Operator):
     @property
     def config(self):
@@ -53,12 +94,6 @@ class ComputeEmbeddings(foo.Operator):
         )
 
     def resolve_input(self, ctx):
-        from detection_debugger.search.clip_spec import (
-            DEFAULT_MARGIN,
-            DEFAULT_MODEL,
-            DEFAULT_PRETRAINED,
-        )
-
         inputs = types.Object()
         inputs.view_target(ctx)
         targets = [IMAGES, *detections_fields(ctx.dataset)]
@@ -71,36 +106,7 @@ class ComputeEmbeddings(foo.Operator):
             description="Whole images, or the objects of a detections field (cropped)",
             view=types.DropdownView(),
         )
-        inputs.str("model", default=DEFAULT_MODEL, required=False, label="open_clip model")
-        inputs.str(
-            "pretrained",
-            default=DEFAULT_PRETRAINED,
-            required=False,
-            label="Pretrained tag",
-            description="Used when no checkpoint is given",
-        )
-        ckpt = path_input(
-            inputs,
-            "checkpoint",
-            "Local checkpoint",
-            "A .bin/.pt/.safetensors state dict (optional)",
-            False,
-            required=False,
-        )
-        inputs.str(
-            "device",
-            required=False,
-            label="Device",
-            description="cpu, cuda; default: CUDA when present",
-        )
-        inputs.int("batch_size", default=32, required=False, label="Batch size")
-        inputs.float(
-            "margin",
-            default=DEFAULT_MARGIN,
-            required=False,
-            label="Crop margin",
-            description="Objects: fraction of the box added on each side",
-        )
+        ckpt = _model_inputs(inputs)
         path = path_param(ctx.params, "checkpoint")
         if path:
             import os
