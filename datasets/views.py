@@ -20,7 +20,7 @@ from detection_debugger.datasets.issue_fields import (
     check_detections_fields,
     issue_field,
 )
-from detection_debugger.evaluation import CHANGES
+from detection_debugger.evaluation import BACKGROUND, CHANGES, Outcome
 from detection_debugger.evaluation.label_issues import ISSUE_TYPES, MISSING, REJECTED
 
 __all__ = [
@@ -33,12 +33,12 @@ __all__ = [
     "issues_view",
 ]
 
-BACKGROUND = "background"
-ERROR_TYPES = {
-    "correct": ("tp",),
-    "undetected": ("fn",),
-    "mispredicted": ("mispredicted",),
-    "ghosts": ("fp", "duplicate"),
+TP, FN, MISPREDICTED = str(Outcome.TP), str(Outcome.FN), str(Outcome.MISPREDICTED)
+ERROR_TYPES = {  # the panel's error buttons -> the outcomes they show
+    "correct": (TP,),
+    "undetected": (FN,),
+    MISPREDICTED: (MISPREDICTED,),
+    "ghosts": (str(Outcome.FP), str(Outcome.DUPLICATE)),
 }
 
 
@@ -60,7 +60,7 @@ def cell_view(view, eval_key: str, gt_field: str, pred_field: str, gt_label: str
     if gt_label == BACKGROUND and pred_label == BACKGROUND:
         raise ValueError("the background/background cell is empty by definition")
     if pred_label == BACKGROUND:
-        found = view.filter_labels(gt_field, (outcome == "fn") & (F("label") == gt_label))
+        found = view.filter_labels(gt_field, (outcome == FN) & (F("label") == gt_label))
         return found.to_patches(gt_field)
     if gt_label == BACKGROUND:
         ghosts = view.filter_labels(
@@ -71,14 +71,14 @@ def cell_view(view, eval_key: str, gt_field: str, pred_field: str, gt_label: str
         patches = view.to_evaluation_patches(eval_key)
         # Crowd regions are "tp" patches in FiftyOne's convention; the outcome excludes them.
         return patches.match(F("type") == "tp").filter_labels(
-            gt_field, (F("label") == gt_label) & (outcome == "tp")
+            gt_field, (F("label") == gt_label) & (outcome == TP)
         )
     both = view.filter_labels(
         gt_field,
-        (outcome == "mispredicted") & (F("label") == gt_label) & (confused == pred_label),
+        (outcome == MISPREDICTED) & (F("label") == gt_label) & (confused == pred_label),
     ).filter_labels(
         pred_field,
-        (outcome == "mispredicted") & (F("label") == pred_label) & (confused == gt_label),
+        (outcome == MISPREDICTED) & (F("label") == pred_label) & (confused == gt_label),
     )
     return both
 
@@ -97,7 +97,7 @@ def error_view(view, eval_key: str, gt_field: str, pred_field: str, label: str, 
         return view.filter_labels(gt_field, wanted).filter_labels(pred_field, wanted)
     # mispredicted ground truth of this class, with the predictions that took it
     return view.filter_labels(gt_field, wanted).filter_labels(
-        pred_field, (outcome == "mispredicted") & (F(f"{eval_key}_confused_with") == label)
+        pred_field, (outcome == MISPREDICTED) & (F(f"{eval_key}_confused_with") == label)
     )
 
 
@@ -124,7 +124,7 @@ def change_view(view, key_a: str, key_b: str, gt_field: str, change: str, label=
         raise ValueError(f"unknown change {change!r}; choose from {list(CHANGES)}")
     dataset = dataset_of(view)
     before, after = F(f"{key_a}_outcome"), F(f"{key_b}_outcome")
-    found, lost = ("tp",), ("fn", "mispredicted")
+    found, lost = (TP,), (FN, MISPREDICTED)
     wanted = {
         "fixed": before.is_in(lost) & after.is_in(found),
         "regressed": before.is_in(found) & after.is_in(lost),
