@@ -28,6 +28,7 @@ import numpy as np
 
 from detection_debugger.evaluation.detections import DetectionSet
 from detection_debugger.evaluation.matching import (
+    CandidatePairs,
     candidate_pairs,
     greedy_match,
     pair_iou,
@@ -105,38 +106,54 @@ class ConfusionMatrix:
         return cls(labels=tuple(d["labels"]), matrix=np.asarray(d["matrix"], dtype=np.int64))
 
 
-# long: the 4-way rules in order (class-aware, cross-class, duplicates), one vectorised pass each over shared arrays
 def match_outcomes(
     data: DetectionSet, iou_threshold: float = 0.5, score_threshold: float = 0.0
 ) -> ObjectOutcomes:
     """Assigns every object its outcome (see the module docstring for the rules)."""
-    num_classes, num_gt, num_pred = data.num_classes, len(data.gt_ids), len(data.pred_ids)
+    num_classes = data.num_classes
     thresholds = np.array([iou_threshold], dtype=np.float64)
-    gt_rows = np.arange(num_gt)
     gt_group = data.gt_image * num_classes + data.gt_class
     pred_group = data.pred_image * num_classes + data.pred_class
-    active = np.flatnonzero(data.pred_scores >= score_threshold)
-
-    gt_outcome = np.where(data.gt_crowd, Outcome.IGNORED, Outcome.FN).astype(np.int8)
-    gt_match = np.full(num_gt, -1, dtype=np.int64)
-    pred_outcome = np.full(num_pred, Outcome.BELOW_THRESHOLD, dtype=np.int8)
-    pred_outcome[active] = Outcome.FP
-    pred_match = np.full(num_pred, -1, dtype=np.int64)
-
+    keep = data.pred_scores >= score_threshold
+    active = np.flatnonzero(keep)
     # 1. class-aware matching (crowd regions are ignored regions, as in pycocotools).
-    rank = np.zeros(num_pred, dtype=np.int64)
+    rank = np.zeros(len(data.pred_ids), dtype=np.int64)
     rank[active] = rank_within_groups(pred_group[active], data.pred_scores[active])[1]
     same_class = candidate_pairs(
         active,
         pred_group[active],
         data.pred_boxes[active],
-        gt_rows,
+        np.arange(len(data.gt_ids)),
         gt_group,
         data.gt_boxes,
         data.gt_crowd,
         iou_threshold,
     )
     first = greedy_match(same_class, rank, data.gt_crowd[None, :], data.gt_crowd, thresholds)[0, 0]
+    return complete_outcomes(data, keep, first, iou_threshold, score_threshold, same_class)
+
+
+def complete_outcomes(
+    data: DetectionSet,
+    keep: np.ndarray,
+    first: np.ndarray,
+    iou_threshold: float,
+    score_threshold: float,
+    same_class: CandidatePairs | None = None,
+) -> ObjectOutcomes:
+    """The outcomes after the class-aware matching: rules 2 (cross-class) and 3 (duplicates).
+
+    Args:
+        keep: ``(P,)`` predictions counted (at or above their score threshold).
+        first: ``(P,)`` ground-truth row the class-aware matching gave each prediction, -1.
+        same_class: the class-aware candidate pairs when the caller has them (the duplicate
+            rule then filters them instead of pairing ghosts and found objects again).
+    """
+    num_gt, num_pred = len(data.gt_ids), len(data.pred_ids)
+    gt_outcome = np.where(data.gt_crowd, Outcome.IGNORED, Outcome.FN).astype(np.int8)
+    gt_match = np.full(num_gt, -1, dtype=np.int64)
+    pred_outcome = np.where(keep, Outcome.FP, Outcome.BELOW_THRESHOLD).astype(np.int8)
+    pred_match = np.full(num_pred, -1, dtype=np.int64)
     found = np.flatnonzero(first >= 0)
     in_crowd = data.gt_crowd[first[found]]
     pred_match[found] = first[found]
@@ -144,45 +161,9 @@ def match_outcomes(
     tp_pred = found[~in_crowd]
     gt_outcome[first[tp_pred]] = Outcome.TP
     gt_match[first[tp_pred]] = tp_pred
-
-    # 2. cross-class matching of what is left, inside each image.
-    left_pred = np.flatnonzero(pred_outcome == Outcome.FP)
-    left_gt = np.flatnonzero(gt_outcome == Outcome.FN)
-    rank[:] = 0
-    rank[left_pred] = rank_within_groups(data.pred_image[left_pred], data.pred_scores[left_pred])[1]
-    no_crowd = np.zeros(num_gt, dtype=bool)
-    cross = candidate_pairs(
-        left_pred,
-        data.pred_image[left_pred],
-        data.pred_boxes[left_pred],
-        left_gt,
-        data.gt_image[left_gt],
-        data.gt_boxes[left_gt],
-        no_crowd[left_gt],
-        iou_threshold,
-    )
-    second = greedy_match(cross, rank, no_crowd[None, :], no_crowd, thresholds)[0, 0]
-    swapped = np.flatnonzero(second >= 0)
-    pred_match[swapped] = second[swapped]
-    pred_outcome[swapped] = Outcome.MISPREDICTED
-    gt_outcome[second[swapped]] = Outcome.MISPREDICTED
-    gt_match[second[swapped]] = swapped
-
-    # 3. ghosts that sit on an object their class already found are duplicates.
-    is_duplicate = (pred_outcome[same_class.pred] == Outcome.FP) & (
-        gt_outcome[same_class.gt] == Outcome.TP
-    )
-    dup_pred, dup_gt, dup_iou = (
-        same_class.pred[is_duplicate],
-        same_class.gt[is_duplicate],
-        same_class.iou[is_duplicate],
-    )
-    best = np.lexsort((dup_iou, dup_pred))  # per prediction, highest IoU last
-    last = np.r_[dup_pred[best][1:] != dup_pred[best][:-1], True] if len(best) else best
-    chosen = best[last.astype(bool)] if len(best) else best
-    pred_outcome[dup_pred[chosen]] = Outcome.DUPLICATE
-    pred_match[dup_pred[chosen]] = dup_gt[chosen]
-
+    outcomes = (gt_outcome, gt_match, pred_outcome, pred_match)
+    _match_across_classes(data, *outcomes, iou_threshold)
+    _mark_duplicates(data, *outcomes, iou_threshold, same_class)
     pred_iou = np.full(num_pred, np.nan)
     has = np.flatnonzero(pred_match >= 0)
     pred_iou[has] = pair_iou(
@@ -201,6 +182,66 @@ def match_outcomes(
         iou_threshold=float(iou_threshold),
         score_threshold=float(score_threshold),
     )
+
+
+def _match_across_classes(data, gt_outcome, gt_match, pred_outcome, pred_match, iou) -> None:
+    """Rule 2, in place: greedy matching across classes of what is left, inside each image."""
+    left_pred = np.flatnonzero(pred_outcome == Outcome.FP)
+    left_gt = np.flatnonzero(gt_outcome == Outcome.FN)
+    rank = np.zeros(len(data.pred_ids), dtype=np.int64)
+    rank[left_pred] = rank_within_groups(data.pred_image[left_pred], data.pred_scores[left_pred])[1]
+    no_crowd = np.zeros(len(data.gt_ids), dtype=bool)
+    cross = candidate_pairs(
+        left_pred,
+        data.pred_image[left_pred],
+        data.pred_boxes[left_pred],
+        left_gt,
+        data.gt_image[left_gt],
+        data.gt_boxes[left_gt],
+        no_crowd[left_gt],
+        iou,
+    )
+    second = greedy_match(cross, rank, no_crowd[None, :], no_crowd, np.array([iou]))[0, 0]
+    swapped = np.flatnonzero(second >= 0)
+    pred_match[swapped] = second[swapped]
+    pred_outcome[swapped] = Outcome.MISPREDICTED
+    gt_outcome[second[swapped]] = Outcome.MISPREDICTED
+    gt_match[second[swapped]] = swapped
+
+
+def _mark_duplicates(data, gt_outcome, gt_match, pred_outcome, pred_match, iou, same_class):
+    """Rule 3, in place: a ghost on an object its class already found is a duplicate of the
+    one it overlaps most (ties: the later object, in pair order)."""
+    if same_class is None:
+        ghosts = np.flatnonzero(pred_outcome == Outcome.FP)
+        found_gt = np.flatnonzero(gt_outcome == Outcome.TP)
+        pred_group = data.pred_image * data.num_classes + data.pred_class
+        gt_group = data.gt_image * data.num_classes + data.gt_class
+        no_crowd = np.zeros(len(found_gt), dtype=bool)
+        dup = candidate_pairs(
+            ghosts,
+            pred_group[ghosts],
+            data.pred_boxes[ghosts],
+            found_gt,
+            gt_group[found_gt],
+            data.gt_boxes[found_gt],
+            no_crowd,
+            iou,
+        )
+        dup_pred, dup_gt, dup_iou = dup.pred, dup.gt, dup.iou
+    else:
+        is_duplicate = (pred_outcome[same_class.pred] == Outcome.FP) & (
+            gt_outcome[same_class.gt] == Outcome.TP
+        )
+        dup_pred = same_class.pred[is_duplicate]
+        dup_gt, dup_iou = same_class.gt[is_duplicate], same_class.iou[is_duplicate]
+    if not len(dup_pred):
+        return
+    best = np.lexsort((dup_iou, dup_pred))  # per prediction, highest IoU last
+    last = np.r_[dup_pred[best][1:] != dup_pred[best][:-1], True]
+    chosen = best[last]
+    pred_outcome[dup_pred[chosen]] = Outcome.DUPLICATE
+    pred_match[dup_pred[chosen]] = dup_gt[chosen]
 
 
 def confusion_matrix(

@@ -58,6 +58,7 @@ from detection_debugger.evaluation.confusion import (
     ConfusionMatrix,
     ObjectOutcomes,
     Outcome,
+    complete_outcomes,
     confusion_matrix,
 )
 from detection_debugger.evaluation.detections import InputError
@@ -66,7 +67,6 @@ from detection_debugger.evaluation.matching import (
     CandidatePairs,
     candidate_pairs,
     greedy_match,
-    pair_iou,
     rank_within_groups,
 )
 
@@ -347,7 +347,6 @@ def _class_aware_match(table: MatchTable, keep: np.ndarray) -> np.ndarray:
     return match
 
 
-# long: the 4-way matching's later steps re-run on the stored matches; they share every array
 def outcomes_at(table: MatchTable, thresholds: float | Mapping[str, float]) -> ObjectOutcomes:
     """Every object's 4-way outcome at other score thresholds, at the table's IoU.
 
@@ -361,88 +360,9 @@ def outcomes_at(table: MatchTable, thresholds: float | Mapping[str, float]) -> O
     iou = float(stored.iou_threshold)
     per_class = _class_thresholds(table, thresholds)
     keep = data.pred_scores >= per_class[data.pred_class]
-    num_classes, num_gt, num_pred = data.num_classes, len(data.gt_ids), len(data.pred_ids)
     first = _class_aware_match(table, keep)
-
-    # From here on, the steps of confusion.match_outcomes, on its own arrays.
-    gt_outcome = np.where(data.gt_crowd, Outcome.IGNORED, Outcome.FN).astype(np.int8)
-    gt_match = np.full(num_gt, -1, dtype=np.int64)
-    pred_outcome = np.full(num_pred, Outcome.BELOW_THRESHOLD, dtype=np.int8)
-    pred_outcome[keep] = Outcome.FP
-    pred_match = np.full(num_pred, -1, dtype=np.int64)
-    found = np.flatnonzero(first >= 0)
-    in_crowd = data.gt_crowd[first[found]]
-    pred_match[found] = first[found]
-    pred_outcome[found] = np.where(in_crowd, Outcome.IGNORED, Outcome.TP)
-    tp_pred = found[~in_crowd]
-    gt_outcome[first[tp_pred]] = Outcome.TP
-    gt_match[first[tp_pred]] = tp_pred
-
-    # 2. cross-class matching of what is left, inside each image.
-    thresholds_array = np.array([iou], dtype=np.float64)
-    left_pred = np.flatnonzero(pred_outcome == Outcome.FP)
-    left_gt = np.flatnonzero(gt_outcome == Outcome.FN)
-    rank = np.zeros(num_pred, dtype=np.int64)
-    rank[left_pred] = rank_within_groups(data.pred_image[left_pred], data.pred_scores[left_pred])[1]
-    no_crowd = np.zeros(num_gt, dtype=bool)
-    cross = candidate_pairs(
-        left_pred,
-        data.pred_image[left_pred],
-        data.pred_boxes[left_pred],
-        left_gt,
-        data.gt_image[left_gt],
-        data.gt_boxes[left_gt],
-        no_crowd[left_gt],
-        iou,
-    )
-    second = greedy_match(cross, rank, no_crowd[None, :], no_crowd, thresholds_array)[0, 0]
-    swapped = np.flatnonzero(second >= 0)
-    pred_match[swapped] = second[swapped]
-    pred_outcome[swapped] = Outcome.MISPREDICTED
-    gt_outcome[second[swapped]] = Outcome.MISPREDICTED
-    gt_match[second[swapped]] = swapped
-
-    # 3. ghosts on an object their class found are duplicates (highest IoU; ties: the
-    # later object, as match_outcomes' pair order gives).
-    ghosts = np.flatnonzero(pred_outcome == Outcome.FP)
-    found_gt = np.flatnonzero(gt_outcome == Outcome.TP)
-    pred_group = data.pred_image * num_classes + data.pred_class
-    gt_group = data.gt_image * num_classes + data.gt_class
-    dup = candidate_pairs(
-        ghosts,
-        pred_group[ghosts],
-        data.pred_boxes[ghosts],
-        found_gt,
-        gt_group[found_gt],
-        data.gt_boxes[found_gt],
-        no_crowd[found_gt],
-        iou,
-    )
-    if len(dup.pred):
-        best = np.lexsort((dup.iou, dup.pred))  # per prediction, highest IoU last
-        last = np.r_[dup.pred[best][1:] != dup.pred[best][:-1], True]
-        chosen = best[last]
-        pred_outcome[dup.pred[chosen]] = Outcome.DUPLICATE
-        pred_match[dup.pred[chosen]] = dup.gt[chosen]
-
-    pred_iou = np.full(num_pred, np.nan)
-    has = np.flatnonzero(pred_match >= 0)
-    pred_iou[has] = pair_iou(
-        data.pred_boxes[has], data.gt_boxes[pred_match[has]], data.gt_crowd[pred_match[has]]
-    )
-    gt_iou = np.full(num_gt, np.nan)
-    matched_gt = np.flatnonzero(gt_match >= 0)
-    gt_iou[matched_gt] = pred_iou[gt_match[matched_gt]]
-    return ObjectOutcomes(
-        gt_outcome=gt_outcome,
-        gt_match=gt_match,
-        gt_iou=gt_iou,
-        pred_outcome=pred_outcome,
-        pred_match=pred_match,
-        pred_iou=pred_iou,
-        iou_threshold=iou,
-        score_threshold=float(per_class.min()) if len(per_class) else stored.score_threshold,
-    )
+    lowest = float(per_class.min()) if len(per_class) else stored.score_threshold
+    return complete_outcomes(data, keep, first, iou, lowest)
 
 
 def rescore(
