@@ -20,6 +20,7 @@ from detection_debugger.cli.demo import add_demo_command
 from detection_debugger.cli.evaluate import add_evaluate_command
 from detection_debugger.cli.import_export import add_export_command, add_import_command
 from detection_debugger.cli.issues import add_issues_command
+from detection_debugger.cli.plugin import add_plugin_command
 from detection_debugger.cli.search import add_search_command
 from detection_debugger.cli.slices import add_compare_command, add_slices_command
 from detection_debugger.datasets.database import project_database
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_demo_command,
         add_issues_command,
         add_search_command,
+        add_plugin_command,
     ):
         add_command(commands)
     return parser
