@@ -19,7 +19,7 @@ import inspect
 import os
 import socket
 
-from detection_debugger.datasets.fiftyone_private import dataset_of
+from detection_debugger.datasets.fiftyone_private import root_dataset_of
 
 __all__ = [
     "COMPLETE",
@@ -160,7 +160,7 @@ def writes_dataset(operation: str, fields: tuple[str, ...], unless_none: str | N
             for parameter in fields:
                 value = bound.arguments[parameter]
                 names.extend([value] if isinstance(value, str) else list(value or []))
-            dataset = dataset_of(samples)
+            dataset = root_dataset_of(samples)  # a patches view writes to its dataset
             require_complete(dataset, names)
             if unless_none is not None and bound.arguments[unless_none] is None:
                 return function(samples, *args, **kwargs)
