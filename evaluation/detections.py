@@ -180,7 +180,11 @@ class DetectionSet:
 
         Args:
             gt: ``{"images": [...], "annotations": [...], "categories": [...]}``.
-            results: ``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}, ...]``.
+            results: ``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}, ...]``,
+                or the same as columns (``{"image_id": (N,), "category_id": (N,), "bbox":
+                (N, 4), "score": (N,)}`` arrays, e.g. from
+                :func:`detection_debugger.formats.coco_columns.read_coco_result_columns`),
+                checked the same way.
             image_ids: evaluate only these images (default: every image of ``gt``).
 
         Raises:
@@ -189,11 +193,18 @@ class DetectionSet:
         category_ids, names = _coco_categories(gt)
         all_images, selected = _coco_image_ids(gt, image_ids)
         anns, areas, crowd = _coco_annotations(gt, all_images, category_ids)
-        dets = _records(results, ("image_id", "category_id"), "detection", PRED, score=True)
+        if isinstance(results, Mapping):  # columns (formats.coco_columns): no copy
+            dets = _checked_columns(
+                dict(results), ("image_id", "category_id"), "detection", PRED, score=True
+            )
+        else:
+            dets = _records(results, ("image_id", "category_id"), "detection", PRED, score=True)
+        del results
         _check_known(dets, all_images, category_ids, "detection", PRED)
 
-        g_keep = np.isin(anns["image_id"], selected)
-        p_keep = np.isin(dets["image_id"], selected)
+        g_keep = _kept(anns["image_id"], selected, image_ids is None)
+        p_keep = _kept(dets["image_id"], selected, image_ids is None)
+        num_dets = len(dets["score"])
         # pycocotools numbers detections 1.. in file order; ours are the same.
         return cls.from_arrays(
             image_ids=selected,
@@ -205,11 +216,11 @@ class DetectionSet:
             gt_areas=areas[g_keep],
             gt_crowd=crowd[g_keep],
             gt_ids=anns["id"][g_keep],
-            pred_image_ids=dets["image_id"][p_keep],
-            pred_labels=_category_labels(category_ids, dets["category_id"][p_keep]),
-            pred_boxes=dets["bbox"][p_keep],
-            pred_scores=dets["score"][p_keep],
-            pred_ids=np.flatnonzero(p_keep) + 1,
+            pred_image_ids=dets.pop("image_id")[p_keep],
+            pred_labels=_category_labels(category_ids, dets.pop("category_id")[p_keep]),
+            pred_boxes=dets.pop("bbox")[p_keep],
+            pred_scores=dets.pop("score")[p_keep],
+            pred_ids=np.arange(1, num_dets + 1)[p_keep],
         )
 
     def subset(self, image_mask: np.ndarray) -> DetectionSet:
@@ -299,6 +310,18 @@ def _records(
             if problem:
                 raise InputError(f"{what} {row}: {problem}", source) from None
         raise InputError(f"{what}s: malformed records", source) from None
+    return _checked_columns(columns, int_keys, what, source, score)
+
+
+def _checked_columns(
+    columns: dict[str, np.ndarray],
+    int_keys: tuple[str, ...],
+    what: str,
+    source: str,
+    score: bool = False,
+) -> dict[str, np.ndarray]:
+    """The checks of :func:`_records` on columns (integer ids, finite boxes of non-negative
+    size, finite scores); int64 columns and ``(N, 4)`` boxes pass through without a copy."""
     for key in int_keys:
         values = columns[key]
         if values.dtype.kind == "f":
@@ -308,7 +331,7 @@ def _records(
                 raise InputError(
                     f"{what} {row}: '{key}' must be an integer, got {values[row]}", source
                 )
-        columns[key] = values.astype(np.int64).reshape(-1)
+        columns[key] = values.astype(np.int64, copy=False).reshape(-1)
     boxes = columns["bbox"].reshape(-1, 4)
     columns["bbox"] = boxes
     bad = ~np.isfinite(boxes).all(axis=1)
@@ -496,6 +519,14 @@ def _coco_annotations(
     areas[missing_area] = anns["bbox"][missing_area, 2] * anns["bbox"][missing_area, 3]
     crowd = np.array([bool(a.get("iscrowd", 0)) for a in raw], dtype=bool).reshape(-1)
     return anns, areas, crowd
+
+
+def _kept(image_of: np.ndarray, selected: np.ndarray, everything: bool):
+    """Rows of the selected images: a slice of all rows (no copy when indexing) when every
+    image is evaluated, else a mask."""
+    if everything:  # every image id is known (checked), so every row is kept
+        return slice(None)
+    return np.isin(image_of, selected)
 
 
 def _category_labels(category_ids: list[int], category: np.ndarray) -> np.ndarray:
