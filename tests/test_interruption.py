@@ -290,3 +290,40 @@ def test_two_imports_at_once_both_complete_or_one_is_refused(small):
         assert set(records) == done and {r["status"] for r in records.values()} == {COMPLETE}
     finally:
         _delete(name)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["evaluate", "--pred-field", "predictions", "--eval-key", "twice"],
+        ["issues", "find", "--gt-field", "ground_truth", "--pred-field", "predictions"],
+    ],
+    ids=["evaluate", "issues"],
+)
+def test_two_evaluations_or_label_issue_runs_at_once(small, command):
+    """Both complete, or the second is refused with one clear line; the dataset ends
+    consistent (one run, or one set of findings) either way."""
+    name = _name()
+    env = dict(os.environ)
+    try:
+        dataset = apply_import(plan_import(name, small["images"], _sources(small)), progress=False)
+        argv = [str(EXE), *command, "--dataset", name]
+        processes = [
+            subprocess.Popen(
+                argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
+        outcomes = [(p.wait(timeout=300), p.stderr.read()) for p in processes]
+        assert any(code == 0 for code, _ in outcomes), outcomes
+        for code, err in outcomes:
+            assert code == 0 or (code == 2 and "is busy" in err and err.count("\n") == 1), outcomes
+        dataset.reload()
+        assert "lock" not in dataset.info["detection_debugger"]
+        if command[0] == "evaluate":
+            assert dataset.list_evaluations() == ["twice"]
+            assert dataset.load_evaluation_results("twice").result.stats["AP"] is not None
+        else:
+            assert dataset.has_field("ground_truth_missing")
+    finally:
+        _delete(name)
