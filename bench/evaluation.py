@@ -1,24 +1,26 @@
-"""Benchmark: COCO bbox evaluation, this engine vs pycocotools and faster-coco-eval.
+"""Benchmark: COCO bbox evaluation, whole processes: this engine vs pycocotools and faster-coco-eval.
 
-    make bench            # or: .venv/bin/python bench/evaluation.py [--repeats N]
+    make bench            # or: .venv/bin/python bench/evaluation.py [--images N] [--repeats N]
 
-Generates (once, cached in bench/out/) a COCO-val-scale synthetic set: 5,000 images, ~35k
-ground-truth objects, ~180k detections over 10 classes. Each engine runs in its own
-subprocess on the same in-memory inputs (JSON parsing is not timed): pycocotools and
-faster-coco-eval from the GT dict and results list to the 12 summary statistics; this engine
-from the same dict and list to the statistics, the per-class metrics and the 4-way confusion
-matrix; plus re-evaluation of a 10% image slice from the cached match table. Prints medians,
-ratios against this engine and peak memory, and checks that the statistics agree.
+Generates (once per size, cached in bench/out/) a synthetic COCO set: ``--images`` images
+(5,000 by default: COCO-val scale, ~35k ground-truth objects, ~180k detections over 10
+classes; the objects and detections grow with the images). Each tool runs as its own
+process from the two JSON files to the 12 statistics, reading the files included:
+``detection-debugger evaluate --gt --pred`` (which also writes the per-class metrics and the
+4-way confusion matrix), and pycocotools' / faster-coco-eval's ``COCO(gt)``, ``loadRes(dets)``,
+``evaluate``, ``accumulate``, ``summarize``. Prints each tool's median wall time, its ratio to
+ours and its peak RSS (the process's maximum resident set, from ``wait4``), and checks that the
+statistics agree; plus re-evaluation of a 10% image slice from the cached match table.
+``--skip pycocotools`` leaves a tool out (at 100k images pycocotools takes many minutes).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import io
 import json
-import resource
+import os
 import statistics
 import subprocess
 import sys
@@ -38,163 +40,180 @@ CONFIG = dict(
 )
 
 
-def dataset_paths() -> tuple[Path, Path]:
+def dataset_paths(num_images: int = CONFIG["num_images"]) -> tuple[Path, Path]:
     """Generates the benchmark set if missing; returns (gt.json, dets.json)."""
     from detection_debugger.demo.synthetic import SyntheticConfig, make_coco
 
-    tag = "-".join(f"{v}" for v in CONFIG.values())
+    config = {**CONFIG, "num_images": num_images}
+    tag = "-".join(f"{v}" for v in config.values())
     gt_path, dets_path = OUT / f"gt-{tag}.json", OUT / f"dets-{tag}.json"
     if not (gt_path.exists() and dets_path.exists()):
         OUT.mkdir(parents=True, exist_ok=True)
         print("generating the benchmark set ...", flush=True)
-        gt, dets = make_coco(SyntheticConfig(**CONFIG))
+        gt, dets = make_coco(SyntheticConfig(**config))
         gt_path.write_text(json.dumps(gt))
+        del gt
         dets_path.write_text(json.dumps(dets))
     return gt_path, dets_path
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def run_pycocotools(gt, dets):
+def run_pycocotools(gt_path: str, dets_path: str) -> list[float]:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO()
-        coco_gt.dataset = gt
-        coco_gt.createIndex()
-        evaluator = COCOeval(coco_gt, coco_gt.loadRes(dets), "bbox")
+        coco_gt = COCO(gt_path)
+        evaluator = COCOeval(coco_gt, coco_gt.loadRes(dets_path), "bbox")
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
     return [float(s) for s in evaluator.stats]
 
 
-def run_faster_coco_eval(gt, dets):
+def run_faster_coco_eval(gt_path: str, dets_path: str) -> list[float]:
     from faster_coco_eval import COCO, COCOeval_faster
 
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO(gt)
-        evaluator = COCOeval_faster(coco_gt, coco_gt.loadRes(dets), "bbox", print_function=print)
+        coco_gt = COCO(gt_path)
+        evaluator = COCOeval_faster(
+            coco_gt, coco_gt.loadRes(dets_path), "bbox", print_function=print
+        )
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
     return [float(s) for s in evaluator.stats[:12]]
 
 
-def run_engine(gt, dets):
-    from detection_debugger.evaluation import DetectionSet, MatchTable
-
-    result = MatchTable.build(DetectionSet.from_coco(gt, dets)).evaluate()
-    return [-1.0 if v is None else v for v in result.stats.values()]
+PEERS = {"pycocotools": run_pycocotools, "faster-coco-eval": run_faster_coco_eval}
+TOOLS = ("detection-debugger", "faster-coco-eval", "pycocotools")
 
 
-ENGINES = {
-    "pycocotools": (run_pycocotools, True),  # (function, mutates its inputs)
-    "faster-coco-eval": (run_faster_coco_eval, True),
-    "detection-debugger": (run_engine, False),
-}
+def _command(tool: str, gt_path: Path, dets_path: Path, stats_path: Path) -> list[str]:
+    if tool == "detection-debugger":
+        cli = Path(sys.executable).with_name("detection-debugger")
+        return [
+            str(cli),
+            "evaluate",
+            "--gt",
+            str(gt_path),
+            "--pred",
+            str(dets_path),
+            "--output",
+            str(stats_path),
+        ]
+    return [
+        sys.executable,
+        __file__,
+        "--engine",
+        tool,
+        str(gt_path),
+        str(dets_path),
+        str(stats_path),
+    ]
 
 
-def measure(engine: str, repeats: int) -> dict:
-    """Runs in the subprocess: times one engine, returns its figures."""
-    gt_path, dets_path = dataset_paths()
-    gt, dets = json.loads(gt_path.read_text()), json.loads(dets_path.read_text())
-    function, mutates = ENGINES.get(engine, (None, False))
-    baseline = _rss_mb()
-    times, stats = [], None
-    if engine == "slice":
-        from detection_debugger.evaluation import DetectionSet, MatchTable
+def run_process(command: list[str]) -> tuple[float, float]:
+    """Runs one whole process; returns (wall seconds, peak RSS in MB)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{command[0]} failed:\n{process.stderr.read().decode()}")
+    process.stderr.close()
+    return seconds, usage.ru_maxrss / 1024
 
-        table = MatchTable.build(DetectionSet.from_coco(gt, dets))
-        mask = np.random.default_rng(0).random(table.data.num_images) < 0.10
-        for _ in range(repeats):
-            start = time.perf_counter()
-            table.evaluate(mask)
-            times.append(time.perf_counter() - start)
-    else:
-        for _ in range(repeats):
-            args = (copy.deepcopy(gt), copy.deepcopy(dets)) if mutates else (gt, dets)
-            start = time.perf_counter()
-            stats = function(*args)
-            times.append(time.perf_counter() - start)
-            del args
+
+def measure(tool: str, gt_path: Path, dets_path: Path, repeats: int) -> dict:
+    """Times ``repeats`` whole processes of one tool; their statistics and peak RSS."""
+    stats_path = OUT / f"stats-{tool}.json"
+    times, peaks = [], []
+    for _ in range(repeats):
+        seconds, peak = run_process(_command(tool, gt_path, dets_path, stats_path))
+        times.append(seconds)
+        peaks.append(peak)
+    stats = json.loads(stats_path.read_text())
+    if tool == "detection-debugger":
+        stats = [-1.0 if v is None else v for v in stats["stats"].values()]
     return {
-        "engine": engine,
+        "tool": tool,
         "times_s": times,
         "median_s": statistics.median(times),
-        "peak_rss_mb": _peak_mb(),
-        "rss_before_mb": baseline,
+        "peak_rss_mb": max(peaks),
         "stats": stats,
-        "num_gt": len(gt["annotations"]),
-        "num_dets": len(dets),
-        "num_images": len(gt["images"]),
     }
+
+
+def measure_slice(gt_path: Path, dets_path: Path, repeats: int) -> float:
+    """Median seconds of re-evaluating a random 10% of the images from the match table."""
+    from detection_debugger.evaluation import DetectionSet, MatchTable
+
+    gt, dets = json.loads(gt_path.read_text()), json.loads(dets_path.read_text())
+    table = MatchTable.build(DetectionSet.from_coco(gt, dets))
+    del gt, dets
+    mask = np.random.default_rng(0).random(table.data.num_images) < 0.10
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        table.evaluate(mask)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _counts(gt_path: Path, dets_path: Path) -> tuple[int, int, int]:
+    from detection_debugger.formats.coco_columns import read_coco_result_columns
+
+    gt = json.loads(gt_path.read_text())
+    dets = read_coco_result_columns(dets_path)
+    return len(gt["images"]), len(gt["annotations"]), len(dets["score"])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="runs per engine (3)")
-    parser.add_argument("--slice-repeats", type=int, default=30, help="slice runs (30)")
-    parser.add_argument("--engine", help=argparse.SUPPRESS)  # subprocess mode
+    parser.add_argument("--images", type=int, default=CONFIG["num_images"], help="(5000)")
+    parser.add_argument("--repeats", type=int, default=3, help="processes per tool (3)")
+    parser.add_argument("--slice-repeats", type=int, default=30, help="slice runs (30; 0: none)")
+    parser.add_argument("--skip", action="append", default=[], choices=TOOLS[1:], help="a peer")
+    parser.add_argument("--engine", nargs=4, help=argparse.SUPPRESS)  # peer process mode
     args = parser.parse_args()
     if args.engine:
-        print(json.dumps(measure(args.engine, args.repeats)))
+        tool, gt_path, dets_path, stats_path = args.engine
+        Path(stats_path).write_text(json.dumps(PEERS[tool](gt_path, dets_path)))
         return 0
 
-    dataset_paths()
+    gt_path, dets_path = dataset_paths(args.images)
+    num_images, num_gt, num_dets = _counts(gt_path, dets_path)
     figures = {}
-    for engine in ("detection-debugger", "slice", "faster-coco-eval", "pycocotools"):
-        repeats = args.slice_repeats if engine == "slice" else args.repeats
-        print(f"running {engine} x{repeats} ...", flush=True)
-        run = subprocess.run(
-            [sys.executable, __file__, "--engine", engine, "--repeats", str(repeats)],
-            capture_output=True,
-            text=True,
-        )
-        if run.returncode != 0:
-            print(run.stderr, file=sys.stderr)
-            return 1
-        figures[engine] = json.loads(run.stdout.strip().splitlines()[-1])
+    for tool in TOOLS:
+        if tool in args.skip:
+            continue
+        print(f"running {tool} x{args.repeats} ...", flush=True)
+        figures[tool] = measure(tool, gt_path, dets_path, args.repeats)
+    slice_s = measure_slice(gt_path, dets_path, args.slice_repeats) if args.slice_repeats else None
 
     ours = figures["detection-debugger"]
     print(
-        f"\n{ours['num_images']} images, {ours['num_gt']} ground-truth objects, "
-        f"{ours['num_dets']} detections; median of {args.repeats} runs each "
-        f"(slice: {args.slice_repeats})\n"
+        f"\n{num_images} images, {num_gt} ground-truth objects, {num_dets} detections; "
+        f"whole processes (reading the JSON files included), median of {args.repeats}\n"
     )
-    print(f"{'engine':<22}{'median':>10}{'x ours':>9}{'peak RSS':>11}{'eval RSS':>11}")
-    for engine, f in figures.items():
-        ratio = f["median_s"] / ours["median_s"]
+    print(f"{'tool':<22}{'median':>10}{'x ours':>9}{'peak RSS':>11}{'x ours':>9}")
+    for tool, f in figures.items():
         print(
-            f"{engine:<22}{f['median_s']:>9.3f}s{ratio:>8.1f}x{f['peak_rss_mb']:>9.0f}MB"
-            f"{f['peak_rss_mb'] - f['rss_before_mb']:>9.0f}MB"
+            f"{tool:<22}{f['median_s']:>9.2f}s{f['median_s'] / ours['median_s']:>8.1f}x"
+            f"{f['peak_rss_mb']:>9.0f}MB{f['peak_rss_mb'] / ours['peak_rss_mb']:>8.1f}x"
         )
-    reference = np.array(figures["pycocotools"]["stats"])
-    diff = np.abs(np.array(ours["stats"]) - reference).max()
-    fast_diff = np.abs(np.array(figures["faster-coco-eval"]["stats"]) - reference).max()
-    print(
-        f"\nspeed-up vs pycocotools: {figures['pycocotools']['median_s'] / ours['median_s']:.1f}x, "
-        f"vs faster-coco-eval: {figures['faster-coco-eval']['median_s'] / ours['median_s']:.1f}x; "
-        f"10% slice re-evaluation: {figures['slice']['median_s'] * 1e3:.1f} ms"
-    )
-    print(
-        f"max |stats - pycocotools|: detection-debugger {diff:.1e}, "
-        f"faster-coco-eval {fast_diff:.1e}"
-    )
-    print("(peak RSS: whole process incl. the parsed inputs; eval RSS: growth during evaluation)")
-    (OUT / "results.json").write_text(json.dumps(figures, indent=2))
-    print(f"figures saved to {OUT / 'results.json'}")
+    reference = figures.get("pycocotools", figures.get("faster-coco-eval"))
+    if reference is not ours:
+        for tool, f in figures.items():
+            diff = np.abs(np.array(f["stats"]) - np.array(reference["stats"])).max()
+            print(f"max |stats - {reference['tool']}|: {tool} {diff:.1e}")
+    if slice_s is not None:
+        print(f"10% slice re-evaluation (in process, from the match table): {slice_s * 1e3:.1f} ms")
+    summary = {"images": num_images, "gt": num_gt, "dets": num_dets, "tools": figures}
+    summary["slice_s"] = slice_s
+    (OUT / f"results-{num_images}.json").write_text(json.dumps(summary, indent=2))
+    print(f"figures saved to {OUT / f'results-{num_images}.json'}")
     return 0
 
 

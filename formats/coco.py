@@ -12,6 +12,8 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from detection_debugger.formats.errors import FormatError
 from detection_debugger.formats.image_ids import ImageJoin, image_id_key, integer_id
 from detection_debugger.formats.records import (
@@ -220,6 +222,49 @@ def _duplicate_annotation_ids(records: list) -> list[tuple[int, int, int]]:
     return repeated
 
 
+_INT64_MIN, _INT64_END = -(2**63), 2**63
+
+
+def _plain_number(value: Any) -> bool:
+    return (type(value) is float or type(value) is int) and math.isfinite(value)
+
+
+def _plain_annotation(record: Any) -> bool:
+    """The common valid annotation, at a glance: an object with integer ``id``,
+    ``image_id``, ``category_id`` within 64 bits, a list of 4 finite numbers with a width and
+    height >= 0, and, if present, a finite ``area`` >= 0 and ``iscrowd`` 0/1. Everything it
+    accepts, :func:`_problem` and :func:`_integer_problem` accept too; everything else gets
+    them (and their messages)."""
+    if type(record) is not dict:
+        return False
+    try:
+        bbox = record["bbox"]
+        for key in ("id", "image_id", "category_id"):
+            value = record[key]
+            if type(value) is not int or not _INT64_MIN <= value < _INT64_END:
+                return False
+        if type(bbox) is not list or len(bbox) != 4 or not all(map(_plain_number, bbox)):
+            return False
+        if bbox[2] < 0 or bbox[3] < 0:
+            return False
+        if "area" in record and not (_plain_number(record["area"]) and record["area"] >= 0):
+            return False
+    except (KeyError, OverflowError):  # OverflowError: an integer beyond a float
+        return False
+    return "iscrowd" not in record or record["iscrowd"] in (0, 1)
+
+
+def _first_duplicate_id(records: list, plain: bool) -> tuple[int, int, int] | None:
+    """``(row, id, first row)`` of the first repeated annotation id, or None; ``plain``:
+    every record passed :func:`_plain_annotation` (ids are int64: checked with numpy)."""
+    if plain:
+        ids = np.fromiter((record["id"] for record in records), np.int64, len(records))
+        if len(np.unique(ids)) == len(ids):
+            return None
+    repeated = _duplicate_annotation_ids(records)
+    return repeated[0] if repeated else None
+
+
 def check_coco_ground_truth(data: dict, path: str) -> None:
     """What ``evaluate`` checks in COCO ground truth beyond the engine's own record checks:
     valid, unique, 64-bit integer image ids; valid, unique category ids and names; every annotation's
@@ -230,14 +275,18 @@ def check_coco_ground_truth(data: dict, path: str) -> None:
     """
     _image_ids(data, path, integers=True)
     coco_category_names(data, path)
+    plain = True
     for row, record in enumerate(data["annotations"]):
+        if _plain_annotation(record):
+            continue
+        plain = False
         problem = _problem(record, ("id", "image_id", "category_id", "bbox"))
         problem = problem or _integer_problem(record, ("id", "image_id", "category_id"))
         if problem:
             raise FormatError(path, f"annotations[{row}]: {problem}")
-    repeated = _duplicate_annotation_ids(data["annotations"])
+    repeated = _first_duplicate_id(data["annotations"], plain)
     if repeated:
-        row, key, first = repeated[0]
+        row, key, first = repeated
         raise FormatError(
             path, f"annotations[{row}]: annotation id {key} is also annotations[{first}]"
         )

@@ -100,3 +100,51 @@ def test_cli_output_is_the_same_on_both_paths(tmp_path, capsys):
         assert main(["evaluate", "--gt", str(gt), "--pred", str(path)]) == 0
         outputs.append(capsys.readouterr().out)
     assert outputs[0] == outputs[1]
+
+
+BASE = {"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 2, 30, 40]}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"area": 12.5, "iscrowd": 1},
+        {"iscrowd": True},
+        {"id": 1.0},
+        {"id": "1"},
+        {"id": 2**63},
+        {"id": True},
+        {"bbox": [1, 2, 3, float("nan")]},
+        {"bbox": [1, 2, 3, 10**400]},
+        {"bbox": [1, 2, -3, 4]},
+        {"bbox": [1, 2, 3, True]},
+        {"bbox": (1, 2, 3, 4)},
+        {"area": -1},
+        {"area": float("inf")},
+        {"iscrowd": 2},
+        {"segmentation": [[1, 2, 3, 4, 5, 6]], "score": "x"},
+    ],
+)
+def test_the_annotation_glance_accepts_only_what_the_full_check_accepts(change):
+    from detection_debugger.formats.coco import _integer_problem, _plain_annotation, _problem
+
+    record = {**BASE, **change}
+    keys = ("id", "image_id", "category_id", "bbox")
+    try:
+        problem = _problem(record, keys) or _integer_problem(record, keys[:3])
+    except OverflowError:
+        problem = "overflow"
+    if _plain_annotation(record):
+        assert problem is None
+
+
+def test_repeated_annotation_id_message():
+    from detection_debugger.formats import FormatError, check_coco_ground_truth
+
+    gt = json.loads(json.dumps(GT))
+    gt["annotations"].append({**gt["annotations"][0]})
+    with pytest.raises(
+        FormatError, match=r"annotations\[2\]: annotation id 1 is also annotations\[0\]"
+    ):
+        check_coco_ground_truth(gt, "gt.json")
