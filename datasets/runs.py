@@ -12,8 +12,14 @@ Fields written for eval key ``KEY`` (FiftyOne's convention, plus the finer outco
   ``fn`` for the ground truth and ``fp`` for the prediction, as FiftyOne's classwise
   matching does), ``KEY_id`` (the matched object's id, ``""`` when none), ``KEY_iou``,
   ``KEY_outcome`` (``tp``/``fn``/``mispredicted``/``fp``/``duplicate``/``ignored``/
-  ``below_threshold``) and ``KEY_confused_with`` (the other class of a misprediction);
+  ``below_threshold``), ``KEY_confused_with`` (the other class of a misprediction) and
+  ``KEY_tide`` (the object's TIDE error type, ``Cls``/``Loc``/``Both``/``Dupe``/``Bkg`` for a
+  prediction, ``Miss`` for ground truth, None when it is no error; see
+  :mod:`detection_debugger.evaluation.tide`);
 - on each sample: ``KEY_tp``, ``KEY_fp``, ``KEY_fn``.
+
+The results also keep TIDE's summary of the whole run (``DebuggerResults.tide``) and the score
+thresholds chosen in the panel are stored with the run (:func:`save_thresholds`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import base64
 import io
 
 import fiftyone.core.fields as fof
+import fiftyone.core.odm as fodm
 import fiftyone.utils.eval.coco as fouc
 import fiftyone.utils.eval.detection as foud
 import numpy as np
@@ -29,13 +36,20 @@ import numpy as np
 from detection_debugger.datasets.arrays import detection_set_from_view
 from detection_debugger.datasets.fiftyone_private import dataset_of
 from detection_debugger.datasets.object_writes import split_per_sample, write_object_attributes
-from detection_debugger.datasets.state import dataset_lock, require_complete, writes_dataset
+from detection_debugger.datasets.state import (
+    INFO_KEY,
+    dataset_lock,
+    require_complete,
+    writes_dataset,
+)
 from detection_debugger.evaluation import (
     IOU_THRESHOLDS,
     RECALL_THRESHOLDS,
     EvaluationResult,
     MatchTable,
     Outcome,
+    TideResult,
+    TideTable,
     accumulate,
 )
 
@@ -48,10 +62,12 @@ __all__ = [
     "evaluate_detections",
     "load_run",
     "register_backend",
+    "save_thresholds",
+    "saved_thresholds",
 ]
 
 METHOD = "detection-debugger"
-OBJECT_SUFFIXES = ("_outcome", "_confused_with")
+OBJECT_SUFFIXES = ("_outcome", "_confused_with", "_tide")
 
 
 class DebuggerEvaluationConfig(foud.DetectionEvaluationConfig):
@@ -114,6 +130,16 @@ class DebuggerEvaluation(foud.DetectionEvaluation):
         for path in self._extra_fields(eval_key):
             if dataset.has_field(path):
                 dataset.delete_sample_field(path, error_level=1)
+        if saved_thresholds(dataset, eval_key) is not None:
+            _set_thresholds_doc(dataset, eval_key, None)
+
+    def rename(self, samples, eval_key, new_eval_key):
+        super().rename(samples, eval_key, new_eval_key)
+        dataset = dataset_of(samples)
+        saved = saved_thresholds(dataset, eval_key)
+        if saved is not None:
+            _set_thresholds_doc(dataset, new_eval_key, saved)
+            _set_thresholds_doc(dataset, eval_key, None)
 
     def generate_results(self, samples, matches, eval_key=None, classes=None, **kwargs):
         """The engine on the whole collection: what ``dataset.evaluate_detections(...,
@@ -133,6 +159,7 @@ class DebuggerResults(fouc.COCODetectionResults):
 
     Args:
         summary: :meth:`EvaluationResult.to_dict` of the whole run.
+        tide: TIDE's summary of the whole run (:func:`tide_summary`).
         match_table: the :class:`MatchTable` arrays and the label ids of its rows,
             ``np.savez_compressed`` then base64.
         sample_ids: ids of the evaluated samples, in the table's image order.
@@ -156,6 +183,7 @@ class DebuggerResults(fouc.COCODetectionResults):
         summary=None,
         match_table=None,
         sample_ids=None,
+        tide=None,
     ):
         super().__init__(
             samples,
@@ -175,13 +203,15 @@ class DebuggerResults(fouc.COCODetectionResults):
         self.summary = summary
         self.match_table = match_table
         self.sample_ids = list(sample_ids or [])
+        self.tide = tide
         self._table = None
+        self._tide_table = None
         self._label_ids: dict = {}
         self._sorted_ids: dict = {}
         self._sample_index = None
 
     def attributes(self):
-        return super().attributes() + ["summary", "match_table", "sample_ids"]
+        return super().attributes() + ["summary", "match_table", "sample_ids", "tide"]
 
     @classmethod
     def _from_dict(cls, d, samples, config, eval_key, **kwargs):
@@ -193,6 +223,7 @@ class DebuggerResults(fouc.COCODetectionResults):
             summary=d.get("summary"),
             match_table=d.get("match_table"),
             sample_ids=d.get("sample_ids"),
+            tide=d.get("tide"),
             **kwargs,
         )
 
@@ -213,6 +244,12 @@ class DebuggerResults(fouc.COCODetectionResults):
             self._table = MatchTable.from_arrays(arrays)
             self._label_ids = {side: arrays[f"ids.{side}"] for side in ("gt", "pred")}
         return self._table
+
+    def tide_table(self) -> TideTable:
+        """TIDE's matching of the run's boxes (built once; any image slice is then cheap)."""
+        if self._tide_table is None:
+            self._tide_table = TideTable.build(self.table().data)
+        return self._tide_table
 
     def sample_rows(self, sample_ids) -> tuple[np.ndarray, int]:
         """``(I,)`` bool mask of the given samples in the table, and how many are not in it."""
@@ -391,12 +428,27 @@ def _matches(table: MatchTable, ids: dict, classes: list[str]) -> list[tuple]:
     return matches
 
 
-def _write_object_fields(samples, table, ids, fields, classes, eval_key: str) -> None:
+def tide_summary(tide: TideResult) -> dict:
+    """What the results keep of TIDE: :meth:`TideResult.to_dict` plus ``ap`` (TIDE's AP50,
+    x100) and ``counts`` (errors per main type)."""
+    return {**tide.to_dict(), "ap": tide.ap, "counts": dict(tide.counts)}
+
+
+def _tide_values(errors: np.ndarray) -> np.ndarray:
+    """Per-object TIDE types as stored: the type, None for no error."""
+    out = np.asarray(errors).astype(object)
+    out[out == ""] = None
+    return out
+
+
+def _write_object_fields(samples, table, ids, fields, classes, eval_key: str, tide) -> None:
     """Writes every per-object field of both label fields (``fields``: ``(gt_field,
-    pred_field)``) and the per-sample counts."""
+    pred_field)``; ``tide``: the run's :class:`TideResult`) and the per-sample counts."""
     gt_field, pred_field = fields
     data = table.data
     values = _object_fields(table, ids, classes)
+    values["pred"]["_tide"] = _tide_values(tide.pred_error)
+    values["gt"]["_tide"] = _tide_values(tide.gt_error)
     fields = {"gt": (gt_field, data.gt_image), "pred": (pred_field, data.pred_image)}
     for side, (field, image) in fields.items():
         per_sample = {
@@ -425,9 +477,11 @@ def _evaluate_in_bulk(samples, method: DebuggerEvaluation, eval_key: str | None)
     classes = list(data.class_names)
     table = MatchTable.build(data, config.iou, config.score_threshold)
     summary = table.evaluate()
+    tide = TideTable.build(data).errors()
 
     if eval_key is not None:
-        _write_object_fields(samples, table, ids, (gt_field, pred_field), classes, eval_key)
+        fields = (gt_field, pred_field)
+        _write_object_fields(samples, table, ids, fields, classes, eval_key, tide)
     precision, recall = accumulate(table.coco)
     return DebuggerResults(
         samples,
@@ -443,6 +497,7 @@ def _evaluate_in_bulk(samples, method: DebuggerEvaluation, eval_key: str | None)
         summary=summary.to_dict(),
         match_table=_encode_table(table, ids),
         sample_ids=ids["samples"],
+        tide=tide_summary(tide),
     )
 
 
@@ -505,6 +560,40 @@ def load_run(dataset, eval_key: str) -> DebuggerResults:
             "evaluate_detections of this plugin to re-evaluate slices exactly"
         )
     return results
+
+
+def _set_thresholds_doc(dataset, eval_key: str, value) -> None:
+    """Sets (None: removes) the stored thresholds of ``eval_key``: one atomic update of the
+    dataset's document, as :mod:`detection_debugger.datasets.state` does."""
+    path = f"info.{INFO_KEY}.thresholds.{eval_key}"
+    update = {"$unset": {path: ""}} if value is None else {"$set": {path: value}}
+    fodm.get_db_conn().datasets.update_one({"name": dataset.name}, update)
+    dataset.reload()
+
+
+def save_thresholds(dataset, eval_key: str, threshold=None, class_thresholds=None) -> None:
+    """Stores score thresholds with the run ``eval_key`` (``threshold``: one for every
+    class, None for the run's own; ``class_thresholds``: ``{class: score}`` overrides), in
+    ``dataset.info["detection_debugger"]["thresholds"][eval_key]``.
+
+    Raises:
+        ValueError: no such run.
+    """
+    load_run(dataset, eval_key)
+    classes = [[str(k), float(v)] for k, v in (class_thresholds or {}).items()]
+    value = {"threshold": None if threshold is None else float(threshold), "classes": classes}
+    _set_thresholds_doc(dataset, eval_key, value)
+
+
+def saved_thresholds(dataset, eval_key: str) -> dict | None:
+    """``{"threshold": float | None, "classes": {class: score}}`` stored with the run, or
+    None (read from the database, not from the cached info)."""
+    path = f"info.{INFO_KEY}.thresholds.{eval_key}"
+    doc = fodm.get_db_conn().datasets.find_one({"name": dataset.name}, {path: 1}) or {}
+    value = ((doc.get("info") or {}).get(INFO_KEY) or {}).get("thresholds", {}).get(eval_key)
+    if value is None:
+        return None
+    return {"threshold": value.get("threshold"), "classes": dict(value.get("classes") or [])}
 
 
 def register_backend() -> None:

@@ -20,7 +20,7 @@ from detection_debugger.datasets.issue_fields import (
     check_detections_fields,
     issue_field,
 )
-from detection_debugger.evaluation import BACKGROUND, CHANGES, Outcome
+from detection_debugger.evaluation import BACKGROUND, CHANGES, MAIN_ERRORS, Outcome
 from detection_debugger.evaluation.label_issues import ISSUE_TYPES, MISSING, REJECTED
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "class_view",
     "error_view",
     "issues_view",
+    "tide_view",
 ]
 
 TP, FN, MISPREDICTED = str(Outcome.TP), str(Outcome.FN), str(Outcome.MISPREDICTED)
@@ -99,6 +100,21 @@ def error_view(view, eval_key: str, gt_field: str, pred_field: str, label: str, 
     return view.filter_labels(gt_field, wanted).filter_labels(
         pred_field, (outcome == MISPREDICTED) & (F(f"{eval_key}_confused_with") == label)
     )
+
+
+def tide_view(view, eval_key: str, gt_field: str, pred_field: str, error: str, label=None):
+    """The objects of one TIDE error type (``KEY_tide``; one of
+    :data:`~detection_debugger.evaluation.MAIN_ERRORS`), optionally of class ``label``.
+
+    ``Miss`` shows the missed ground truth, the other types the predictions with that error;
+    the other field stays whole (the context a ``Cls`` or ``Loc`` error is judged in).
+    """
+    if error not in MAIN_ERRORS:
+        raise ValueError(f"unknown TIDE error type {error!r}; choose from {list(MAIN_ERRORS)}")
+    wanted = F(f"{eval_key}_tide") == error
+    if label is not None:
+        wanted = wanted & (F("label") == label)
+    return view.filter_labels(gt_field if error == "Miss" else pred_field, wanted)
 
 
 def class_view(view, gt_field: str, pred_field: str, label: str):

@@ -169,3 +169,47 @@ def test_fiftyones_own_evaluate_detections_runs_this_method(dataset):
         loaded.evaluate_samples(dataset.values("id")[:5]).stats
         == ours.evaluate_samples(dataset.values("id")[:5]).stats
     )
+
+
+def test_tide_types_are_written_on_every_object_and_kept_in_the_results(dataset):
+    from detection_debugger.datasets.arrays import detection_set_from_view
+    from detection_debugger.evaluation import tide_errors
+
+    results = evaluate_detections(dataset, "predictions", eval_key="dd")
+    data, ids = detection_set_from_view(
+        dataset, "ground_truth", "predictions", classes=results.classes.tolist()
+    )
+    expected = tide_errors(data)
+    for field, side, errors in (
+        ("predictions", "pred", expected.pred_error),
+        ("ground_truth", "gt", expected.gt_error),
+    ):
+        stored = dict(
+            zip(
+                dataset.values(f"{field}.detections.id", unwind=True),
+                dataset.values(f"{field}.detections.dd_tide", unwind=True),
+            )
+        )
+        want = {i: (e or None) for i, e in zip(ids[side], errors.tolist())}
+        assert stored == want, field
+    assert set(expected.pred_error.tolist()) - {""}  # the set has errors to write
+    loaded = dataset.load_evaluation_results("dd")
+    assert loaded.tide["main"] == pytest.approx(expected.to_dict()["main"])
+    assert loaded.tide["counts"] == expected.counts
+    dataset.delete_evaluation("dd")
+    assert not dataset.has_field("predictions.detections.dd_tide")
+    assert not dataset.has_field("ground_truth.detections.dd_tide")
+
+
+def test_thresholds_are_saved_with_the_run_renamed_and_removed_with_it(dataset):
+    from detection_debugger.datasets.runs import save_thresholds, saved_thresholds
+
+    evaluate_detections(dataset, "predictions", eval_key="dd")
+    assert saved_thresholds(dataset, "dd") is None
+    save_thresholds(dataset, "dd", 0.4, {"car": 0.7})
+    assert saved_thresholds(dataset, "dd") == {"threshold": 0.4, "classes": {"car": 0.7}}
+    dataset.rename_evaluation("dd", "renamed")
+    assert saved_thresholds(dataset, "renamed")["classes"] == {"car": 0.7}
+    assert saved_thresholds(dataset, "dd") is None
+    dataset.delete_evaluation("renamed")
+    assert saved_thresholds(dataset, "renamed") is None
