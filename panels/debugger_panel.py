@@ -1,11 +1,14 @@
 """The ``Detection Debugger`` panel: per-class metrics, imbalance, the 4-way confusion matrix,
-data slices and the comparison of two runs.
+TIDE's error types, operating points (PR curves, score thresholds), data slices and the
+comparison of two runs, in tabs.
 
 Every number is one click away from its objects: a confusion-matrix cell, an error-type
-button or a per-object change button sets the App's view (see
+button, a TIDE error type or a per-object change button sets the App's view (see
 :mod:`detection_debugger.datasets.views`). The panel follows the App's current view:
 when it is a slice of an evaluation run (images, filtered objects or patches), the numbers
 are re-evaluated exactly from the run's stored match table and shown next to the whole run.
+A score threshold (one for all classes, or per class) re-scores the per-class counts and the
+confusion matrix from the stored matches (:func:`~detection_debugger.evaluation.rescore`).
 """
 
 from __future__ import annotations
@@ -19,13 +22,23 @@ from detection_debugger.datasets.views import (
     change_view,
     class_view,
     error_view,
+    tide_view,
 )
 from detection_debugger.panels.panel_data import (
+    CONFUSION_ORDERS,
     class_rows,
+    confusion_classes,
     confusion_heatmap,
+    effective_thresholds,
     imbalance_bars,
+    operating_rows,
+    pr_curves,
+    rescored,
     slice_bars,
     slice_rows,
+    summary_cards,
+    tide_bars,
+    tide_rows,
 )
 
 PLUGIN = "@datacentric/detection-debugger"
@@ -34,6 +47,30 @@ ROOM_CAPTION = (
     "★ most room to improve: the lowest AP weighted by frequency, (1 - AP) x ln(1 + #GT): "
     "the AP gap counts most, frequency breaks near-ties"
 )
+ALL = "all classes"
+TABS = (
+    ("classes", "Classes"),
+    ("confusion", "Confusion"),
+    ("tide", "Errors (TIDE)"),
+    ("operating", "Operating points"),
+    ("slices", "Slices"),
+    ("compare", "Compare"),
+    ("issues", "Label issues"),
+    ("search", "Search"),
+)
+TOP_N = ("10", "20", "40", "all")
+DEFAULT_TOP_N = 20  # classes in the matrix when there are more
+PR_CLASSES = 10  # curves drawn for "all classes": the most frequent
+
+
+def _handler(name: str, function):
+    """``function`` named ``name``: the App calls a panel's handlers by their name."""
+    function.__name__ = function.__qualname__ = name
+    return function
+
+
+def _class_or_none(value):
+    return None if value in (None, "", ALL) else value
 
 
 class DetectionDebuggerPanel(foo.Panel):
@@ -43,9 +80,10 @@ class DetectionDebuggerPanel(foo.Panel):
             name="detection_debugger",
             label="Detection Debugger",
             help_markdown=(
-                "Per-class AP/AR, imbalance and the 4-way confusion matrix of an evaluation "
-                "run made with the `evaluate_detections` operator of this plugin. Click a "
-                "cell, or an error type, to see the objects behind it."
+                "Per-class AP/AR, imbalance, the 4-way confusion matrix, TIDE's error types "
+                "and operating points of an evaluation run made with the "
+                "`evaluate_detections` operator of this plugin. Click a cell, an error type "
+                "or a TIDE type to see the objects behind it."
             ),
             surfaces="grid",
         )
@@ -53,16 +91,17 @@ class DetectionDebuggerPanel(foo.Panel):
     # ------------------------------------------------------------------ state
 
     def _result_for_view(self, ctx, results):
-        """The run's result on the App's current view (exact), the scope's name and a note."""
+        """The run's result on the App's current view (exact), the scope's name, a note and
+        the view's selection (None for the whole run)."""
         from detection_debugger.datasets.slices import evaluate_view
 
         num_run = len(results.sample_ids)
         view = ctx.view
         if view is None:
-            return results.result, None, f"whole run ({num_run} samples)"
+            return results.result, None, f"whole run ({num_run} samples)", None
         result, selection = evaluate_view(results, view)
         if selection.num_images == num_run and selection.level == "images":
-            return results.result, None, f"whole run ({num_run} samples)"
+            return results.result, None, f"whole run ({num_run} samples)", None
         name = getattr(view, "name", None)
         scope = f"slice '{name}'" if name else "current view"
         note = (
@@ -75,7 +114,7 @@ class DetectionDebuggerPanel(foo.Panel):
                 f" ({selection.outside_samples} samples and {selection.outside_labels} labels "
                 "of the view were not evaluated by this run and are left out)"
             )
-        return result, scope, note
+        return result, scope, note, selection
 
     def _slices(self, ctx, results):
         """Rows of the slice list: each saved view with the run's AP on it."""
@@ -107,7 +146,6 @@ class DetectionDebuggerPanel(foo.Panel):
         return [{"issue": t, "flagged": tags.get(tag, 0)} for t, tag in ISSUE_TAGS.items()]
 
     def _refresh(self, ctx):
-        from detection_debugger.datasets.comparison import compare_runs
         from detection_debugger.datasets.slices import debugger_runs, load_run
 
         state = ctx.panel.state
@@ -119,27 +157,33 @@ class DetectionDebuggerPanel(foo.Panel):
             return
         results = load_run(ctx.dataset, state.eval_key)
         config = results.config
-        result, scope, note = self._result_for_view(ctx, results)
+        self._load_thresholds(ctx)
+        result, scope, note, selection = self._result_for_view(ctx, results)
         compare = None
         comparing = state.compare_key in runs and state.compare_key != state.eval_key
         if comparing:
-            compare, _, _ = self._result_for_view(ctx, load_run(ctx.dataset, state.compare_key))
+            compare = self._result_for_view(ctx, load_run(ctx.dataset, state.compare_key))[0]
         state.gt_field, state.pred_field = config.gt_field, config.pred_field
         state.scope = note
+        state.class_names = list(result.classes)
+        thresholds = effective_thresholds(
+            state.class_names, state.threshold, state.class_thresholds
+        )
+        shown = self._rescored(results, result, selection, thresholds)
         stats = result.stats
         ap = "n/a" if stats["AP"] is None else f"{stats['AP']:.3f}"
         ap50 = "n/a" if stats["AP50"] is None else f"{stats['AP50']:.3f}"
         state.summary = (
             f"**{state.eval_key}**: `{config.pred_field}` vs `{config.gt_field}`, "
             f"IoU {config.iou}, on the {note}. AP {ap}, AP50 {ap50}."
+            + ("" if thresholds is None else " Counts at the chosen score thresholds.")
         )
-        state.classes = class_rows(result, compare, state.sort_by or "AP")
-        state.class_names = list(result.classes)
-        # Plot traces are (large) panel data, named like the plots; layouts are state.
-        ctx.panel.data.confusion, state.confusion_layout = confusion_heatmap(
-            result, state.scale == "log"
-        )
-        ctx.panel.data.bars, state.bars_layout = imbalance_bars(result)
+        state.classes = class_rows(shown, compare, state.sort_by or "AP")
+        self._refresh_confusion(ctx, shown)
+        ctx.panel.data.bars, state.bars_layout = imbalance_bars(shown)
+        tide = self._refresh_tide(ctx, results, selection)
+        state.cards = [list(card) for card in summary_cards(shown, tide)]
+        self._refresh_operating(ctx, results, selection, thresholds)
 
         whole = results.result
         state.slice_scope = scope
@@ -148,28 +192,145 @@ class DetectionDebuggerPanel(foo.Panel):
             ctx.panel.data.slice_bars, state.slice_bars_layout = slice_bars(result, whole, scope)
         state.slices = self._slices(ctx, results)
         state.issue_counts = self._issue_counts(ctx, config.gt_field)
+        self._refresh_changes(ctx, note if comparing else None, scope)
 
+    def _load_thresholds(self, ctx):
+        """The thresholds saved with the run, when the panel (re)opens it."""
+        from detection_debugger.datasets.runs import saved_thresholds
+
+        state = ctx.panel.state
+        if state.thresholds_key == state.eval_key:
+            return
+        saved = saved_thresholds(ctx.dataset, state.eval_key) or {}
+        state.threshold = saved.get("threshold")
+        state.class_thresholds = saved.get("classes") or {}
+        state.thresholds_key = state.eval_key
+        state.thresholds_note = (
+            "Thresholds saved with the run are loaded." if saved else "No thresholds saved yet."
+        )
+
+    @staticmethod
+    def _masks(selection):
+        if selection is None:
+            return None, None, None
+        return selection.image_mask, selection.gt_mask, selection.pred_mask
+
+    def _rescored(self, results, result, selection, thresholds):
+        """``result`` with its counts and confusion matrix at ``thresholds`` (as is: None)."""
+        from detection_debugger.evaluation import rescore
+
+        if thresholds is None:
+            return result
+        confusion, counts = rescore(results.table(), thresholds, *self._masks(selection))
+        return rescored(result, confusion, counts)
+
+    def _refresh_confusion(self, ctx, shown):
+        """The confusion matrix with its display options (top N, order, focus, diagonal)."""
+        state = ctx.panel.state
+        num_classes = len(shown.classes)
+        if state.top_n not in TOP_N:
+            state.top_n = str(DEFAULT_TOP_N) if num_classes > DEFAULT_TOP_N else "all"
+        top_n = None if state.top_n == "all" else int(state.top_n)
+        order = state.confusion_order if state.confusion_order in CONFUSION_ORDERS else None
+        state.confusion_order = order or CONFUSION_ORDERS[0]
+        focus = _class_or_none(state.focus)
+        ctx.panel.data.confusion, state.confusion_layout = confusion_heatmap(
+            shown,
+            state.scale == "log",
+            top_n=top_n,
+            off_diagonal=bool(state.off_diagonal),
+            order=state.confusion_order,
+            focus=focus,
+        )
+        chosen, total = confusion_classes(shown, top_n, state.confusion_order, focus)
+        which = f"class '{focus}' and the classes it is confused with" if focus else "classes"
+        limited = f", the {len(chosen)} with most errors" if len(chosen) < total else ""
+        state.confusion_note = (
+            f"{len(chosen)} of {total} {which}{limited}, plus background; "
+            f"{'correct cells hidden, ' if state.off_diagonal else ''}"
+            "click a cell to see its objects."
+        )
+
+    def _refresh_tide(self, ctx, results, selection):
+        """TIDE's error types on the view (its images, for a slice) and their rows."""
+        state = ctx.panel.state
+        image_mask = None if selection is None else selection.image_mask
+        tide = results.tide_table().errors(image_mask)
+        data = results.table().data
+        label = _class_or_none(state.tide_class)
+        if label not in data.class_names:
+            label = state.tide_class = None
+        state.tide_rows = tide_rows(tide, data, label)
+        ctx.panel.data.tide_bars, state.tide_bars_layout = tide_bars(tide, label)
+        scope = "the whole run" if selection is None else "the images of the view"
+        state.tide_note = (
+            f"TIDE on {scope}: AP50 {tide.ap:.1f} (TIDE's, x100); dAP = AP50 points gained "
+            f"if every error of a type were fixed. Special: FalsePos "
+            f"{tide.special['FalsePos']:.1f}, FalseNeg {tide.special['FalseNeg']:.1f}. "
+            "*Show objects* sets the App's view to the objects of a type"
+            + (f" of class {label}." if label else ".")
+        )
+        return tide
+
+    def _refresh_operating(self, ctx, results, selection, thresholds):
+        """PR curves, the best-F1 thresholds, the slider's value and the per-class rows."""
+        from detection_debugger.evaluation import operating_points
+
+        state = ctx.panel.state
+        table = results.table()
+        own = float(table.outcomes.score_threshold)
+        points = operating_points(table, *self._masks(selection))
+        label = _class_or_none(state.op_class)
+        if label not in points:
+            label = state.op_class = None
+        if label is not None:
+            names = [label]
+        else:
+            ranked = sorted(points, key=lambda n: -points[n].num_gt)
+            names = [n for n in ranked if points[n].num_gt][:PR_CLASSES]
+        ctx.panel.data.pr_curves, state.pr_layout = pr_curves(points, names, thresholds)
+        state.operating = operating_rows(points, thresholds, own)
+        if label is not None:
+            value = (state.class_thresholds or {}).get(label, state.threshold)
+        else:
+            value = state.threshold
+        state.slider = own if value is None else float(value)
+        scores = table.data.pred_scores
+        state.slider_max = max(1.0, float(scores.max()) if len(scores) else 1.0)
+        shown = "" if label else f" (the {len(names)} most frequent classes)"
+        state.pr_note = (
+            f"Precision-recall per class at IoU {table.outcomes.iou_threshold}{shown}: ★ best "
+            "F1, ○ the chosen threshold. The slider sets the score threshold of "
+            + (f"class {label}" if label else "every class")
+            + "; the per-class counts and the confusion matrix follow it."
+        )
+
+    def _refresh_changes(self, ctx, note, scope):
+        """The per-object changes between the two runs (``note``: None when not comparing)."""
+        from detection_debugger.datasets.comparison import compare_runs
+
+        state = ctx.panel.state
         state.changes = None
-        if comparing:
-            view = None if scope is None else ctx.view
-            try:
-                run = compare_runs(ctx.dataset, state.eval_key, state.compare_key, view)
-            except ValueError as error:
-                state.changes_note = str(error)
-            else:
-                state.changes = [
-                    {"class": name, **counts} for name, counts in run.changes.counts.items()
-                ]
-                state.changes_note = (
-                    f"Ground-truth objects from **{state.eval_key}** to **{state.compare_key}** "
-                    f"on the {note}: *fixed* = now found, *regressed* = no longer found."
-                )
+        if note is None:
+            return
+        view = None if scope is None else ctx.view
+        try:
+            run = compare_runs(ctx.dataset, state.eval_key, state.compare_key, view)
+        except ValueError as error:
+            state.changes_note = str(error)
+            return
+        state.changes = [{"class": name, **counts} for name, counts in run.changes.counts.items()]
+        state.changes_note = (
+            f"Ground-truth objects from **{state.eval_key}** to **{state.compare_key}** "
+            f"on the {note}: *fixed* = now found, *regressed* = no longer found."
+        )
 
     # ------------------------------------------------------------------ events
 
     def on_load(self, ctx):
         ctx.panel.state.sort_by = "AP"
         ctx.panel.state.scale = "linear"
+        ctx.panel.state.tab = ctx.panel.state.tab or TABS[0][0]
         self._refresh(ctx)
 
     def on_change_view(self, ctx):
@@ -177,21 +338,97 @@ class DetectionDebuggerPanel(foo.Panel):
 
     def on_change_dataset(self, ctx):
         ctx.panel.state.eval_key = None
+        ctx.panel.state.thresholds_key = None
         self._refresh(ctx)
 
-    def _setter(name):
+    def on_change_tab(self, ctx):
+        ctx.panel.state.tab = ctx.params.get("value") or TABS[0][0]
+
+    def _setter(method, name):
         def handler(self, ctx):
             setattr(ctx.panel.state, name, ctx.params.get("value"))
             self._refresh(ctx)
 
-        return handler
+        return _handler(method, handler)
 
-    on_change_eval = _setter("eval_key")
-    on_change_compare = _setter("compare_key")
-    on_change_sort = _setter("sort_by")
-    on_change_scale = _setter("scale")
-    on_change_class = _setter("error_class")
+    on_change_eval = _setter("on_change_eval", "eval_key")
+    on_change_compare = _setter("on_change_compare", "compare_key")
+    on_change_sort = _setter("on_change_sort", "sort_by")
+    on_change_scale = _setter("on_change_scale", "scale")
+    on_change_class = _setter("on_change_class", "error_class")
+    on_change_top_n = _setter("on_change_top_n", "top_n")
+    on_change_order = _setter("on_change_order", "confusion_order")
+    on_change_off_diagonal = _setter("on_change_off_diagonal", "off_diagonal")
+    on_change_focus = _setter("on_change_focus", "focus")
+    on_change_tide_class = _setter("on_change_tide_class", "tide_class")
+    on_change_op_class = _setter("on_change_op_class", "op_class")
     del _setter
+
+    def on_change_threshold(self, ctx):
+        """The slider: the threshold of the chosen class, or of every class."""
+        state = ctx.panel.state
+        value = ctx.params.get("value")
+        if value is None:
+            return
+        label = _class_or_none(state.op_class)
+        if label is None:
+            state.threshold = float(value)
+        else:
+            state.class_thresholds = {**(state.class_thresholds or {}), label: float(value)}
+        state.thresholds_note = "Not saved: *Save thresholds with the run* keeps them."
+        self._refresh(ctx)
+
+    def on_best_f1(self, ctx):
+        """Every class at its best-F1 threshold."""
+        state = ctx.panel.state
+        best = {row["class"]: row["best_score"] for row in state.operating or []}
+        state.class_thresholds = {k: v for k, v in best.items() if v is not None}
+        state.thresholds_note = "Best-F1 thresholds, not saved yet."
+        self._refresh(ctx)
+
+    def on_reset_thresholds(self, ctx):
+        ctx.panel.state.threshold = None
+        ctx.panel.state.class_thresholds = {}
+        ctx.panel.state.thresholds_note = "The run's own threshold (not saved yet)."
+        self._refresh(ctx)
+
+    def on_save_thresholds(self, ctx):
+        from detection_debugger.datasets.runs import save_thresholds
+
+        state = ctx.panel.state
+        save_thresholds(ctx.dataset, state.eval_key, state.threshold, state.class_thresholds)
+        state.thresholds_note = f"Thresholds saved with the run {state.eval_key}."
+        ctx.ops.notify(state.thresholds_note, variant="success")
+
+    def _base_view(self, ctx):
+        """The loaded slice (a saved view, not of patches), else the dataset: a second TIDE
+        type must not be looked for inside the objects of the first."""
+        from detection_debugger.datasets.fiftyone_private import is_patches_view
+
+        view = ctx.view
+        if view is None or is_patches_view(view) or not getattr(view, "name", None):
+            return ctx.dataset
+        return view
+
+    def on_tide_click(self, ctx):
+        state = ctx.panel.state
+        row = (state.tide_rows or [])[int(ctx.params.get("row", 0))]
+        field = state.gt_field if row["type"] == "Miss" else state.pred_field
+        if not ctx.dataset.has_field(f"{field}.detections.{state.eval_key}_tide"):
+            ctx.ops.notify(
+                f"Run {state.eval_key} has no per-object TIDE types: evaluate it again",
+                variant="warning",
+            )
+            return
+        view = tide_view(
+            self._base_view(ctx),
+            state.eval_key,
+            state.gt_field,
+            state.pred_field,
+            row["type"],
+            _class_or_none(state.tide_class),
+        )
+        ctx.ops.set_view(view)
 
     def on_cell_click(self, ctx):
         state = ctx.panel.state
@@ -214,7 +451,7 @@ class DetectionDebuggerPanel(foo.Panel):
         label = row["class"].removeprefix("★ ")
         ctx.ops.set_view(class_view(ctx.dataset, state.gt_field, state.pred_field, label))
 
-    def _show_error(error):
+    def _show_error(method, error):
         def handler(self, ctx):
             state = ctx.panel.state
             label = state.error_class or (state.class_names or [None])[0]
@@ -225,12 +462,12 @@ class DetectionDebuggerPanel(foo.Panel):
             )
             ctx.ops.set_view(view)
 
-        return handler
+        return _handler(method, handler)
 
-    show_undetected = _show_error("undetected")
-    show_ghosts = _show_error("ghosts")
-    show_mispredicted = _show_error("mispredicted")
-    show_correct = _show_error("correct")
+    show_undetected = _show_error("show_undetected", "undetected")
+    show_ghosts = _show_error("show_ghosts", "ghosts")
+    show_mispredicted = _show_error("show_mispredicted", "mispredicted")
+    show_correct = _show_error("show_correct", "correct")
     del _show_error
 
     def on_reset(self, ctx):
@@ -242,25 +479,25 @@ class DetectionDebuggerPanel(foo.Panel):
         row = (ctx.panel.state.issue_counts or [])[int(ctx.params.get("row", 0))]
         ctx.ops.set_view(issues_view(ctx.dataset, ctx.panel.state.gt_field, row["issue"]))
 
-    def _prompt(name):
+    def _prompt(method, name):
         def handler(self, ctx):
             ctx.prompt(f"{PLUGIN}/{name}")
 
-        return handler
+        return _handler(method, handler)
 
-    on_find_issues = _prompt("find_label_issues")
-    on_accept_issues = _prompt("accept_label_issues")
-    on_reject_issues = _prompt("reject_label_issues")
-    on_search = _prompt("search")
-    on_embed = _prompt("compute_embeddings")
-    on_save_slice = _prompt("save_slice")
+    on_find_issues = _prompt("on_find_issues", "find_label_issues")
+    on_accept_issues = _prompt("on_accept_issues", "accept_label_issues")
+    on_reject_issues = _prompt("on_reject_issues", "reject_label_issues")
+    on_search = _prompt("on_search", "search")
+    on_embed = _prompt("on_embed", "compute_embeddings")
+    on_save_slice = _prompt("on_save_slice", "save_slice")
     del _prompt
 
     def on_slice_click(self, ctx):
         row = (ctx.panel.state.slices or [])[int(ctx.params.get("row", 0))]
         ctx.ops.set_view(name=row["slice"])
 
-    def _show_change(change):
+    def _show_change(method, change):
         def handler(self, ctx):
             state = ctx.panel.state
             if not state.compare_key or state.compare_key == state.eval_key:
@@ -276,10 +513,10 @@ class DetectionDebuggerPanel(foo.Panel):
             )
             ctx.ops.set_view(view)
 
-        return handler
+        return _handler(method, handler)
 
-    show_fixed = _show_change("fixed")
-    show_regressed = _show_change("regressed")
+    show_fixed = _show_change("show_fixed", "fixed")
+    show_regressed = _show_change("show_regressed", "regressed")
     del _show_change
 
     # ------------------------------------------------------------------ render
@@ -296,19 +533,28 @@ class DetectionDebuggerPanel(foo.Panel):
             return types.Property(panel, view=types.GridView(orientation="vertical"))
 
         self._render_controls(panel, state)
-        self._render_classes(panel, state)
-        self._render_confusion(panel, state)
-        if state.compare_key and state.compare_key != state.eval_key:
-            self._render_changes(panel, state)
-        if state.slice_scope:
-            self._render_slice(panel, state)
-        self._render_slice_list(panel, state)
-        self._render_search(panel)
-        self._render_issues(panel, state)
+        comparing = bool(state.compare_key and state.compare_key != state.eval_key)
+        tabs = types.TabsView()
+        for value, label in TABS:
+            if value != "compare" or comparing:
+                tabs.add_choice(value, label=label)
+        tab = state.tab if state.tab in tabs.values() else TABS[0][0]
+        panel.enum("tab", tabs.values(), default=tab, view=tabs, on_change=self.on_change_tab)
+        {
+            "classes": self._render_classes,
+            "confusion": self._render_confusion,
+            "tide": self._render_tide,
+            "operating": self._render_operating,
+            "slices": self._render_slices,
+            "compare": self._render_changes,
+            "issues": self._render_issues,
+            "search": self._render_search,
+        }[tab](panel, state)
         return types.Property(panel, view=types.GridView(orientation="vertical", gap=2))
 
     def _render_controls(self, panel, state):
-        """The run and comparison choices, the sort order, *Show all*, and the summary."""
+        """The run and comparison choices, the sort order, *Show all*, the summary and the
+        summary cards."""
         controls = panel.h_stack("controls", align_x="left", gap=2)
         controls.enum(
             "eval_key",
@@ -326,7 +572,16 @@ class DetectionDebuggerPanel(foo.Panel):
             on_change=self.on_change_compare,
             view=types.DropdownView(),
         )
-        controls.enum(
+        controls.btn("reset", label="Show all", on_click=self.on_reset)
+        panel.md(state.summary or "", name="summary")
+        cards = panel.h_stack("cards", align_x="left", gap=3)
+        for i, (title, value) in enumerate(state.cards or []):
+            cards.md(f"**{value}**  \n{title}", name=f"card_{i}")
+
+    def _render_classes(self, panel, state):
+        """The per-class table (with the compared run's AP) and the imbalance bars."""
+        sort = panel.h_stack("sort_row", align_x="left")
+        sort.enum(
             "sort_by",
             list(SORT_KEYS),
             default=state.sort_by,
@@ -334,29 +589,15 @@ class DetectionDebuggerPanel(foo.Panel):
             on_change=self.on_change_sort,
             view=types.DropdownView(),
         )
-        controls.btn("reset", label="Show all", on_click=self.on_reset)
-        panel.md(state.summary or "", name="summary")
-
-    def _render_classes(self, panel, state):
-        """The per-class table (with the compared run's AP) and the imbalance bars."""
         table = types.TableView()
-        columns = [
-            "class",
-            "AP",
-            "AP50",
-            "AR100",
-            "num_gt",
-            "num_pred",
-            "tp",
-            "fn",
-            "mispredicted",
-            "fp",
-        ]
+        columns = ["class", "AP", "AP50", "AR100", "num_gt", "num_pred", "tp", "fn"]
+        columns += ["mispredicted", "fp"]
         labels = {
             "num_gt": "#GT",
             "num_pred": "#pred",
             "tp": "TP",
-            "fn": "undetected",
+            "fn": "undet.",
+            "mispredicted": "mispred.",
             "fp": "ghosts",
             "AR100": "AR",
         }
@@ -377,16 +618,30 @@ class DetectionDebuggerPanel(foo.Panel):
         )
 
     def _render_confusion(self, panel, state):
-        """The confusion matrix (click a cell) and the error-type buttons of one class."""
-        scale = panel.h_stack("scale_row", align_x="left")
-        scale.enum(
-            "scale",
-            ["linear", "log"],
-            default=state.scale or "linear",
-            label="Colour scale",
-            on_change=self.on_change_scale,
-            view=types.RadioGroup(orientation="horizontal"),
+        """The confusion matrix (click a cell), its options and the error-type buttons."""
+        options = panel.h_stack("confusion_options", align_x="left", gap=2)
+        for name, values, label, method in (
+            ("top_n", list(TOP_N), "Classes shown", self.on_change_top_n),
+            ("confusion_order", list(CONFUSION_ORDERS), "Order", self.on_change_order),
+            ("focus", [ALL, *(state.class_names or [])], "Focus class", self.on_change_focus),
+            ("scale", ["linear", "log"], "Colour scale", self.on_change_scale),
+        ):
+            options.enum(
+                name,
+                values,
+                default=state.get(name) if name != "focus" else (state.focus or ALL),
+                label=label,
+                on_change=method,
+                view=types.DropdownView(),
+            )
+        options.bool(
+            "off_diagonal",
+            default=bool(state.off_diagonal),
+            label="Errors only (hide correct cells)",
+            on_change=self.on_change_off_diagonal,
+            view=types.CheckboxView(),
         )
+        panel.md(state.confusion_note or "", name="confusion_note")
         panel.plot(
             "confusion",
             layout=state.confusion_layout,
@@ -394,7 +649,9 @@ class DetectionDebuggerPanel(foo.Panel):
             config={"displayModeBar": False},
             label="Confusion matrix: click a cell to see its objects",
         )
+        self._render_error_buttons(panel, state)
 
+    def _render_error_buttons(self, panel, state):
         errors = panel.h_stack("errors", align_x="left", gap=1)
         errors.enum(
             "error_class",
@@ -412,7 +669,91 @@ class DetectionDebuggerPanel(foo.Panel):
         ):
             errors.btn(f"show_{name}", label=name, on_click=method, variant="outlined")
 
-    def _render_search(self, panel):
+    def _render_tide(self, panel, state):
+        """TIDE's dAP and counts per error type, overall and for one class; a row's action
+        shows its objects."""
+        panel.enum(
+            "tide_class",
+            [ALL, *(state.class_names or [])],
+            default=state.tide_class or ALL,
+            label="Class",
+            on_change=self.on_change_tide_class,
+            view=types.DropdownView(),
+        )
+        panel.md(state.tide_note or "", name="tide_note")
+        table = types.TableView()
+        columns = [("type", "error type"), ("dAP", "dAP (all)"), ("count", "count (all)")]
+        label = _class_or_none(state.tide_class)
+        if label:
+            columns += [("dAP_class", f"dAP ({label})"), ("count_class", f"count ({label})")]
+        for column, text in columns:
+            table.add_column(column, label=text)
+        table.add_row_action("show", self.on_tide_click, label="Show objects", icon="visibility")
+        panel.list("tide_rows", types.Object(), view=table, label="Errors (TIDE)")
+        panel.plot(
+            "tide_bars",
+            layout=state.tide_bars_layout,
+            config={"displayModeBar": False},
+            label="dAP per error type",
+        )
+
+    def _render_operating(self, panel, state):
+        """PR curves, the threshold slider, its buttons and the per-class operating points."""
+        top = panel.h_stack("operating_controls", align_x="left", gap=2)
+        top.enum(
+            "op_class",
+            [ALL, *(state.class_names or [])],
+            default=state.op_class or ALL,
+            label="Class",
+            on_change=self.on_change_op_class,
+            view=types.DropdownView(),
+        )
+        top.btn("best_f1", label="Best-F1 thresholds", on_click=self.on_best_f1)
+        top.btn("reset_thresholds", label="Reset thresholds", on_click=self.on_reset_thresholds)
+        top.btn(
+            "save_thresholds",
+            label="Save thresholds with the run",
+            on_click=self.on_save_thresholds,
+            variant="contained",
+        )
+        panel.float(
+            "slider",
+            min=0.0,
+            max=state.slider_max or 1.0,
+            default=state.slider,
+            on_change=self.on_change_threshold,
+            # min 0 in the view keeps it one slider (the App makes a range of a truthy min)
+            view=types.SliderView(
+                label="Score threshold",
+                min=0.0,
+                max=state.slider_max or 1.0,
+                view_multiple_of=0.01,
+                value_precision=2,
+            ),
+        )
+        panel.md(f"{state.pr_note or ''} {state.thresholds_note or ''}", name="pr_note")
+        panel.plot(
+            "pr_curves",
+            layout=state.pr_layout,
+            config={"displayModeBar": False},
+            label="Precision-recall curves",
+        )
+        table = types.TableView()
+        for column, text in (
+            ("class", "class"),
+            ("best_score", "best-F1 score"),
+            ("best_f1", "best F1"),
+            ("threshold", "threshold"),
+            ("precision", "precision"),
+            ("recall", "recall"),
+            ("f1", "F1"),
+            ("tp", "TP"),
+            ("kept", "kept"),
+        ):
+            table.add_column(column, label=text)
+        panel.list("operating", types.Object(), view=table, label="Operating points")
+
+    def _render_search(self, panel, state):
         panel.md(
             "**Search** (CLIP): a text query or *more like the selected* images or objects, "
             "restricted to the current view (e.g. the undetected crosswalks of a matrix "
@@ -461,6 +802,7 @@ class DetectionDebuggerPanel(foo.Panel):
 
     def _render_changes(self, panel, state):
         panel.md(state.changes_note or "", name="changes_note")
+        self._render_error_buttons(panel, state)
         if not state.changes:
             return
         table = types.TableView()
@@ -540,3 +882,9 @@ class DetectionDebuggerPanel(foo.Panel):
             table.add_column(column, label=label)
         table.add_row_action("load", self.on_slice_click, label="Load slice", icon="open_in_new")
         panel.list("slices", types.Object(), view=table, label="Slices")
+
+    def _render_slices(self, panel, state):
+        """The view vs the whole run (on a slice) and the list of slices."""
+        if state.slice_scope:
+            self._render_slice(panel, state)
+        self._render_slice_list(panel, state)

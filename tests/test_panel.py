@@ -203,3 +203,139 @@ def test_panel_lists_label_issues_and_opens_each_type(evaluated):
     requests = _run(dataset, "on_find_issues", state)
     prompts = [r for r in requests if r.operator_uri == "prompt_user_for_operation"]
     assert prompts[0].params["operator_uri"].endswith("/find_label_issues")
+
+
+def _rendered_handlers(requests):
+    """Every ``uri#method`` the rendered panel asks the App to call."""
+    import json
+    import re
+
+    output = [r.params for r in requests if r.operator_uri == "show_panel_output"]
+    return set(re.findall(r"detection_debugger#(\w+)", json.dumps(output, default=str)))
+
+
+def test_every_handler_the_app_calls_exists(evaluated):
+    from detection_debugger.panels.debugger_panel import TABS, DetectionDebuggerPanel
+
+    dataset, _ = evaluated
+    state = _state_after(_run(dataset, "on_load", {}))
+    names = set()
+    for tab, _ in TABS:
+        state = _state_after(_run(dataset, "on_change_tab", state, value=tab), state)
+        names |= _rendered_handlers(_run(dataset, "on_change_tab", state, value=tab))
+    assert {"on_tide_click", "on_change_threshold", "on_save_thresholds"} <= names
+    assert {"show_undetected", "on_change_sort", "on_change_top_n"} <= names
+    missing = [n for n in names if not callable(getattr(DetectionDebuggerPanel, n, None))]
+    assert not missing, missing
+
+
+def test_tide_section_counts_and_each_type_opens_its_objects(evaluated):
+    from detection_debugger.evaluation import tide_errors
+
+    dataset, _ = evaluated
+    results = dataset.load_evaluation_results("dd")
+    expected = tide_errors(results.table().data)
+    state = _state_after(_run(dataset, "on_load", {}))
+    rows = {row["type"]: row for row in state["tide_rows"]}
+    assert {t: r["count"] for t, r in rows.items()} == expected.counts
+    assert rows["Cls"]["dAP"] == round(expected.main["Cls"], 2)
+    assert sum(r["count"] for r in rows.values()) > 0
+    for i, row in enumerate(state["tide_rows"]):
+        requests = _run(dataset, "on_tide_click", state, row=i)
+        set_view = [r for r in requests if r.operator_uri == "set_view"]
+        view = fo.DatasetView._build(dataset, set_view[0].params["view"])
+        field = "ground_truth" if row["type"] == "Miss" else "predictions"
+        assert view.count(f"{field}.detections") == row["count"], row["type"]
+    state = _state_after(_run(dataset, "on_change_tide_class", state, value="car"), state)
+    car = {row["type"]: row for row in state["tide_rows"]}
+    assert car["Miss"]["dAP_class"] == round(expected.classes["car"]["main"]["Miss"], 2)
+    requests = _run(dataset, "on_tide_click", state, row=list(car).index("Miss"))
+    view = fo.DatasetView._build(
+        dataset, next(r for r in requests if r.operator_uri == "set_view").params["view"]
+    )
+    assert view.count("ground_truth.detections") == car["Miss"]["count_class"]
+    assert set(view.distinct("ground_truth.detections.label")) <= {"car"}
+
+
+def test_tide_on_a_slice_uses_the_slice_images(evaluated):
+    from detection_debugger.evaluation import tide_errors
+
+    dataset, _ = evaluated
+    slice_view = dataset.limit(8)
+    dataset.save_view("tide eight", slice_view, overwrite=True)
+    out = execute_operator(
+        PANEL,
+        ctx={
+            "dataset": dataset,
+            "view_name": "tide eight",
+            "params": {"panel_id": "p", "__method__": "on_load", "panel_state": {}},
+        },
+    )
+    assert out.error is None, out.error
+    state = _state_after(out.executor._requests)
+    results = dataset.load_evaluation_results("dd")
+    mask, _ = results.sample_rows(slice_view.values("id"))
+    expected = tide_errors(results.table().data, image_mask=mask)
+    assert {r["type"]: r["count"] for r in state["tide_rows"]} == expected.counts
+    dataset.delete_saved_view("tide eight")
+
+
+def test_threshold_slider_rescores_and_thresholds_are_saved_with_the_run(evaluated):
+    from detection_debugger.evaluation import rescore
+
+    dataset, _ = evaluated
+    results = dataset.load_evaluation_results("dd")
+    state = _state_after(_run(dataset, "on_load", {}))
+    assert state.get("threshold") is None and state["pr_layout"]
+    requests = _run(dataset, "on_change_threshold", state, value=0.6)
+    state = _state_after(requests, state)
+    confusion, counts = rescore(results.table(), 0.6)
+    rows = {row["class"].removeprefix("★ "): row for row in state["classes"]}
+    for name, c in counts.items():
+        assert (rows[name]["tp"], rows[name]["fp"], rows[name]["fn"]) == (
+            c["tp"],
+            c["fp"],
+            c["fn"],
+        )
+    data = next(
+        r.params["data"]["confusion"]
+        for r in requests
+        if r.operator_uri == "patch_panel_data" and "confusion" in r.params["data"]
+    )
+    assert data[0]["text"] == confusion.matrix.tolist()
+    ops = {row["class"]: row for row in state["operating"]}
+    assert all(row["threshold"] == 0.6 for row in ops.values())
+    # one class on its own
+    state = _state_after(_run(dataset, "on_change_op_class", state, value="bike"), state)
+    state = _state_after(_run(dataset, "on_change_threshold", state, value=0.8), state)
+    assert state["class_thresholds"] == {"bike": 0.8}
+    _run(dataset, "on_save_thresholds", state)
+    reloaded = _state_after(_run(dataset, "on_load", {}))
+    assert reloaded["threshold"] == 0.6 and reloaded["class_thresholds"] == {"bike": 0.8}
+    _, counts = rescore(results.table(), {**{n: 0.6 for n in counts}, "bike": 0.8})
+    rows = {row["class"].removeprefix("★ "): row for row in reloaded["classes"]}
+    assert rows["bike"]["tp"] == counts["bike"]["tp"]
+    _run(dataset, "on_reset_thresholds", reloaded)
+    _run(dataset, "on_save_thresholds", {**reloaded, "threshold": None, "class_thresholds": {}})
+
+
+def test_confusion_options_top_n_focus_and_errors_only(evaluated):
+    dataset, result = evaluated
+    state = _state_after(_run(dataset, "on_load", {}))
+    assert state["top_n"] == "all"
+    requests = _run(dataset, "on_change_off_diagonal", state, value=True)
+    state = _state_after(requests, state)
+    heatmap = next(
+        r.params["data"]["confusion"][0]
+        for r in requests
+        if r.operator_uri == "patch_panel_data" and "confusion" in r.params["data"]
+    )
+    assert all(heatmap["z"][i][i] is None for i in range(len(heatmap["z"])))
+    assert state["confusion_layout"]["yaxis"]["ticktext"] == heatmap["y"]
+    requests = _run(dataset, "on_change_top_n", state, value="10")
+    state = _state_after(_run(dataset, "on_change_order", state, value="name"), state)
+    assert state["confusion_layout"]["yaxis"]["ticktext"] == sorted(
+        result.confusion.labels[:-1], key=str.lower
+    ) + ["background"]
+    state = _state_after(_run(dataset, "on_change_off_diagonal", state, value=False), state)
+    _run(dataset, "on_change_order", state, value="class order")
