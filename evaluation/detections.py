@@ -194,6 +194,9 @@ class DetectionSet:
         all_images, selected = _coco_image_ids(gt, image_ids)
         anns, areas, crowd = _coco_annotations(gt, all_images, category_ids)
         if isinstance(results, Mapping):  # columns (formats.coco_columns): no copy
+            missing = [k for k in ("image_id", "category_id", "bbox", "score") if k not in results]
+            if missing:
+                raise InputError(f"detection columns: missing '{missing[0]}'", PRED)
             dets = _checked_columns(
                 dict(results), ("image_id", "category_id"), "detection", PRED, score=True
             )

@@ -148,3 +148,10 @@ def test_repeated_annotation_id_message():
         FormatError, match=r"annotations\[2\]: annotation id 1 is also annotations\[0\]"
     ):
         check_coco_ground_truth(gt, "gt.json")
+
+
+def test_columns_missing_a_key_is_an_input_error():
+    from detection_debugger.evaluation import InputError
+
+    with pytest.raises(InputError, match="missing 'score'"):
+        DetectionSet.from_coco(GT, {"image_id": [], "category_id": [], "bbox": []})
