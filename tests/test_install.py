@@ -230,11 +230,11 @@ def _python(env: dict, cwd: Path, *parts: str, **values) -> dict:
     return json.loads(_run(env, cwd, "-c", code).strip().splitlines()[-1])
 
 
-def _check_the_plugin_works(env, cwd, dataset, plugin_dir: Path, package: Path | None):
-    """``fiftyone plugins list`` and ``operators list`` show the plugin; its operator runs;
-    its stored run loads in the next process. ``package``: the folder ``detection_debugger``
-    is installed in (None: not installed, the plugin folder registers itself)."""
-    listed, operators = _fiftyone(env, cwd, ["plugins", "list"], ["operators", "list"])
+def _check_the_plugin_works(env, cwd, dataset, plugin_dir, package, listed, operators, load=True):
+    """``fiftyone plugins list`` and ``operators list`` (their outputs) show the plugin; its
+    operator runs; its stored run loads in the next process (unless not ``load``).
+    ``package``: the folder ``detection_debugger`` is installed in (None: not installed, the
+    plugin folder registers itself)."""
     assert re.search(rf"^{re.escape(PLUGIN)}\s", listed, re.M), listed
     assert f"{PLUGIN}/evaluate_detections" in operators and f"{PLUGIN}/search" in operators
     key = f"k{uuid.uuid4().hex[:6]}"
@@ -244,6 +244,8 @@ def _check_the_plugin_works(env, cwd, dataset, plugin_dir: Path, package: Path |
     assert ran["origin"] == (None if package is None else str(package / "__init__.py"))
     assert ran["loaded"] == str(where / "__init__.py")
     assert 0 < ran["AP"] <= 1
+    if not load:
+        return None
     run = _python(env, cwd, _LOAD_RUN, **values)
     assert run["class"] == "DebuggerResults" and run["AP"] == pytest.approx(ran["AP"], abs=1e-12)
     return run
@@ -277,7 +279,11 @@ def test_pip_install_then_plugin_install(dataset, wheel_site, tmp_path, copy):
     plugin_dir = plugins / "detection-debugger"
     assert str(plugin_dir) in out and plugin_dir.is_symlink() is not copy
     assert (plugin_dir / "fiftyone.yml").is_file()
-    _check_the_plugin_works(env, tmp_path, dataset, plugin_dir, site / "detection_debugger")
+    listed, operators = _fiftyone(env, tmp_path, ["plugins", "list"], ["operators", "list"])
+    package = site / "detection_debugger"
+    # The run's classes come from the installed package, linked or copied: loaded once.
+    check = (env, tmp_path, dataset, plugin_dir, package, listed, operators)
+    _check_the_plugin_works(*check, load=not copy)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -299,20 +305,22 @@ def test_fiftyone_plugins_download_then_requirements(dataset, tmp_path):
     env = _fresh_env(tmp_path, plugins)
     url = f"http://127.0.0.1:{server.server_port}/detection-debugger.zip"
     try:
-        printed = _fiftyone(
+        outputs = _fiftyone(
             env,
             tmp_path,
             ["plugins", "download", url, "--plugin-names", PLUGIN],
             ["plugins", "requirements", PLUGIN, "--print"],
             # --install runs pip on the same file; --ensure checks this environment has it all
             ["plugins", "requirements", PLUGIN, "--ensure", "--error-level", "0"],
-        )[1]
+            ["plugins", "list"],
+            ["operators", "list"],
+        )
     finally:
         server.shutdown()
         server.server_close()
     plugin_dir = plugins / "@datacentric" / "detection-debugger"
     assert (plugin_dir / "fiftyone.yml").is_file() and (plugin_dir / "requirements.txt").is_file()
     wanted = _requirement_lines((REPO_ROOT / "requirements.txt").read_text())
-    assert set(wanted) <= set(_requirement_lines(printed)), printed
-    run = _check_the_plugin_works(env, tmp_path, dataset, plugin_dir, None)
+    assert set(wanted) <= set(_requirement_lines(outputs[1])), outputs[1]
+    run = _check_the_plugin_works(env, tmp_path, dataset, plugin_dir, None, *outputs[3:])
     assert run["origin"] is None  # not installed: FiftyOne's plugin loading makes it importable
