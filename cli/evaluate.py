@@ -10,6 +10,7 @@ from detection_debugger.cli.common import UsageError, iou_argument, load_dataset
 from detection_debugger.evaluation import DetectionSet, InputError, MatchTable
 from detection_debugger.evaluation.detections import GT, PRED
 from detection_debugger.formats import (
+    FormatError,
     check_coco_ground_truth,
     read_coco_ground_truth,
     read_coco_results,
@@ -162,11 +163,15 @@ def _read_files(args: argparse.Namespace) -> DetectionSet:
 
     The parsed ground truth and the results are freed on return; only the arrays stay.
     """
+    # Plain results files go straight to numpy columns; anything else (and every error)
+    # through the strict reader, after the ground truth's errors as always. Read first, so
+    # their decoded records are freed before the ground truth's objects exist.
+    try:
+        results = read_coco_result_columns(args.pred)
+    except FormatError:  # missing or unreadable: said again below, in order
+        results = None
     gt = read_coco_ground_truth(args.gt)
     check_coco_ground_truth(gt, args.gt)
-    # Plain results files go straight to numpy columns; anything else (and every error)
-    # through the strict reader.
-    results = read_coco_result_columns(args.pred)
     if results is None:
         results = read_coco_results(args.pred)
     image_ids = None

@@ -155,3 +155,12 @@ def test_columns_missing_a_key_is_an_input_error():
 
     with pytest.raises(InputError, match="missing 'score'"):
         DetectionSet.from_coco(GT, {"image_id": [], "category_id": [], "bbox": []})
+
+
+def test_ground_truth_errors_come_first(tmp_path, capsys):
+    from detection_debugger.cli.main import main
+
+    gt = tmp_path / "gt.json"
+    gt.write_text('{"images": [], "annotations": [], "categories": 3}')
+    assert main(["evaluate", "--gt", str(gt), "--pred", str(tmp_path / "none.json")]) != 0
+    assert "gt.json" in capsys.readouterr().err
