@@ -61,6 +61,8 @@ TABS = (
 TOP_N = ("10", "20", "40", "all")
 DEFAULT_TOP_N = 20  # classes in the matrix when there are more
 PR_CLASSES = 10  # curves drawn for "all classes": the most frequent
+# handler -> the state key its input sets (see DetectionDebuggerPanel.execute)
+INPUTS = {"on_change_tab": "tab", "on_change_threshold": "slider"}
 
 
 def _handler(name: str, function):
@@ -341,10 +343,20 @@ class DetectionDebuggerPanel(foo.Panel):
         ctx.panel.state.thresholds_key = None
         self._refresh(ctx)
 
+    def execute(self, ctx):
+        """An input reporting the value the panel already has (the App's inputs do when they
+        mount) changes nothing: no render either, else each render mounts them again."""
+        key = INPUTS.get(ctx.params.get("__method__"))
+        if key is not None and ctx.params.get("value") == ctx.panel.state.get(key):
+            return None
+        return super().execute(ctx)
+
     def on_change_tab(self, ctx):
         ctx.panel.state.tab = ctx.params.get("value") or TABS[0][0]
 
     def _setter(method, name):
+        INPUTS[method] = name
+
         def handler(self, ctx):
             setattr(ctx.panel.state, name, ctx.params.get("value"))
             self._refresh(ctx)
@@ -534,7 +546,9 @@ class DetectionDebuggerPanel(foo.Panel):
 
         self._render_controls(panel, state)
         comparing = bool(state.compare_key and state.compare_key != state.eval_key)
-        tabs = types.TabsView()
+        # A radio group as the tab bar: the App's TabsView calls on_change whenever it
+        # mounts, and every call re-renders the panel, which mounts it again (a loop).
+        tabs = types.RadioGroup(orientation="horizontal")
         for value, label in TABS:
             if value != "compare" or comparing:
                 tabs.add_choice(value, label=label)

@@ -221,8 +221,11 @@ def test_every_handler_the_app_calls_exists(evaluated):
     state = _state_after(_run(dataset, "on_load", {}))
     names = set()
     for tab, _ in TABS:
-        state = _state_after(_run(dataset, "on_change_tab", state, value=tab), state)
-        names |= _rendered_handlers(_run(dataset, "on_change_tab", state, value=tab))
+        names |= _rendered_handlers(
+            _run(dataset, "on_change_tab", {**state, "tab": None}, value=tab)
+        )
+    # An input reporting the value the panel has changes nothing and renders nothing.
+    assert not _rendered_handlers(_run(dataset, "on_change_tab", state, value=state["tab"]))
     assert {"on_tide_click", "on_change_threshold", "on_save_thresholds"} <= names
     assert {"show_undetected", "on_change_sort", "on_change_top_n"} <= names
     missing = [n for n in names if not callable(getattr(DetectionDebuggerPanel, n, None))]
