@@ -24,7 +24,15 @@ from detection_debugger.evaluation.label_issues import ISSUE_TYPES, MISSING
 from detection_debugger.evaluation.matching import pair_iou
 from detection_debugger.formats.relative_boxes import pixel_boxes
 
-__all__ = ["Candidate", "format_quality", "manifest_truth", "measure_quality", "our_candidates"]
+__all__ = [
+    "Candidate",
+    "average_precision",
+    "engine_candidates",
+    "format_quality",
+    "manifest_truth",
+    "measure_quality",
+    "our_candidates",
+]
 
 
 def manifest_truth(samples, gt_field: str, manifest: dict) -> dict:
@@ -107,35 +115,78 @@ def _hit_function(issue_type: str, truth: dict, missing_iou: float):
     return hit
 
 
-def measure_quality(candidates: dict, truth: dict, missing_iou: float = 0.3) -> dict:
+def engine_candidates(issues) -> dict[str, list[Candidate]]:
+    """The engine's scored issues (:class:`~detection_debugger.evaluation.label_issues
+    .LabelIssues`) as candidates keyed like :class:`~detection_debugger.demo.planted_errors
+    .Planted` truth: ground-truth rows, ``(image, box)`` for missing."""
+    out: dict[str, list[Candidate]] = {}
+    for t in ISSUE_TYPES:
+        s = issues[t]
+        if t == MISSING:
+            keys = [(int(i), tuple(b)) for i, b in zip(s.image, s.box.tolist())]
+        else:
+            keys = [int(g) for g in s.gt]
+        out[t] = [Candidate(k, float(v), bool(f)) for k, v, f in zip(keys, s.score, s.flagged)]
+    return out
+
+
+def average_precision(relevant: list[bool], planted: int) -> float | None:
+    """Average precision of a ranking: the mean over the ``planted`` errors of the precision
+    at the rank where each is found (0 for one never found)."""
+    if not planted:
+        return None
+    hits = np.cumsum(relevant)
+    ranks = np.flatnonzero(relevant)
+    return float(np.sum(hits[ranks] / (ranks + 1)) / planted)
+
+
+def measure_quality(  # long: one table row per type, the three measures share the hit function
+    candidates: dict, truth: dict, missing_iou: float = 0.3, natural: dict | None = None
+) -> dict:
     """Precision and recall of ranked candidates against known errors, per type.
 
     A missing candidate is right when it overlaps a planted missing object of its sample at
     ``missing_iou``; recall counts each planted error once. ``flagged``: at the finder's own
-    thresholds; ``top_k``: the ``k`` highest-scored candidates, ``k`` = planted errors.
+    thresholds; ``top_k``: the ``k`` highest-scored candidates, ``k`` = planted errors;
+    ``ap``: average precision of the whole ranking. ``natural``: errors of the data itself,
+    keyed like ``truth`` (confirmed by a person); a candidate that finds one counts as right
+    in the flagged precision and is left out of the ranking measures (it is neither a
+    planted error nor a false alarm).
     """
     out = {}
     for t in ISSUE_TYPES:
-        ranked = sorted(candidates.get(t, []), key=lambda c: -c.score)
         planted = sum(len(v) for v in truth[MISSING].values()) if t == MISSING else len(truth[t])
         hit = _hit_function(t, truth, missing_iou)
+        known = _hit_function(t, natural, missing_iou) if natural and t in natural else None
+        ranked = sorted(candidates.get(t, []), key=lambda c: -c.score)
+        hits = [hit(c) for c in ranked]
+        is_natural = [
+            h is None and known is not None and known(c) is not None for c, h in zip(ranked, hits)
+        ]
 
-        def pr(chosen, hit=hit, planted=planted):
-            hits = [hit(c) for c in chosen]
-            found = {h for h in hits if h is not None}
-            precision = sum(h is not None for h in hits) / len(chosen) if chosen else None
-            return precision, (len(found) / planted if planted else None), len(chosen)
+        def pr(rows, hits=hits, planted=planted, is_natural=is_natural):
+            right = sum(hits[i] is not None or is_natural[i] for i in rows)
+            found = {hits[i] for i in rows if hits[i] is not None}
+            precision = right / len(rows) if rows else None
+            return precision, (len(found) / planted if planted else None), len(rows)
 
-        flagged = pr([c for c in ranked if c.flagged])
-        top = pr(ranked[:planted])
+        flagged = pr([i for i, c in enumerate(ranked) if c.flagged])
+        first, seen = [], set()
+        for i, h in enumerate(hits):
+            if not is_natural[i]:
+                first.append(h is not None and h not in seen)
+                seen.add(h)
+        top = pr([i for i in range(len(ranked)) if not is_natural[i]][:planted])
         out[t] = {
             "planted": planted,
             "candidates": len(ranked),
             "flagged": flagged[2],
             "precision": flagged[0],
             "recall": flagged[1],
+            "natural": sum(is_natural[i] for i, c in enumerate(ranked) if c.flagged),
             "top_k_precision": top[0],
             "top_k_recall": top[1],
+            "ap": average_precision(first, planted),
         }
     return out
 
@@ -148,12 +199,13 @@ def format_quality(rows: dict[str, dict]) -> list[str]:
 
     lines = [
         f"{'finder':<34}{'type':<13}{'planted':>8}{'flagged':>8}{'P':>6}{'R':>6}"
-        f"{'P@k':>6}{'R@k':>6}"
+        f"{'P@k':>6}{'R@k':>6}{'AP':>6}"
     ]
     for name, result in rows.items():
         for t, r in result.items():
             lines.append(
                 f"{name:<34}{t:<13}{r['planted']:>8}{r['flagged']:>8}{f(r['precision']):>6}"
                 f"{f(r['recall']):>6}{f(r['top_k_precision']):>6}{f(r['top_k_recall']):>6}"
+                f"{f(r.get('ap')):>6}"
             )
     return lines
