@@ -27,31 +27,64 @@ __all__ = ["DEMO_SLICE", "build_demo_dataset", "evaluate_demo", "run_demo"]
 PLUGIN_ROOT = Path(__file__).resolve().parents[1]
 DEMO_SLICE = "faded crosswalks"
 MODELS = ("baseline", "retrained")
+NETWORK_NOTE = (
+    "predictions of two trained networks (demo/weights/): baseline on the training split's "
+    "original labels, retrained on the labels corrected with the plugin plus faded crosswalks"
+)
 
 
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def build_demo_dataset(config: DemoConfig, data_dir: Path, name: str | None = None):
-    """Creates the demo dataset from the demo files (reused when it is already complete)."""
+def _network_predictions(files: dict) -> tuple[dict, str]:
+    """Runs the shipped networks (``demo/weights/``) on the demo images once; returns the
+    prediction folders ``{model: folder}`` and a key of the weights used."""
+    import hashlib
+
+    from detection_debugger.demo.training import WEIGHTS_DIR, predict_demo
+
+    weights = {m: WEIGHTS_DIR / f"{m}.pt" for m in MODELS}
+    key = hashlib.sha1(b"".join(w.read_bytes() for w in weights.values())).hexdigest()[:10]
+    folders = {}
+    for model in MODELS:
+        folder = Path(files["folder"]) / "predictions" / f"network-{key}" / model
+        folders[model] = str(folder)
+        if not folder.is_dir():
+            done = predict_demo(weights[model], files["images"], folder.with_suffix(".part"))
+            folder.with_suffix(".part").rename(folder)  # complete or absent
+            _say(f"  {model}: {done['objects']} objects in {done['seconds']} s (CPU)")
+    return folders, key
+
+
+def build_demo_dataset(
+    config: DemoConfig, data_dir: Path, name: str | None = None, simulated: bool = False
+):
+    """Creates the demo dataset from the demo files (reused when it is already complete):
+    the networks' predictions, or the simulated ones when ``simulated``."""
     import fiftyone as fo
     from fiftyone import ViewField as F
 
     from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
 
     files = ensure_demo_files(data_dir, config, progress=_say)
+    if simulated:
+        predictions, demo_key = {m: files[m] for m in MODELS}, f"{config.key}-simulated"
+    else:
+        _say("running the trained networks on the demo images ...")
+        predictions, weights_key = _network_predictions(files)
+        demo_key = f"{config.key}-network-{weights_key}"
     name = name or f"crosswalks-demo-{config.num_images}-{config.seed}"
     if fo.dataset_exists(name):
         dataset = fo.load_dataset(name)
-        if dataset.info.get("demo_key") == config.key and dataset.has_saved_view(DEMO_SLICE):
+        if dataset.info.get("demo_key") == demo_key and dataset.has_saved_view(DEMO_SLICE):
             _say(f"reusing dataset {name!r} ({len(dataset)} images)")
             return dataset, files
         dataset.delete()
     _say(f"importing into dataset {name!r} through the TAO/KITTI importers ...")
     sources = [
         LabelSource(files["labels"], "kitti", "ground_truth", predictions=False),
-        *(LabelSource(files[m], "tao", m, predictions=True) for m in MODELS),
+        *(LabelSource(predictions[m], "tao", m, predictions=True) for m in MODELS),
     ]
     plan = plan_import(name, files["images"], sources)
     dataset = apply_import(plan, progress=False)
@@ -77,8 +110,8 @@ def build_demo_dataset(config: DemoConfig, data_dir: Path, name: str | None = No
         dataset.match(F("faded_crosswalks") > 0),
         description=f"Images with a crosswalk whose paint is worn (fade >= {FADED_AT})",
     )
-    dataset.info["demo_key"] = config.key
-    dataset.info["demo_note"] = manifest["note"]
+    dataset.info["demo_key"] = demo_key
+    dataset.info["demo_note"] = manifest["note"] if simulated else NETWORK_NOTE
     dataset.save()
     return dataset, files
 
@@ -225,8 +258,10 @@ def run_demo(
     data_dir: str | os.PathLike | None = None,
     app: bool = True,
     port: int = 5151,
+    simulated: bool = False,
 ) -> int:
-    """The whole pipeline; serves the App until Ctrl-C when ``app`` is True."""
+    """The whole pipeline; serves the App until Ctrl-C when ``app`` is True; ``simulated``
+    imports the simulated prediction sets instead of the networks' (quick tests)."""
     data_dir = Path(data_dir).resolve() if data_dir else project_data_dir()
     config = DemoConfig(num_images=num_images, seed=seed)
     if app and not _port_free(port):
@@ -244,7 +279,7 @@ def run_demo(
         database.enter_context(project_database(data_dir))
         env = {"FIFTYONE_PLUGINS_DIR": str(plugins)}
         os.environ.update(env)
-        dataset, files = build_demo_dataset(config, data_dir)
+        dataset, files = build_demo_dataset(config, data_dir, simulated=simulated)
         _tell_the_story(dataset, files)
         if not app:
             return 0

@@ -40,15 +40,36 @@ FADED_AT = 0.5  # crosswalks with fade >= this are "faded"
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Size and seed of the demo set."""
+    """Size, seed and scene mix of a demo set.
+
+    Attributes:
+        num_images: scenes in the set.
+        seed: the random seed.
+        faded_share: chance that a crosswalk's paint is worn (fade >= ``FADED_AT``).
+        crosswalks_per_image: mean crosswalks per scene (Poisson).
+        clean_labels: label the true objects without planting errors.
+    """
 
     num_images: int = 500
     seed: int = 0
+    faded_share: float = 0.45
+    crosswalks_per_image: float = 0.4
+    clean_labels: bool = False
 
     @property
     def key(self) -> str:
-        text = json.dumps({"version": 1, **asdict(self)}, sort_keys=True)
+        # the scene mix enters the key only when it is not the default (keys stay stable)
+        fields = {
+            k: v
+            for k, v in asdict(self).items()
+            if k in ("num_images", "seed") or v != getattr(DemoConfig, k)
+        }
+        text = json.dumps({"version": 1, **fields}, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+    @property
+    def mix(self) -> dict:
+        return {"faded_share": self.faded_share, "crosswalks": self.crosswalks_per_image}
 
 
 @dataclass
@@ -95,11 +116,14 @@ def _stripes(cx, cy, width, height, angle, count):
 
 
 # long: one scene's recipe, read top to bottom like the case study describes it
-def generate_scene(rng: np.random.Generator) -> list[SceneObject]:
-    """The true objects of one scene (before any labelling error)."""
+def generate_scene(
+    rng: np.random.Generator, faded_share: float = 0.45, crosswalks: float = 0.4
+) -> list[SceneObject]:
+    """The true objects of one scene (before any labelling error); ``faded_share`` of the
+    crosswalks have worn paint, ``crosswalks`` is their mean number per scene."""
     objects: list[SceneObject] = []
     # Crosswalks: about as frequent as motorcycles.
-    for _ in range(rng.poisson(0.4)):
+    for _ in range(rng.poisson(crosswalks)):
         cy = rng.uniform(HORIZON + 40, HEIGHT - 40)
         scale = 0.45 + 0.55 * (cy - HORIZON) / (HEIGHT - HORIZON)
         width, height = rng.uniform(150, 260) * scale, rng.uniform(38, 62) * scale
@@ -107,7 +131,8 @@ def generate_scene(rng: np.random.Generator) -> list[SceneObject]:
         diagonal = rng.random() < 0.3
         angle = float(rng.uniform(0.35, 0.6) * rng.choice([-1, 1])) if diagonal else 0.0
         # Paint is either fresh or clearly worn (45%): "faded" crosswalks are a real group.
-        fade = float(rng.uniform(0.0, 0.3) if rng.random() < 0.55 else rng.uniform(0.5, 0.95))
+        fresh = rng.random() < 1 - faded_share
+        fade = float(rng.uniform(0.0, 0.3) if fresh else rng.uniform(0.5, 0.95))
         polys = _stripes(cx, cy, width, height, angle, int(rng.integers(6, 10)))
         xs = [x for p in polys for x, _ in p]
         ys = [y for p in polys for _, y in p]
@@ -449,9 +474,14 @@ def ensure_demo_files(root: str | Path, config: DemoConfig = DemoConfig(), progr
     scenes, errors = {}, []
     for i in range(config.num_images):
         stem = f"{i:06d}"
-        objects = generate_scene(rng)
+        objects = generate_scene(rng, **config.mix)
         render(objects, rng).save(paths["images"] / f"{stem}.jpg", quality=88)
-        gt_images.append(ImageObjects(stem, label_scene(objects, rng, stem, errors)))
+        labels = (
+            [ObjectRecord(o.label, o.box) for o in objects if o.label != "marking"]
+            if config.clean_labels
+            else label_scene(objects, rng, stem, errors)
+        )
+        gt_images.append(ImageObjects(stem, labels))
         for name in MODELS:
             predictions[name].append(ImageObjects(stem, simulate_predictions(objects, name, rng)))
         scenes[stem] = [

@@ -141,7 +141,7 @@ def test_readme_sequence_demo_then_cli_in_another_terminal_then_app(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIFTYONE_DATABASE")}
     env["DETECTION_DEBUGGER_DATA_DIR"] = str(tmp_path)
     process = subprocess.Popen(
-        [str(exe), "demo", "--images", "12", "--port", str(port)],
+        [str(exe), "demo", "--images", "12", "--port", str(port), "--simulated"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
