@@ -10,6 +10,8 @@ returns the planted set with the truth that :func:`detection_debugger.demo.label
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +20,12 @@ import numpy as np
 from detection_debugger.evaluation.detections import DetectionSet
 from detection_debugger.evaluation.label_issues import LOOSE_BOX, MISSING, SPURIOUS, WRONG_CLASS
 from detection_debugger.evaluation.matching import pair_iou
+from detection_debugger.formats.kitti import read_kitti_folder
 from detection_debugger.formats.label_sources import read_image_info
 from detection_debugger.formats.ultralytics import read_ultralytics_predictions
 from detection_debugger.formats.yolo import read_class_names, read_yolo_folder
 
-__all__ = ["PlantConfig", "Planted", "load_yolo_set", "plant_label_errors"]
+__all__ = ["PlantConfig", "Planted", "load_demo_sets", "load_yolo_set", "plant_label_errors"]
 
 
 def load_yolo_set(
@@ -71,6 +74,61 @@ def load_yolo_set(
     return data, stems, sizes
 
 
+def _records_to_set(gt, preds, stems: list[str], class_names) -> DetectionSet:
+    """One set from per-image records (:class:`~detection_debugger.formats.ImageObjects`)
+    of the ground truth and one prediction set; image ``i`` is ``stems[i]``."""
+    index = {s: i for i, s in enumerate(stems)}
+    label_of = {n: k for k, n in enumerate(class_names)}
+
+    def columns(per_image):
+        rows = [(index[im.stem], o) for im in per_image if im.stem in index for o in im.objects]
+        boxes = [[o.box[0], o.box[1], o.box[2] - o.box[0], o.box[3] - o.box[1]] for _, o in rows]
+        return (
+            np.array([i for i, _ in rows], np.int64),
+            np.array([label_of[o.label] for _, o in rows], np.int64),
+            np.array(boxes, np.float64).reshape(-1, 4),
+            np.array([o.score or 0.0 for _, o in rows], np.float64),
+        )
+
+    g_img, g_lab, g_box, _ = columns(gt)
+    p_img, p_lab, p_box, p_score = columns(preds)
+    return DetectionSet.from_arrays(
+        image_ids=np.arange(len(stems)),
+        class_names=class_names,
+        gt_image_ids=g_img,
+        gt_labels=g_lab,
+        gt_boxes=g_box,
+        pred_image_ids=p_img,
+        pred_labels=p_lab,
+        pred_boxes=p_box,
+        pred_scores=p_score,
+    )
+
+
+def load_demo_sets(files: dict, models: Sequence[str]) -> tuple[list[DetectionSet], dict]:
+    """The demo's ground truth (KITTI) with each prediction set of ``models`` (TAO folders
+    ``files[model]``), and the truth of its manifest keyed like :class:`Planted` truth."""
+    manifest = json.loads(Path(files["manifest"]).read_text())
+    gt, _ = read_kitti_folder(files["labels"], predictions=False)
+    stems = sorted(p.stem for p in Path(files["images"]).glob("*.jpg"))
+    class_names = list(manifest["classes"])
+    sets = [
+        _records_to_set(gt, read_kitti_folder(files[m], predictions=True)[0], stems, class_names)
+        for m in models
+    ]
+    index = {s: i for i, s in enumerate(stems)}
+    first_row = np.searchsorted(sets[0].gt_image, np.arange(len(stems)))
+    truth: dict = {MISSING: {}, WRONG_CLASS: set(), LOOSE_BOX: set(), SPURIOUS: set()}
+    for error in manifest["errors"]:
+        image = index[error["image"]]
+        if error["type"] == MISSING:
+            x1, y1, x2, y2 = error["box"]
+            truth[MISSING].setdefault(image, []).append([x1, y1, x2 - x1, y2 - y1])
+        else:
+            truth[error["type"]].add(int(first_row[image] + error["line"] - 1))
+    return sets, truth
+
+
 @dataclass(frozen=True)
 class PlantConfig:
     """How many errors of each type to plant, as shares of the ground-truth objects.
@@ -107,15 +165,18 @@ class Planted:
     original_row: np.ndarray
 
 
-def _loosened(box: np.ndarray, rng, low: float, high: float) -> np.ndarray | None:
-    """``box`` shifted and enlarged so that its IoU with the original is in [low, high)."""
+def _loosened(box: np.ndarray, rng, low: float, high: float, extent) -> np.ndarray | None:
+    """``box`` shifted and enlarged, inside the image (``extent``: width, height), so that
+    its IoU with the original is in [low, high)."""
     x, y, w, h = box
     for _ in range(30):
         scale = rng.uniform(1.2, 1.8, 2)
         shift = rng.uniform(-0.25, 0.25, 2) * [w, h]
         nw, nh = w * scale[0], h * scale[1]
         cx, cy = x + w / 2 + shift[0], y + h / 2 + shift[1]
-        out = np.array([max(cx - nw / 2, 0.0), max(cy - nh / 2, 0.0), nw, nh])
+        x1, y1 = max(cx - nw / 2, 0.0), max(cy - nh / 2, 0.0)
+        x2, y2 = min(cx + nw / 2, extent[0]), min(cy + nh / 2, extent[1])
+        out = np.array([x1, y1, x2 - x1, y2 - y1])
         iou = pair_iou(out[None], box[None], np.zeros(1, bool))[0]
         if low <= iou < high:
             return out
@@ -159,15 +220,15 @@ def plant_label_errors(  # long: one pass per error type, kept together to share
     classes, boxes = data.gt_class.copy(), data.gt_boxes.copy()
     for g in relabelled:
         classes[g] = rng.choice([k for k in range(data.num_classes) if k != classes[g]])
+    extent = image_size or tuple(np.max(data.gt_boxes[:, :2] + data.gt_boxes[:, 2:], axis=0))
     loosened = []
     for g in big:
         if len(loosened) == n[LOOSE_BOX]:
             break
-        box = _loosened(boxes[g], rng, *config.loose_iou)
+        box = _loosened(boxes[g], rng, *config.loose_iou, extent)
         if box is not None:
             boxes[g] = box
             loosened.append(g)
-    extent = image_size or tuple(np.max(data.gt_boxes[:, :2] + data.gt_boxes[:, 2:], axis=0))
     added = []
     for _ in range(int(round(config.spurious * num_gt))):
         image = int(rng.integers(data.num_images))

@@ -1,30 +1,33 @@
 """Label quality: score annotation errors from one or more sets of predictions.
 
 Four issue types, each scored in ``[0, 1]`` with every threshold a parameter of
-:class:`LabelIssueConfig`:
+:class:`LabelIssueConfig`. The scores work with one prediction set; several sets that agree
+make stronger evidence.
 
-- ``missing``: a confident prediction that overlaps no ground truth of any class (an object
-  nobody annotated): IoU below ``missing_max_iou`` with its own class and crowd regions (above
-  is a loose box) and below ``missing_other_iou`` with other classes (above is a wrong class;
-  an occluding object may overlap it a little). Predictions of every set on the same spot form one candidate; the score
-  is the mean of the sets' *calibrated* confidences (how often the set's predictions of that
-  class at that confidence are right elsewhere; 0 for a set that stays silent), each set
-  weighted by the odds of its recall of the class, so agreement raises the score and the
-  silence of a reliable set lowers it; times the support of similar objects (same class,
-  similar size) annotated elsewhere. Duplicates (same set, same spot) count once.
-- ``wrong_class``: a ground-truth object that a confident prediction of another class covers
-  (IoU >= ``wrong_class_iou``) while no prediction of its own class does. The score is the
-  mean, over the prediction sets, of that other class's confidence (so agreement counts);
-  optionally blended with embedding-neighbour support (the share of the object's nearest
-  neighbours that carry the proposed class).
-- ``spurious``: a ground-truth box on which no prediction of any class fires, while the sets
-  find the class reliably elsewhere. The score is one minus the chance that every silent set
-  would have missed a real object (the product of their miss rates of the class on the other
-  objects), raised by the odds of any set that fires with a calibrated confidence above 0.5;
-  0 when no set is reliable for the class.
+- ``missing``: a confident prediction on no annotated object: below ``missing_max_iou`` with
+  every same-class object that no other prediction matches (so a person next to an annotated
+  person in a crowd is still a candidate), below ``missing_matched_iou`` with any same-class
+  object (its match or a duplicate), below ``missing_other_iou`` with other classes (a wrong
+  class) and not a box around a group. Predictions of every set on the same spot form one
+  candidate. The score is the mean of the sets' *calibrated* confidences (how often the set
+  is right at that class and confidence, the class's curve shrunk towards every class's so
+  that small classes are not capped; 0 for a silent set, whose weight grows with its recall
+  of the class), times the support of annotated objects of that class and size elsewhere.
+- ``wrong_class``: an object that a confident prediction of another class covers (IoU >=
+  ``wrong_class_iou``) while no prediction of its own class does; the score is the mean over
+  the sets of that other class's confidence, optionally blended with embedding-neighbour
+  support (the share of the object's nearest neighbours that carry the proposed class).
+- ``spurious``: an object on which no prediction fires although the sets find objects of its
+  class *and size* elsewhere: one minus the chance that every silent set misses a real object
+  (their miss rates at that class and size), its odds raised by a set that fires with a
+  calibrated confidence above 0.5, and weighed by the *traces*: a set that leaves faint
+  predictions on most objects it misses and none at all on this box points at a box on
+  background; a faint trace points at a real object the set is unsure of.
 - ``loose_box``: a confident same-class prediction overlapping at ``loose_min_iou <= IoU <
   loose_max_iou`` while the set has no good (``IoU >= loose_max_iou``) same-class match; the
-  score is the mean over the sets of that prediction's confidence.
+  score is the prediction's confidence times how rarely the set fits objects of that class
+  that loosely, times ``(1 + share of the prediction inside the box) / 2``, averaged over the
+  sets.
 
 Every prediction set shares the ground truth: pass the :class:`DetectionSet` of each set (same
 images, classes and ground-truth arrays). Crowd regions are never issues and a prediction in
@@ -66,26 +69,42 @@ class LabelIssueConfig:
     """Thresholds of the label-issue scores.
 
     Args:
-        confidence: a prediction at or above it is *confident* (missing, wrong_class and
-            loose_box evidence; the reliability statistics count these).
+        confidence: a prediction at or above it is *confident* (wrong_class and loose_box
+            evidence; the reliability statistics count these).
         fire_confidence: a prediction at or above it *fires*: it counts as the model seeing
             an object (an own-class prediction that vetoes wrong_class, a good match that
             vetoes loose_box, a prediction that weakens spurious).
-        missing_max_iou: a missing candidate overlaps no ground truth of any class (nor a crowd
-            region) at this IoU or more.
+        missing_confidence: predictions at or above it can be missing objects.
+        missing_max_iou: a missing candidate overlaps no same-class object that no other
+            prediction matches (nor a crowd region) at this IoU or more.
+        missing_matched_iou: nor any same-class object at this IoU or more.
+        missing_max_contained: nor holds more than this many annotated objects (half of
+            each inside): a box around a group.
+        missing_other_iou: nor overlaps an object of another class at this IoU or more.
+        missing_silence_weight: with several sets, a set that stays silent on a candidate
+            weighs this many times its recall odds.
         agreement_iou: predictions of the same class at this IoU or more (across sets, or
             duplicates within one) are the same object.
         min_annotated, shape_tolerance: a missing candidate gets full support when at least
             ``min_annotated`` objects of its class with width and height within a factor
-            ``shape_tolerance`` of its box are annotated elsewhere; fewer scale the score
+            ``shape_tolerance`` of its box are annotated elsewhere (a class with fewer than
+            ``4 * min_annotated`` objects needs a quarter of them); fewer scale the score
             down linearly (0 disables the check).
+        reliability_iou: IoU at which a prediction "finds" a ground-truth object when the
+            per-set, per-class precision, recall and calibration are estimated.
         calibration_window: a prediction's calibrated confidence is the share of right
             predictions of its set and class within this distance of its confidence.
-        reliability_iou: IoU at which a prediction "finds" a ground-truth object when the
-            per-set, per-class precision and recall are estimated.
+        calibration_prior: pseudo-counts that shrink a class's statistics (calibration,
+            IoU fit; a quarter of it for recall at a size) towards those of every class.
         wrong_class_iou: a prediction of another class covers the object at this IoU or more,
             and own-class predictions at this IoU or more veto the issue.
         spurious_iou: a prediction of any class at this IoU or more fires on the object.
+        spurious_faint_iou: a prediction of any class and confidence at this IoU or more is a
+            trace on the object.
+        size_tolerance: objects whose box side (square root of the area) is within this
+            factor have the same size (spurious: recall at the object's size).
+        spurious_trace_odds: the most one set's traces (or their absence) change the odds
+            of a spurious box.
         loose_min_iou, loose_max_iou: a loose-box prediction overlaps in
             ``[loose_min_iou, loose_max_iou)``; a same-class one at ``loose_max_iou`` or more
             is a good match (no issue for that set).
@@ -95,29 +114,38 @@ class LabelIssueConfig:
             the score at which an issue is flagged (tagged in FiftyOne).
     """
 
-    confidence: float = 0.4
-    fire_confidence: float = 0.2
-    missing_max_iou: float = 0.1
+    confidence: float = 0.25
+    fire_confidence: float = 0.1
+    missing_confidence: float = 0.25
+    missing_max_iou: float = 0.3
+    missing_matched_iou: float = 0.5
+    missing_max_contained: int = 2
+    missing_silence_weight: float = 2.0
     missing_other_iou: float = 0.5
     agreement_iou: float = 0.5
-    min_annotated: int = 5
+    min_annotated: int = 3
     shape_tolerance: float = 1.5
     reliability_iou: float = 0.5
     calibration_window: float = 0.1
+    calibration_prior: float = 20.0
     wrong_class_iou: float = 0.5
     spurious_iou: float = 0.3
+    spurious_faint_iou: float = 0.1
+    size_tolerance: float = 1.5
+    spurious_trace_odds: float = 8.0
     loose_min_iou: float = 0.1
-    loose_max_iou: float = 0.5
+    loose_max_iou: float = 0.6
     neighbour_weight: float = 0.5
-    missing_threshold: float = 0.55
-    wrong_class_threshold: float = 0.35
-    spurious_threshold: float = 0.5
-    loose_box_threshold: float = 0.35
+    missing_threshold: float = 0.4
+    wrong_class_threshold: float = 0.25
+    spurious_threshold: float = 0.6
+    loose_box_threshold: float = 0.4
 
     def __post_init__(self):
         for name in (
             "confidence",
             "fire_confidence",
+            "missing_confidence",
             "neighbour_weight",
             "calibration_window",
         ) + tuple(f"{t}_threshold" for t in ISSUE_TYPES):
@@ -126,11 +154,13 @@ class LabelIssueConfig:
                 raise InputError(f"{name} must be in [0, 1], got {value}")
         for name in (
             "missing_max_iou",
+            "missing_matched_iou",
             "missing_other_iou",
             "agreement_iou",
             "reliability_iou",
             "wrong_class_iou",
             "spurious_iou",
+            "spurious_faint_iou",
             "loose_min_iou",
             "loose_max_iou",
         ):
@@ -139,8 +169,18 @@ class LabelIssueConfig:
                 raise InputError(f"{name} must be in (0, 1], got {value}")
         if self.loose_min_iou >= self.loose_max_iou:
             raise InputError("loose_min_iou must be below loose_max_iou")
+        if self.missing_silence_weight < 0:
+            raise InputError(
+                f"missing_silence_weight must be >= 0, got {self.missing_silence_weight}"
+            )
+        if self.spurious_trace_odds < 1:
+            raise InputError(f"spurious_trace_odds must be >= 1, got {self.spurious_trace_odds}")
+        if self.size_tolerance < 1:
+            raise InputError(f"size_tolerance must be >= 1, got {self.size_tolerance}")
         if self.shape_tolerance < 1:
             raise InputError(f"shape_tolerance must be >= 1, got {self.shape_tolerance}")
+        if self.calibration_prior < 0:
+            raise InputError(f"calibration_prior must be >= 0, got {self.calibration_prior}")
         if self.min_annotated < 0:
             raise InputError(f"min_annotated must be >= 0, got {self.min_annotated}")
 
@@ -395,30 +435,41 @@ def _reliability(data: DetectionSet, ov: _Overlaps, config: LabelIssueConfig):
     return found, precision, recall
 
 
+def _window_counts(scores: np.ndarray, right: np.ndarray, w: float):
+    """``(right, n)`` per row: right rows and rows with a score within ``w`` of its own."""
+    order = np.argsort(scores, kind="stable")
+    sorted_scores = scores[order]
+    cum_right = np.r_[0, np.cumsum(right[order])]
+    lo = np.searchsorted(sorted_scores, scores - w, side="left")
+    hi = np.searchsorted(sorted_scores, scores + w, side="right")
+    return cum_right[hi] - cum_right[lo], hi - lo
+
+
 def _calibration(data: DetectionSet, ov: _Overlaps, config: LabelIssueConfig) -> np.ndarray:
     """``(P,)`` float64 how often this set is right at this class and confidence.
 
-    For each prediction: among the set's predictions of its class whose confidence lies
-    within ``calibration_window`` of its own, the share that finds a ground-truth object of
-    that class at ``reliability_iou``, Laplace-smoothed (``(right + 1) / (n + 2)``: never 0
-    or 1, and 0.5 without data).
+    For each prediction: among the set's predictions whose confidence lies within
+    ``calibration_window`` of its own, the share that finds a ground-truth object of its
+    class at ``reliability_iou``; the class's own share, shrunk towards the share of every
+    class by ``calibration_prior`` pseudo-predictions (a small class borrows the curve of
+    the others instead of being capped), made non-decreasing in the confidence.
     """
     hit = ov.same & (ov.iou >= config.reliability_iou) & ~data.gt_crowd[ov.gt]
     right = np.zeros(len(data.pred_ids), bool)
     right[ov.pred[hit]] = True
     out = np.empty(len(data.pred_ids))
-    w = config.calibration_window
+    w, m = config.calibration_window, config.calibration_prior
+    pooled_right, pooled_n = _window_counts(data.pred_scores, right, w)
+    pooled = (pooled_right + 1.0) / (pooled_n + 2.0)
     for k in range(data.num_classes):
         rows = np.flatnonzero(data.pred_class == k)
         if not len(rows):
             continue
-        scores = data.pred_scores[rows]
-        order = np.argsort(scores, kind="stable")
-        sorted_scores = scores[order]
-        cum_right = np.r_[0, np.cumsum(right[rows][order])]
-        lo = np.searchsorted(sorted_scores, scores - w, side="left")
-        hi = np.searchsorted(sorted_scores, scores + w, side="right")
-        out[rows] = (cum_right[hi] - cum_right[lo] + 1) / (hi - lo + 2)
+        r, n = _window_counts(data.pred_scores[rows], right[rows], w)
+        value = (r + m * pooled[rows]) / (n + m)
+        order = np.argsort(data.pred_scores[rows], kind="stable")
+        value[order] = np.maximum.accumulate(value[order])
+        out[rows] = value
     return out
 
 
@@ -429,7 +480,8 @@ def _shape_support(
 
     The number of non-crowd ground-truth objects of the same class whose width and height
     are both within a factor ``shape_tolerance`` of the box's, over ``min_annotated``
-    (capped at 1; 1 when ``min_annotated`` is 0).
+    (a class with fewer than ``4 * min_annotated`` objects needs a quarter of them, at least
+    one), capped at 1; 1 when ``min_annotated`` is 0.
     """
     if config.min_annotated == 0:
         return np.ones(len(label))
@@ -443,7 +495,8 @@ def _shape_support(
         rows = np.flatnonzero(label == k)
         ref = sizes[classes == k]  # (R, 2)
         close = (np.abs(query[rows, None, :] - ref[None]) <= tol).all(axis=2)  # (n, R)
-        out[rows] = np.minimum(1.0, close.sum(axis=1) / config.min_annotated)
+        needed = max(1, min(config.min_annotated, len(ref) // 4))
+        out[rows] = np.minimum(1.0, close.sum(axis=1) / needed)
     return out
 
 
@@ -480,18 +533,45 @@ def _check_sets(sets: Sequence[DetectionSet]) -> DetectionSet:
 # ---------------------------------------------------------------------------- issue types
 
 
+def _inside_share(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """``(N,)`` share of each ``inner`` box's area inside the aligned ``outer`` box."""
+    w = np.minimum(outer[:, 0] + outer[:, 2], inner[:, 0] + inner[:, 2])
+    w -= np.maximum(outer[:, 0], inner[:, 0])
+    h = np.minimum(outer[:, 1] + outer[:, 3], inner[:, 1] + inner[:, 3])
+    h -= np.maximum(outer[:, 1], inner[:, 1])
+    area = np.maximum(inner[:, 2] * inner[:, 3], 1e-12)
+    return np.clip(w, 0, None) * np.clip(h, 0, None) / area
+
+
 def _missing_rows(data: DetectionSet, ov: _Overlaps, config: LabelIssueConfig):
     """The confident predictions of one set on no ground truth: ``(rows, largest IoU with
-    any ground truth or crowd region)``."""
+    any ground truth or crowd region)``.
+
+    A prediction is a candidate when it overlaps no same-class object at
+    ``missing_max_iou`` or more, except objects another prediction already matches (at
+    ``loose_max_iou``: a neighbour in a crowd of people or a row of parked cars), and none
+    at ``missing_matched_iou`` or more (then it is that object's match or a duplicate);
+    a box holding more than ``missing_max_contained`` annotated objects (half of each
+    inside) is a box around a group, not an object.
+    """
     num = len(data.pred_ids)
-    same = ov.same & ~data.gt_crowd[ov.gt]
-    near_same, _ = _group_max(ov.pred[same], ov.iou[same], num)
-    near_other, _ = _group_max(ov.pred[~same], ov.iou[~same], num)
     crowd = data.gt_crowd[ov.gt]
+    same = ov.same & ~crowd
+    fires = data.pred_scores[ov.pred] >= config.fire_confidence
+    matched = np.zeros(len(data.gt_ids), bool)
+    matched[ov.gt[same & fires & (ov.iou >= config.loose_max_iou)]] = True
+    free = same & ~matched[ov.gt]
+    near_free, _ = _group_max(ov.pred[free], ov.iou[free], num)
+    near_same, _ = _group_max(ov.pred[same], ov.iou[same], num)
+    near_other, _ = _group_max(ov.pred[~same & ~crowd], ov.iou[~same & ~crowd], num)
     near_crowd, _ = _group_max(ov.pred[crowd], ov.iou[crowd], num)
+    inside = _inside_share(data.pred_boxes[ov.pred], data.gt_boxes[ov.gt]) >= 0.5
+    contains = np.bincount(ov.pred[inside & ~crowd], minlength=num)
     keep = (
-        (data.pred_scores >= config.confidence)
-        & (near_same < config.missing_max_iou)
+        (data.pred_scores >= config.missing_confidence)
+        & (contains <= config.missing_max_contained)
+        & (near_free < config.missing_max_iou)
+        & (near_same < config.missing_matched_iou)
         & (near_crowd < config.missing_max_iou)
         & (near_other < config.missing_other_iou)
     )
@@ -526,14 +606,16 @@ def _cluster(keys: np.ndarray, right: np.ndarray, boxes: np.ndarray, agreement_i
     return cluster, np.array(leaders, dtype=np.int64)
 
 
-def _agreement(cluster, set_of, right, num_sets: int, recall, lead_label):
+def _agreement(cluster, set_of, right, num_sets: int, recall, lead_label, silence: float):
     """Per cluster, ``(score, fired (C, S) bool)``: the mean of the sets' calibrated
     confidences (a duplicate of the same set counts once; a silent set counts 0), each set
-    weighted by the odds of its recall of the class, so the silence of a set that finds the
-    class reliably elsewhere weighs most."""
+    weighted by the odds of its recall of the class, a silent set's weight times
+    ``silence``, so the silence of a set that finds the class reliably elsewhere weighs
+    most (one set: its calibrated confidence)."""
     per_set = np.zeros((len(lead_label), num_sets))
     np.maximum.at(per_set, (cluster, set_of), right)
     weight = _odds(np.clip(np.nan_to_num(recall[:, lead_label].T, nan=0.0), 0.0, 0.99))
+    weight = np.where(per_set > 0, weight, weight * silence)
     total = weight.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         combined = np.where(total > 0, (weight * per_set).sum(axis=1) / total, 0.0)
@@ -555,7 +637,9 @@ def _missing(sets, overlaps, calibrated, recall, config: LabelIssueConfig) -> Is
     right = np.concatenate([c[r] for c, (r, _) in zip(calibrated, parts)])
     gt = sets[0]
     cluster, leaders = _cluster(image * gt.num_classes + label, right, boxes, config.agreement_iou)
-    combined, fired = _agreement(cluster, set_of, right, len(sets), recall, label[leaders])
+    combined, fired = _agreement(
+        cluster, set_of, right, len(sets), recall, label[leaders], config.missing_silence_weight
+    )
     support = _shape_support(gt, label[leaders], boxes[leaders], config)
     score = np.clip(combined * support, 0.0, 1.0)
     # The evidence shown is the most confident member prediction of the cluster.
@@ -632,12 +716,55 @@ def _wrong_class(sets, overlaps, config: LabelIssueConfig, neighbour_support) ->
     )
 
 
+def _recall_at_size(gt: DetectionSet, found: np.ndarray, counted: np.ndarray, config):
+    """``(G,)`` float64 a set's recall of each object's class at its size, the object left
+    out: the share found of the other objects of the class whose box side (square root of
+    the area) is within a factor ``size_tolerance`` of its own, shrunk towards the class's
+    recall by ``calibration_prior`` pseudo-objects (small detectors miss tiny objects, so
+    silence on a tiny box says less than silence on a large one)."""
+    out = np.zeros(len(found))
+    side = np.log(np.sqrt(np.maximum(gt.gt_boxes[:, 2] * gt.gt_boxes[:, 3], 1e-12)))
+    for k in range(gt.num_classes):
+        rows = np.flatnonzero((gt.gt_class == k) & counted)
+        if len(rows) < 2:
+            continue
+        r, n = _window_counts(side[rows], found[rows], np.log(config.size_tolerance))
+        r, n = r - found[rows], n - 1  # leave the object out
+        overall = (found[rows].sum() - found[rows]) / (len(rows) - 1)
+        m = config.calibration_prior / 4
+        out[rows] = (r + m * overall) / (n + m)
+    return out
+
+
+def _trace_odds(sets, overlaps, fire_row, config: LabelIssueConfig) -> np.ndarray:
+    """``(G,)`` float64 odds ratio of the traces: does a set leave *some* prediction (any
+    class, however faint) at ``spurious_faint_iou`` on each object it does not find?
+
+    A set that leaves a trace on most annotated objects it misses (the share ``t``, measured
+    on them) and none on this one makes it a box on background: the odds of the issue grow
+    by ``1 / (1 - t)``, capped at ``spurious_trace_odds``; a trace divides them by
+    ``spurious_trace_odds``. A set that seldom leaves traces (predictions cut at a high
+    confidence) changes little.
+    """
+    num_gt = len(sets[0].gt_ids)
+    counted = ~sets[0].gt_crowd
+    out = np.ones(num_gt)
+    cap = config.spurious_trace_odds
+    for s, ov in enumerate(overlaps):
+        near = np.zeros(num_gt, bool)
+        near[ov.gt[ov.iou >= config.spurious_faint_iou]] = True
+        missed = counted & (fire_row[s] < 0)
+        rate = near[missed].mean() if missed.any() else 0.0
+        silent = np.where(near, 1.0 / cap, min(cap, 1.0 / max(1.0 - rate, 1e-9)))
+        out *= np.where(fire_row[s] < 0, silent, 1.0)  # a set that fires is weighed apart
+    return out
+
+
 def _spurious(sets, overlaps, found, calibrated, config) -> IssueScores:
     """Ground truth on which the sets stay silent although they find the class elsewhere."""
     gt = sets[0]
     num_gt, num_sets = len(gt.gt_ids), len(sets)
     counted = ~gt.gt_crowd
-    n_gt = np.bincount(gt.gt_class[counted], minlength=gt.num_classes)
     factor = np.ones((num_sets, num_gt))
     fire_conf = np.zeros((num_sets, num_gt))
     fire_row = np.full((num_sets, num_gt), -1, dtype=np.int64)
@@ -651,13 +778,7 @@ def _spurious(sets, overlaps, found, calibrated, config) -> IssueScores:
         fire_row[s, has] = ov.pred[row[has]]
         fire_iou[s, has] = ov.iou[row[has]]
         right, _ = _group_max(ov.gt[fires], calibrated[s][ov.pred[fires]], num_gt)
-        # The set's recall of the class on the *other* objects (this one left out).
-        found_k = np.bincount(gt.gt_class[found[s] & counted], minlength=gt.num_classes)
-        others = n_gt[gt.gt_class] - 1
-        with np.errstate(invalid="ignore", divide="ignore"):
-            recall_elsewhere = np.where(
-                others > 0, (found_k[gt.gt_class] - found[s]) / np.maximum(others, 1), 0.0
-            )
+        recall_elsewhere = _recall_at_size(gt, found[s] & counted, counted, config)
         # Odds that the object is real: a silent set lowers them by its miss rate, a set
         # that fires raises them by its calibrated odds (never lowers them).
         factor[s] = np.where(
@@ -666,6 +787,9 @@ def _spurious(sets, overlaps, found, calibrated, config) -> IssueScores:
     # 1 - (the chance that every silent set would miss a real object, raised by the sets
     # that fire): 0 when no set is reliable for the class or a confident one fires.
     score = np.clip(1.0 - np.prod(factor, axis=0), 0.0, 1.0)
+    odds = _odds(np.clip(score, 0.0, 0.999)) * _trace_odds(sets, overlaps, fire_row, config)
+    score = odds / (1.0 + odds)
+    score[factor.min(axis=0) >= 1.0] = 0.0  # no set is reliable for the class, or one fires
     support = (fire_row < 0).sum(axis=0)
     keep = (support > 0) & counted & (score > 0)
     g = np.flatnonzero(keep)
@@ -688,10 +812,41 @@ def _spurious(sets, overlaps, found, calibrated, config) -> IssueScores:
     )
 
 
+def _iou_rarity(data: DetectionSet, ov: _Overlaps, iou: np.ndarray, label: np.ndarray, config):
+    """``(N,)`` float64 how rarely this set's confident predictions of class ``label`` fit
+    an annotated object worse than ``iou``: the share of their best same-class IoUs (those
+    at ``reliability_iou`` or more) above it, shrunk towards every class's share by
+    ``calibration_prior`` pseudo-matches. A detector that fits cars at 0.9 makes a car box
+    at 0.6 an outlier; one that fits people at 0.6 does not."""
+    confident = data.pred_scores[ov.pred] >= config.confidence
+    fit, _ = _group_max(
+        ov.pred[ov.same & confident], ov.iou[ov.same & confident], len(data.pred_ids)
+    )
+    good = fit >= config.reliability_iou
+    pooled_ious = np.sort(fit[good])
+    out = np.zeros(len(iou))
+    for k in np.unique(label):
+        rows = np.flatnonzero(label == k)
+        own = np.sort(fit[good & (data.pred_class == k)])
+        above = len(own) - np.searchsorted(own, iou[rows], side="right")
+        pooled = (len(pooled_ious) - np.searchsorted(pooled_ious, iou[rows], side="right") + 1) / (
+            len(pooled_ious) + 2
+        )
+        m = config.calibration_prior
+        out[rows] = (above + m * pooled) / (len(own) + m)
+    return out
+
+
 def _loose_box(sets, overlaps, config: LabelIssueConfig) -> IssueScores:
+    """Objects whose best same-class confident prediction fits them loosely: the score is
+    the prediction's confidence times how rare so loose a fit is for the set and class
+    (:func:`_iou_rarity`) times the share of the prediction inside the annotated box (an
+    annotation drawn too large or shifted holds the object; a prediction spilling over a
+    tight box is more often the detector's error)."""
     gt = sets[0]
     num_gt, num_sets = len(gt.gt_ids), len(sets)
     conf = np.zeros((num_sets, num_gt))
+    value = np.zeros((num_sets, num_gt))
     pred_row = np.full((num_sets, num_gt), -1, dtype=np.int64)
     iou = np.full((num_sets, num_gt), np.nan)
     for s, (data, ov) in enumerate(zip(sets, overlaps)):
@@ -699,22 +854,26 @@ def _loose_box(sets, overlaps, config: LabelIssueConfig) -> IssueScores:
         good = ov.same & (ov.iou >= config.loose_max_iou) & (scores >= config.fire_confidence)
         matched = np.zeros(num_gt, bool)
         matched[ov.gt[good]] = True
-        loose = (
+        loose = np.flatnonzero(
             ov.same
             & (ov.iou >= config.loose_min_iou)
             & (ov.iou < config.loose_max_iou)
             & (scores >= config.confidence)
             & ~matched[ov.gt]
         )
-        best, row = _group_max(ov.gt[loose], scores[loose], num_gt, rows=np.flatnonzero(loose))
+        p, g = ov.pred[loose], ov.gt[loose]
+        evidence = scores[loose] * _iou_rarity(data, ov, ov.iou[loose], data.pred_class[p], config)
+        evidence *= 0.5 + 0.5 * _inside_share(data.gt_boxes[g], data.pred_boxes[p])
+        best, row = _group_max(g, evidence, num_gt, rows=loose)
         has = row >= 0
-        conf[s, has] = best[has]
+        value[s, has] = best[has]
+        conf[s, has] = scores[row[has]]
         pred_row[s, has] = ov.pred[row[has]]
         iou[s, has] = ov.iou[row[has]]
-    score = conf.mean(axis=0)
+    score = value.mean(axis=0)
     keep = (score > 0) & ~gt.gt_crowd
     g = np.flatnonzero(keep)
-    best_set = np.argmax(conf[:, g], axis=0) if len(g) else np.zeros(0, np.int64)
+    best_set = np.argmax(value[:, g], axis=0) if len(g) else np.zeros(0, np.int64)
     rows = pred_row[best_set, g]
     boxes = np.array([sets[s].pred_boxes[p] for s, p in zip(best_set, rows)]).reshape(-1, 4)
     return IssueScores(
