@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 from pathlib import Path
 
 from detection_debugger.cli.common import UsageError, load_dataset, write_output
@@ -20,10 +22,13 @@ def add_slices_command(subparsers) -> None:
             "Slices are saved views. 'list' shows them (with the run's AP on each when "
             "--eval-key is given); 'evaluate' re-evaluates an evaluation run on a slice "
             "exactly, from the run's stored matches, and writes the JSON of 'evaluate'; "
-            "'save' saves the samples listed in --samples as the slice --slice."
+            "'save' saves the samples listed in --samples as the slice --slice; 'discover' "
+            "searches the run's failure slices (descriptor ranges and pairs where a class "
+            "loses AP, chance-corrected), prints them, writes their JSON with --output and "
+            "saves them as slices with --save."
         ),
     )
-    slices.add_argument("action", choices=("list", "evaluate", "save"))
+    slices.add_argument("action", choices=("list", "evaluate", "save", "discover"))
     slices.add_argument("--dataset", required=True)
     slices.add_argument("--eval-key", metavar="KEY", help="an evaluation run of this plugin")
     slices.add_argument("--slice", metavar="NAME", help="the slice (default: the whole run)")
@@ -33,6 +38,13 @@ def add_slices_command(subparsers) -> None:
     )
     slices.add_argument("--description", help="save: what the slice is (the hypothesis)")
     slices.add_argument("--overwrite", action="store_true", help="save: replace a slice")
+    slices.add_argument(
+        "--class", dest="cls", metavar="C", help="discover: one class (default: every class)"
+    )
+    slices.add_argument("--top", type=int, default=10, help="discover: hypotheses shown (10)")
+    slices.add_argument(
+        "--save", action="store_true", help="discover: save each hypothesis as a slice"
+    )
     slices.set_defaults(run=run_slices)
 
 
@@ -67,6 +79,8 @@ def run_slices(args: argparse.Namespace) -> int:
     try:
         if args.action == "save":
             return _save_slice(dataset, args)
+        if args.action == "discover":
+            return _discover(dataset, args)
         if args.action == "evaluate":
             if not args.eval_key:
                 raise UsageError("slices evaluate needs --eval-key")
@@ -108,6 +122,53 @@ def format_slice_list(rows: list[dict], eval_key: str | None = None) -> str:
         if eval_key:
             line += f"{row['selection']:>9}{fmt(row['AP'])}{fmt(row['AP_whole_run']):>10}"
         lines.append(line + "  " + row["description"])
+    return "\n".join(lines)
+
+
+def _discover(dataset, args: argparse.Namespace) -> int:
+    from detection_debugger.datasets.discovery import discover_run, save_hypothesis
+    from detection_debugger.evaluation.slice_discovery import DiscoveryConfig
+
+    if not args.eval_key:
+        raise UsageError("slices discover needs --eval-key")
+    if args.top < 1:
+        raise UsageError("--top must be at least 1")
+
+    def progress(done: int, total: int) -> None:
+        if done == 1 or done == total or done % max(1, total // 10) == 0:
+            print(f"computing descriptors: {done}/{total} images", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    found = discover_run(
+        dataset, args.eval_key, args.cls, DiscoveryConfig(top=args.top), progress=progress
+    )
+    rows = found.to_dicts()
+    if args.save:
+        for row in rows:
+            save_hypothesis(dataset, args.eval_key, row, overwrite=True)
+    if args.output:
+        write_output(json.dumps(rows, indent=2), args.output)
+    print(format_hypotheses(rows))
+    print(
+        f"{found.num_tested} slices of {len(found.descriptors)} descriptors tested, "
+        f"{found.num_significant} significant after Bonferroni correction "
+        f"({time.perf_counter() - start:.1f} s)" + (", saved as slices" if args.save else "")
+    )
+    return 0
+
+
+def format_hypotheses(rows: list[dict]) -> str:
+    """The rows of ``discover_slices`` as a text table."""
+    if not rows:
+        return "no slice loses significantly more AP than chance would"
+    head = f"{'#':>3} {'class':<14}{'level':>8}{'GT':>6}{'AP':>7}{'base':>7}{'dAP':>8}{'score':>7}"
+    lines = [head + "  slice", "-" * (len(head) + 40)]
+    for rank, row in enumerate(rows, 1):
+        lines.append(
+            f"{rank:>3} {row['class'][:13]:<14}{row['level']:>8}{row['num_gt']:>6}"
+            f"{row['AP']:7.3f}{row['baseline_AP']:7.3f}{row['delta_AP']:+8.3f}"
+            f"{row['score']:7.3f}  {row['name']}"
+        )
     return "\n".join(lines)
 
 

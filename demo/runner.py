@@ -57,6 +57,17 @@ def _network_predictions(files: dict) -> tuple[dict, str]:
     return folders, key
 
 
+SCENE_FIELDS = ("faded_crosswalks", "crosswalk_fade", "diagonal_crosswalks", "occluded_crosswalks")
+
+
+def _hide_scene_fields(dataset) -> None:
+    """The generator's scene attributes are the answer key: slice discovery must find the
+    faded crosswalks from the pixels, so these fields are excluded from its search."""
+    from detection_debugger.datasets.descriptors import exclude_from_discovery
+
+    exclude_from_discovery(dataset, [f for f in SCENE_FIELDS if dataset.has_field(f)])
+
+
 def build_demo_dataset(
     config: DemoConfig, data_dir: Path, name: str | None = None, simulated: bool = False
 ):
@@ -79,6 +90,7 @@ def build_demo_dataset(
         dataset = fo.load_dataset(name)
         if dataset.info.get("demo_key") == demo_key and dataset.has_saved_view(DEMO_SLICE):
             _say(f"reusing dataset {name!r} ({len(dataset)} images)")
+            _hide_scene_fields(dataset)
             return dataset, files
         dataset.delete()
     _say(f"importing into dataset {name!r} through the TAO/KITTI importers ...")
@@ -105,6 +117,7 @@ def build_demo_dataset(
     dataset.set_values(
         "occluded_crosswalks", [sum(o["occlusion"] > 0.1 for o in c) for c in crosswalks]
     )
+    _hide_scene_fields(dataset)
     dataset.save_view(
         DEMO_SLICE,
         dataset.match(F("faded_crosswalks") > 0),

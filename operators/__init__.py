@@ -1,5 +1,6 @@
 """The plugin's operators; every one is listed in ``fiftyone.yml``."""
 
+from detection_debugger.operators.discover_slices import DiscoverSlices
 from detection_debugger.operators.evaluate_detections import EvaluateDetections
 from detection_debugger.operators.export_dataset import ExportDataset
 from detection_debugger.operators.import_labels import ImportGroundTruth, ImportPredictions
@@ -17,6 +18,7 @@ OPERATORS = (
     EvaluateDetections,
     ExportDataset,
     SaveSlice,
+    DiscoverSlices,
     FindLabelIssues,
     AcceptLabelIssues,
     RejectLabelIssues,
@@ -28,6 +30,7 @@ __all__ = [
     "OPERATORS",
     "AcceptLabelIssues",
     "ComputeEmbeddings",
+    "DiscoverSlices",
     "EvaluateDetections",
     "ExportDataset",
     "FindLabelIssues",

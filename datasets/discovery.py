@@ -1,0 +1,149 @@
+"""Failure slices found automatically on an evaluation run, and saved as slices.
+
+:func:`discover_slices` makes sure the descriptors are stored
+(:func:`~detection_debugger.datasets.descriptors.ensure_descriptors`), gathers them for the
+run and searches them (:func:`~detection_debugger.evaluation.slice_discovery.discover`):
+the slices of one class (or of every class) where the run loses most AP, evaluated exactly
+from the run's stored matches. :func:`hypothesis_view` turns one of them into a FiftyOne view
+whose slice evaluation (:func:`~detection_debugger.datasets.slices.evaluate_view`) gives the
+same AP, and :func:`save_hypothesis` saves it as a slice.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+
+from fiftyone import ViewField as F
+
+from detection_debugger.datasets.descriptors import ensure_descriptors, run_descriptors
+from detection_debugger.datasets.fiftyone_private import dataset_of
+from detection_debugger.datasets.runs import DebuggerResults, load_run
+from detection_debugger.datasets.slices import save_slice
+from detection_debugger.evaluation.cell_ap import CellEvaluator
+from detection_debugger.evaluation.slice_discovery import (
+    OBJECTS,
+    DiscoveryConfig,
+    DiscoveryResult,
+    discover,
+)
+
+__all__ = ["discover_run", "discover_slices", "hypothesis_view", "save_hypothesis"]
+
+_EVALUATORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _evaluator(results: DebuggerResults, classes) -> CellEvaluator:
+    """The run's entries for the searched classes, kept with the (cached) results."""
+    per_run = _EVALUATORS.setdefault(results, {})
+    key = None if classes is None else tuple(classes)
+    if key not in per_run:
+        names = results.table().data.class_names
+        indices = None if classes is None else [names.index(c) for c in classes]
+        per_run[key] = CellEvaluator.from_table(results.table(), indices)
+    return per_run[key]
+
+
+def discover_run(
+    dataset,
+    eval_key: str,
+    cls: str | None = None,
+    config: DiscoveryConfig | None = None,
+    progress: Callable | None = None,
+    exclude=(),
+) -> DiscoveryResult:
+    """The failure slices of the run ``eval_key`` (of class ``cls``, default every class).
+
+    Args:
+        progress: ``progress(done, total)`` while descriptors are computed (first time).
+        exclude: sample fields not to slice by.
+
+    Raises:
+        ValueError: no such run, or an unknown class.
+    """
+    dataset = dataset_of(dataset)
+    results = load_run(dataset, eval_key)
+    config_ = results.config
+    names = results.table().data.class_names
+    if cls is not None and cls not in names:
+        raise ValueError(f"run {eval_key!r} has no class {cls!r} (classes: {', '.join(names)})")
+    ensure_descriptors(dataset, [config_.pred_field], config_.gt_field, progress)
+    descriptors = run_descriptors(dataset, results, exclude)
+    classes = None if cls is None else [cls]
+    return discover(
+        results.table(),
+        descriptors,
+        classes,
+        config or DiscoveryConfig(),
+        evaluator=_evaluator(results, classes),
+    )
+
+
+def discover_slices(dataset, eval_key: str, cls: str | None = None, top: int = 10) -> list[dict]:
+    """:func:`discover_run` as JSON-able rows, best first: ``name``, ``description``,
+    ``level`` (``images``/``objects``), ``num_gt``, ``AP``, ``delta_AP``, ``baseline_AP``,
+    ``score``, plus ``class``, ``p_value`` and ``conditions`` (for :func:`save_hypothesis`)."""
+    config = DiscoveryConfig(top=top)
+    return discover_run(dataset, eval_key, cls, config).to_dicts()
+
+
+def _condition_expression(condition: dict, attribute: bool):
+    """The filter of one condition: on a label attribute (``attribute``) or a sample field."""
+    value = F(condition["field"])
+    if condition.get("value") is not None:
+        if condition["field"] == "tags":
+            tag = condition["descriptor"].removeprefix("tag:")
+            has = F("tags").contains(tag)
+            return has if condition["value"] == "with" else ~has
+        if condition["value"] in ("True", "False") and not attribute:
+            return value == (condition["value"] == "True")
+        return value == condition["value"]
+    parts = []
+    if condition.get("low") is not None:
+        parts.append(value >= condition["low"])
+    if condition.get("high") is not None:
+        parts.append(value < condition["high"])
+    expression = parts[0]
+    for part in parts[1:]:
+        expression = expression & part
+    return expression
+
+
+def hypothesis_view(dataset, eval_key: str, hypothesis: dict):
+    """The slice of a hypothesis (a row of :func:`discover_slices`) as a view.
+
+    Image conditions select samples. With object conditions, the ground truth shown is the
+    class's objects meeting them and the predictions shown are the class's meeting them by
+    their own values (the unmatched ones are the slice's false positives); samples showing
+    none of either are left out. Its slice evaluation gives the hypothesis's AP.
+    """
+    dataset = dataset_of(dataset)
+    config = load_run(dataset, eval_key).config
+    view = dataset.view()
+    objects = [c for c in hypothesis["conditions"] if c["level"] == OBJECTS]
+    for condition in hypothesis["conditions"]:
+        if condition["level"] != OBJECTS:
+            view = view.match(_condition_expression(condition, attribute=False))
+    if not objects:
+        return view
+    expression = F("label") == hypothesis["class"]
+    for condition in objects:
+        expression = expression & _condition_expression(condition, attribute=True)
+    for field in (config.gt_field, config.pred_field):
+        view = view.filter_labels(field, expression, only_matches=False)
+    shown = (
+        F(f"{config.gt_field}.detections").length() + F(f"{config.pred_field}.detections").length()
+    )
+    return view.match(shown > 0)
+
+
+def save_hypothesis(
+    dataset, eval_key: str, hypothesis: dict, name: str | None = None, overwrite: bool = False
+) -> str:
+    """Saves a hypothesis as a slice (a saved view; default name: the hypothesis's).
+    Returns the slice's name."""
+    dataset = dataset_of(dataset)
+    name = name or hypothesis["name"]
+    view = hypothesis_view(dataset, eval_key, hypothesis)
+    save_slice(dataset, name, view, hypothesis.get("description"), overwrite=overwrite)
+    return name

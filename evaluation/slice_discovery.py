@@ -1,0 +1,610 @@
+"""Failure slices found automatically: which range of which descriptor costs a class its AP.
+
+For an evaluation run (its :class:`~detection_debugger.evaluation.MatchTable`) and a set of
+:class:`Descriptor` s (values of every ground-truth object and prediction: box size, patch
+contrast, a sample field...), :func:`discover` searches, per class:
+
+- **single-descriptor slices**: for a numeric descriptor the ranges below the class's 10th,
+  25th, 33rd and 50th percentiles, above the 50th, 67th, 75th and 90th, and between the 25th
+  and 75th and the 33rd and 67th; for a categorical one each frequent value;
+- **pairs**: every cell of the 3 x 3 grid of two descriptors' tertiles (frequent values).
+
+Each slice is evaluated **exactly** from the stored matches (:class:`CellEvaluator`: the AP
+:meth:`MatchTable.evaluate` gives on it, with the object-slice rule: a matched prediction
+belongs to the slice of its object, an unmatched one by its own descriptor value).
+
+**Ranking.** ``score = (baseline_AP - AP) * num_gt / class_num_gt``: the AP the slice loses
+against the class on the whole run, weighted by the share of the class's objects it holds.
+
+**Chance.** A slice of ``n`` objects drawn at random also has an AP off the baseline, more
+so when ``n`` is small. For every class the spread of that random-slice AP is measured from
+random partitions of its objects (and of its images, for image-level slices) into 2, 4 and 8
+parts: ``Var(AP_n) ~ s^2 (1/n - 1/N)`` (sampling without replacement), ``s^2`` fitted per
+class. A slice's one-sided p-value is that of ``z = (baseline - AP) / sd(n)``; it is kept
+only if the p-value times the number of slices tried (Bonferroni correction) is at most
+``alpha`` and it has at least ``min_support`` objects. A pair is kept only when it loses more
+than both of its one-descriptor parents, and a slice whose objects mostly overlap a better
+ranked one of the same class is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detection_debugger.evaluation.cell_ap import CellEvaluator
+from detection_debugger.evaluation.match_table import MatchTable
+
+__all__ = [
+    "Condition",
+    "Descriptor",
+    "DiscoveryConfig",
+    "DiscoveryResult",
+    "Hypothesis",
+    "discover",
+]
+
+IMAGES, OBJECTS = "images", "objects"
+QUANTILES = (0.1, 0.25, 1 / 3, 0.5, 2 / 3, 0.75, 0.9)  # fine bins 0..7
+_PERCENT = ("10th", "25th", "33rd", "50th", "67th", "75th", "90th")
+# Single-descriptor partitions of the fine bins (each a list of inclusive bin ranges).
+_SINGLE_PARTITIONS = (
+    ((0, 0), (1, 6), (7, 7)),
+    ((0, 1), (2, 5), (6, 7)),
+    ((0, 2), (3, 4), (5, 7)),  # tertiles: the parents of the pairs
+    ((0, 3), (4, 7)),
+)
+_TERTILES = _SINGLE_PARTITIONS[2]
+_MAX_CATEGORIES = 8  # single slices: the most frequent values; pairs: the 2 most + other
+_BATCH = 6  # partitions accumulated together (memory ~ batch x entries)
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """One property of every object of a run.
+
+    Attributes:
+        name: short name (``contrast``, ``size``, ``weather``...).
+        level: ``"images"`` (a property of the image: every object takes its image's value)
+            or ``"objects"``.
+        gt_values: ``(G,)`` values of the ground truth: float64 (NaN when unknown), or for a
+            categorical descriptor int codes into ``categories`` (-1 when unknown).
+        pred_values: ``(P,)`` the same for the predictions.
+        categories: the values of a categorical descriptor, None for a numeric one.
+        field: where the values live (the FiftyOne path; used to save a slice).
+        text: what it is, in words (``"patch contrast / image contrast"``).
+    """
+
+    name: str
+    level: str
+    gt_values: np.ndarray
+    pred_values: np.ndarray
+    categories: tuple[str, ...] | None = None
+    field: str = ""
+    text: str = ""
+
+    @classmethod
+    def of_images(cls, name: str, image_values, table: MatchTable, **kwargs) -> Descriptor:
+        """A descriptor of the images (``(I,)`` values in the table's image order)."""
+        values = np.asarray(image_values)
+        data = table.data
+        return cls(name, IMAGES, values[data.gt_image], values[data.pred_image], **kwargs)
+
+    @property
+    def numeric(self) -> bool:
+        return self.categories is None
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``low <= descriptor < high`` (numeric; None: unbounded) or ``descriptor == value``."""
+
+    descriptor: str
+    field: str
+    level: str
+    low: float | None = None
+    high: float | None = None
+    value: str | None = None
+    code: int | None = None
+    text: str = ""
+    note: str = ""  # e.g. "lowest 25% of the class"
+
+    def mask(self, values: np.ndarray) -> np.ndarray:
+        """Which of ``values`` (a descriptor's values or codes) satisfy the condition."""
+        if self.code is not None:
+            return values == self.code
+        keep = np.isfinite(values)
+        if self.low is not None:
+            keep &= values >= self.low
+        if self.high is not None:
+            keep &= values < self.high
+        return keep
+
+    def describe(self) -> str:
+        name = self.text or self.descriptor
+        if self.code is not None:
+            return f"{name} = {self.value}"
+        if self.low is None:
+            return f"{name} < {self.high:.3g} ({self.note})"
+        if self.high is None:
+            return f"{name} >= {self.low:.3g} ({self.note})"
+        return f"{self.low:.3g} <= {name} < {self.high:.3g} ({self.note})"
+
+    def short(self) -> str:
+        if self.code is not None:
+            return f"{self.descriptor}={self.value}"
+        if self.low is None:
+            return f"{self.descriptor}<{self.high:.3g}"
+        if self.high is None:
+            return f"{self.descriptor}>={self.low:.3g}"
+        return f"{self.descriptor} in [{self.low:.3g}, {self.high:.3g})"
+
+    def to_dict(self) -> dict:
+        keys = ("descriptor", "field", "level", "low", "high", "value")
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A slice of one class that loses AP: where the model may fail."""
+
+    cls: str
+    conditions: tuple[Condition, ...]
+    num_gt: int
+    AP: float
+    baseline_AP: float
+    class_num_gt: int
+    p_value: float  # Bonferroni-adjusted
+
+    @property
+    def level(self) -> str:
+        return OBJECTS if any(c.level == OBJECTS for c in self.conditions) else IMAGES
+
+    @property
+    def delta_AP(self) -> float:
+        return self.AP - self.baseline_AP
+
+    @property
+    def score(self) -> float:
+        return -self.delta_AP * self.num_gt / self.class_num_gt
+
+    @property
+    def name(self) -> str:
+        return f"{self.cls}: " + " & ".join(c.short() for c in self.conditions)
+
+    @property
+    def description(self) -> str:
+        where = " and ".join(c.describe() for c in self.conditions)
+        scope = "objects" if self.level == OBJECTS else "objects in images"
+        return (
+            f"{self.cls} {scope} where {where}: AP {self.AP:.3f} vs {self.baseline_AP:.3f} "
+            f"for the class ({self.num_gt} of {self.class_num_gt} objects)"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "level": self.level,
+            "num_gt": self.num_gt,
+            "AP": self.AP,
+            "delta_AP": self.delta_AP,
+            "baseline_AP": self.baseline_AP,
+            "score": self.score,
+            "class": self.cls,
+            "class_num_gt": self.class_num_gt,
+            "p_value": self.p_value,
+            "conditions": [c.to_dict() for c in self.conditions],
+        }
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    """Parameters of :func:`discover`.
+
+    Attributes:
+        min_support: fewest ground-truth objects of a reported slice.
+        max_fraction: largest share of the class's objects in a slice (a bigger one is the
+            class, not a slice).
+        alpha: family-wise error rate of the Bonferroni correction.
+        pairs: search pairs of descriptors too.
+        top: hypotheses returned.
+        max_overlap: drop a slice sharing more than this Jaccard overlap of objects with a
+            better-ranked one of the same class.
+        pair_margin: AP a pair must lose beyond both of its parents.
+        null_parts: random partitions measuring chance (each size, each seed).
+        seed: of the random partitions.
+    """
+
+    min_support: int = 20
+    max_fraction: float = 0.75
+    alpha: float = 0.05
+    pairs: bool = True
+    top: int = 10
+    max_overlap: float = 0.6
+    pair_margin: float = 0.02
+    null_parts: tuple[int, ...] = (2, 4, 8)
+    null_seeds: int = 3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DiscoveryResult:
+    """What :func:`discover` found.
+
+    Attributes:
+        hypotheses: the best slices, best first.
+        num_tested: slices evaluated with enough support (the Bonferroni factor).
+        num_significant: of those, the ones that passed the correction.
+        baseline: AP of each searched class on the whole run.
+        descriptors: names of the descriptors searched.
+    """
+
+    hypotheses: list[Hypothesis]
+    num_tested: int
+    num_significant: int
+    baseline: dict[str, float]
+    descriptors: list[str] = field(default_factory=list)
+
+    def to_dicts(self) -> list[dict]:
+        return [h.to_dict() for h in self.hypotheses]
+
+
+# ---------------------------------------------------------------- binning
+
+
+@dataclass(frozen=True)
+class _Binned:
+    """A descriptor's values as small integers: per class fine bins or category codes.
+
+    ``gt_bins``/``pred_bins`` are -1 when unknown; ``edges`` is ``(K, 7)`` per-class
+    quantile edges (numeric) and ``top`` the codes of the most frequent values
+    (categorical)."""
+
+    descriptor: Descriptor
+    gt_bins: np.ndarray
+    pred_bins: np.ndarray
+    edges: np.ndarray | None
+    top: np.ndarray | None
+
+
+def _bin(descriptor: Descriptor, table: MatchTable, classes: np.ndarray) -> _Binned | None:
+    data = table.data
+    gt, pred = np.asarray(descriptor.gt_values), np.asarray(descriptor.pred_values)
+    counted = ~data.gt_crowd
+    if not descriptor.numeric:
+        known = gt[counted & (gt >= 0)].astype(np.int64)
+        if len(np.unique(known)) < 2:
+            return None
+        top = np.argsort(-np.bincount(known), kind="stable")[:_MAX_CATEGORIES]
+        return _Binned(descriptor, gt.astype(np.int64), pred.astype(np.int64), None, top)
+    edges = np.full((data.num_classes, len(QUANTILES)), np.nan)
+    for k in classes:
+        values = gt[counted & (data.gt_class == k) & np.isfinite(gt)]
+        if len(np.unique(values)) >= 2:
+            edges[k] = np.quantile(values, QUANTILES, method="lower")
+    if np.isnan(edges[classes]).all():
+        return None
+    return _Binned(
+        descriptor,
+        _fine_bins(gt, data.gt_class, edges),
+        _fine_bins(pred, data.pred_class, edges),
+        edges,
+        None,
+    )
+
+
+def _fine_bins(values: np.ndarray, classes: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin ``b`` of each value under its class's edges (``edges[b-1] <= v < edges[b]``)."""
+    mine = edges[classes]  # (N, 7)
+    bins = (values[:, None] >= mine).sum(axis=1)
+    unknown = ~np.isfinite(values) | np.isnan(mine[:, 0])
+    return np.where(unknown, -1, bins)
+
+
+def _cells(binned: _Binned, ranges) -> tuple[np.ndarray, np.ndarray]:
+    """Cells of a numeric partition (``ranges`` of fine bins) or of categories (None: every
+    frequent value; ``"pair"``: the two most frequent and the rest)."""
+    if binned.edges is not None:
+        lookup = np.full(len(QUANTILES) + 2, -1)
+        for cell, (lo, hi) in enumerate(ranges):
+            lookup[lo : hi + 1] = cell
+        return lookup[binned.gt_bins], lookup[binned.pred_bins]
+    top = binned.top if ranges is None else binned.top[:2]
+    size = max(int(binned.top.max()), int(binned.gt_bins.max()), int(binned.pred_bins.max())) + 2
+    lookup = np.full(size, -1)  # the last slot: unknown (-1)
+    lookup[top] = np.arange(len(top))
+    return lookup[binned.gt_bins], lookup[binned.pred_bins]
+
+
+def _condition(binned: _Binned, k: int, ranges, cell: int) -> Condition:
+    """The condition of ``cell`` of a partition, for class ``k``."""
+    d = binned.descriptor
+    base = {"descriptor": d.name, "field": d.field, "level": d.level, "text": d.text}
+    if binned.edges is None:
+        code = int((binned.top if ranges is None else binned.top[:2])[cell])
+        return Condition(**base, value=d.categories[code], code=code)
+    lo, hi = ranges[cell]
+    low = float(binned.edges[k, lo - 1]) if lo > 0 else None
+    high = float(binned.edges[k, hi]) if hi < len(QUANTILES) else None
+    if low is None:
+        note = f"below the class's {_PERCENT[hi]} percentile"
+    elif high is None:
+        note = f"from the class's {_PERCENT[lo - 1]} percentile up"
+    else:
+        note = f"{_PERCENT[lo - 1]} to {_PERCENT[hi]} percentile"
+    return Condition(**base, low=low, high=high, note=note)
+
+
+# ---------------------------------------------------------------- partitions
+
+
+@dataclass(frozen=True)
+class _Partition:
+    """One partition searched: one descriptor's cells, or the 3 x 3 cells of two."""
+
+    parts: tuple[tuple[_Binned, object], ...]  # (binned descriptor, ranges) per descriptor
+    gt_cells: np.ndarray
+    pred_cells: np.ndarray
+    num_cells: int
+
+    def conditions(self, k: int, cell: int) -> tuple[Condition, ...]:
+        if len(self.parts) == 1:
+            binned, ranges = self.parts[0]
+            return (_condition(binned, k, ranges, cell),)
+        (a, ra), (b, rb) = self.parts
+        return (_condition(a, k, ra, cell // 3), _condition(b, k, rb, cell % 3))
+
+    def parent_cells(self, cell: int) -> tuple[int, int]:
+        return cell // 3, cell % 3
+
+
+def _single_partitions(binned: _Binned) -> list[_Partition]:
+    if binned.edges is None:
+        gt, pred = _cells(binned, None)
+        return [_Partition(((binned, None),), gt, pred, len(binned.top))]
+    out = []
+    for ranges in _SINGLE_PARTITIONS:
+        gt, pred = _cells(binned, ranges)
+        out.append(_Partition(((binned, ranges),), gt, pred, len(ranges)))
+    return out
+
+
+def _pair_ranges(binned: _Binned):
+    return _TERTILES if binned.edges is not None else "pair"
+
+
+def _pair_partition(a: _Binned, b: _Binned) -> _Partition:
+    ra, rb = _pair_ranges(a), _pair_ranges(b)
+    (ga, pa), (gb, pb) = _cells(a, ra), _cells(b, rb)
+    gt = np.where((ga >= 0) & (gb >= 0), ga * 3 + gb, -1)
+    pred = np.where((pa >= 0) & (pb >= 0), pa * 3 + pb, -1)
+    return _Partition(((a, ra), (b, rb)), gt, pred, 9)
+
+
+def _evaluate(evaluator: CellEvaluator, partitions: list[_Partition]):
+    """``(M, K, C)`` AP and objects of every partition's cells (batched)."""
+    cells = max(p.num_cells for p in partitions)
+    aps, counts = [], []
+    for start in range(0, len(partitions), _BATCH):
+        batch = partitions[start : start + _BATCH]
+        gt = np.stack([p.gt_cells for p in batch])
+        pred = np.stack([p.pred_cells for p in batch])
+        aps.append(evaluator.ap(gt, pred, cells))
+        counts.append(evaluator.num_gt(gt, cells))
+    return np.concatenate(aps), np.concatenate(counts)
+
+
+# ---------------------------------------------------------------- chance
+
+
+def _chance_spread(evaluator: CellEvaluator, table: MatchTable, config, baseline, totals):
+    """``{level: (K,) s^2}``: the spread of random-slice AP, ``Var(AP_n) ~ s^2 (1/n - 1/N)``,
+    fitted on random partitions of the objects (or of the images) into 2, 4, 8 parts."""
+    data = table.data
+    rng = np.random.default_rng(config.seed)
+    cells = max(config.null_parts)
+    out = {}
+    for level in (OBJECTS, IMAGES):
+        gt, pred = [], []
+        for parts in config.null_parts:
+            for _ in range(config.null_seeds):
+                if level == IMAGES:
+                    image = rng.integers(0, parts, data.num_images)
+                    gt.append(image[data.gt_image])
+                    pred.append(image[data.pred_image])
+                else:
+                    gt.append(rng.integers(0, parts, len(data.gt_ids)))
+                    pred.append(rng.integers(0, parts, len(data.pred_ids)))
+        gt, pred = np.stack(gt), np.stack(pred)
+        ap = evaluator.ap(gt, pred, cells)  # (M, K, C)
+        n = evaluator.num_gt(gt, cells).astype(np.float64)
+        total = totals[None, :, None].astype(np.float64)
+        usable = (n > 0) & (n < total) & np.isfinite(ap)
+        scale = np.where(usable, 1.0 / np.maximum(n, 1) - 1.0 / np.maximum(total, 1), 1.0)
+        deviation = np.where(usable, (ap - baseline[None, :, None]) ** 2 / scale, 0.0)
+        used = usable.sum(axis=(0, 2))
+        out[level] = np.where(used > 0, deviation.sum(axis=(0, 2)) / np.maximum(used, 1), np.nan)
+    return out
+
+
+def _p_values(delta, n, total, spread) -> np.ndarray:
+    """One-sided p-values of AP losses ``delta`` (>0: the slice is worse) of slices of ``n``
+    objects out of ``total``, under random-slice spread ``spread``."""
+    sd = np.sqrt(np.maximum(spread * (1.0 / n - 1.0 / total), 1e-12))
+    z = delta / sd
+    return 0.5 * np.array([math.erfc(v / math.sqrt(2.0)) for v in z.ravel()]).reshape(z.shape)
+
+
+# ---------------------------------------------------------------- search
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """Every evaluated slice with enough support, flat: partition, class, cell, objects, AP
+    and (pairs) the AP of its two one-descriptor parents."""
+
+    partition: np.ndarray
+    k: np.ndarray
+    cell: np.ndarray
+    n: np.ndarray
+    ap: np.ndarray
+    parent_ap: np.ndarray | None = None
+    parent_n: np.ndarray | None = None
+
+
+def _candidates(ap, n, classes, totals, config, parents=None) -> _Candidates:
+    mask = np.zeros(ap.shape, dtype=bool)
+    mask[:, classes, :] = True
+    upper = np.floor(config.max_fraction * totals)[None, :, None]
+    mask &= (n >= config.min_support) & (n <= upper) & np.isfinite(ap)
+    m, k, c = np.nonzero(mask)
+    if parents is None:
+        return _Candidates(m, k, c, n[m, k, c], ap[m, k, c])
+    parent_ap, parent_n = parents
+    return _Candidates(m, k, c, n[m, k, c], ap[m, k, c], parent_ap[m, k, c], parent_n[m, k, c])
+
+
+def _pair_parents(pairs, ap_single, n_single, single_index):
+    """``(M, K, 9)`` AP and objects of the worse (lower-AP) one-descriptor parent (tertile
+    or value) of each pair cell."""
+    ap = np.full((len(pairs), ap_single.shape[1], 9), np.inf)
+    n = np.zeros(ap.shape)
+    for i, pair in enumerate(pairs):
+        (a, _), (b, _) = pair.parts
+        ia, ib = single_index[id(a)], single_index[id(b)]
+        for cell in range(9):
+            ca, cb = pair.parent_cells(cell)
+            if ca >= ap_single.shape[2] or cb >= ap_single.shape[2]:
+                continue
+            first = np.nan_to_num(ap_single[ia, :, ca], nan=np.inf)
+            second = np.nan_to_num(ap_single[ib, :, cb], nan=np.inf)
+            a_worse = first <= second
+            ap[i, :, cell] = np.where(a_worse, first, second)
+            n[i, :, cell] = np.where(a_worse, n_single[ia, :, ca], n_single[ib, :, cb])
+    return ap, n
+
+
+# long: the search in order (bins, singles, pairs, chance, correction, ranking)
+def discover(
+    table: MatchTable,
+    descriptors: Sequence[Descriptor],
+    classes: Sequence[str] | None = None,
+    config: DiscoveryConfig = DiscoveryConfig(),
+    evaluator: CellEvaluator | None = None,
+) -> DiscoveryResult:
+    """The slices of ``descriptors`` where the run loses most AP, per class.
+
+    Args:
+        table: the run's match table.
+        descriptors: values of every object (see :class:`Descriptor`).
+        classes: class names to search (default: every class with enough objects).
+        config: search parameters.
+        evaluator: ``CellEvaluator.from_table(table)`` (or of the searched classes), when
+            the caller keeps one.
+    """
+    data = table.data
+    wanted = _class_indices(data.class_names, classes)
+    evaluator = evaluator or CellEvaluator.from_table(table, wanted)
+    whole_gt, whole_pred = (
+        np.zeros((1, len(data.gt_ids)), int),
+        np.zeros((1, len(data.pred_ids)), int),
+    )
+    baseline = evaluator.ap(whole_gt, whole_pred, 1)[0, :, 0]
+    totals = evaluator.num_gt(whole_gt, 1)[0, :, 0]
+    searched = [k for k in wanted if totals[k] >= 2 * config.min_support and baseline[k] > 0]
+    binned = [b for d in descriptors if (b := _bin(d, table, np.array(searched, int))) is not None]
+    names = {k: data.class_names[k] for k in searched}
+    if not searched or not binned:
+        return DiscoveryResult([], 0, 0, {v: float(baseline[k]) for k, v in names.items()})
+
+    singles, single_index = [], {}
+    for b in binned:
+        parts = _single_partitions(b)
+        single_index[id(b)] = len(singles) + (2 if b.edges is not None else 0)
+        singles.extend(parts)
+    pairs = (
+        [_pair_partition(a, b) for i, a in enumerate(binned) for b in binned[i + 1 :]]
+        if config.pairs
+        else []
+    )
+    ap_s, n_s = _evaluate(evaluator, singles)
+    groups = [(singles, _candidates(ap_s, n_s, searched, totals, config))]
+    if pairs:
+        ap_p, n_p = _evaluate(evaluator, pairs)
+        parents = _pair_parents(pairs, ap_s, n_s, single_index)
+        groups.append((pairs, _candidates(ap_p, n_p, searched, totals, config, parents)))
+
+    spread = _chance_spread(evaluator, table, config, baseline, totals)
+    num_tested = sum(len(c.k) for _, c in groups)
+    ranked = []
+    for partitions, cands in groups:
+        level = np.array([_level(partitions[m]) == IMAGES for m in cands.partition], dtype=bool)
+        s2 = np.where(level, spread[IMAGES][cands.k], spread[OBJECTS][cands.k])
+        delta = baseline[cands.k] - cands.ap
+        p = np.minimum(1.0, _p_values(delta, cands.n, totals[cands.k], s2) * num_tested)
+        keep = (delta > 0) & (p <= config.alpha)
+        if cands.parent_ap is not None:  # a pair must lose more than its worse parent
+            beyond = cands.parent_ap - cands.ap
+            p_parent = _p_values(beyond, cands.n, np.maximum(cands.parent_n, cands.n + 1), s2)
+            p = np.maximum(p, np.minimum(1.0, p_parent * num_tested))
+            keep &= (beyond > config.pair_margin) & (p <= config.alpha)
+        score = delta * cands.n / totals[cands.k]
+        for i in np.flatnonzero(keep):
+            ranked.append((score[i], partitions[cands.partition[i]], cands, i, p[i]))
+    ranked.sort(key=lambda r: -r[0])
+    hypotheses = _pick(ranked, data, baseline, totals, names, config)
+    return DiscoveryResult(
+        hypotheses,
+        num_tested,
+        len(ranked),
+        {v: float(baseline[k]) for k, v in names.items()},
+        [b.descriptor.name for b in binned],
+    )
+
+
+def _class_indices(names: Sequence[str], wanted: Sequence[str] | None) -> list[int]:
+    if wanted is None:
+        return list(range(len(names)))
+    unknown = [c for c in wanted if c not in names]
+    if unknown:
+        raise ValueError(f"unknown classes {unknown} (classes: {', '.join(names)})")
+    return [names.index(c) for c in wanted]
+
+
+def _level(partition: _Partition) -> str:
+    levels = {binned.descriptor.level for binned, _ in partition.parts}
+    return OBJECTS if OBJECTS in levels else IMAGES
+
+
+def _pick(ranked, data, baseline, totals, names, config) -> list[Hypothesis]:
+    """The best ``top`` slices, skipping those overlapping a better one of their class."""
+    chosen: list[tuple[int, np.ndarray]] = []
+    out = []
+    counted = ~data.gt_crowd
+    for _score, partition, cands, i, p in ranked:
+        k, cell = int(cands.k[i]), int(cands.cell[i])
+        members = (partition.gt_cells == cell) & (data.gt_class == k) & counted
+        if any(
+            kk == k and (members & other).sum() > config.max_overlap * (members | other).sum()
+            for kk, other in chosen
+        ):
+            continue
+        chosen.append((k, members))
+        out.append(
+            Hypothesis(
+                cls=names[k],
+                conditions=partition.conditions(k, cell),
+                num_gt=int(cands.n[i]),
+                AP=float(cands.ap[i]),
+                baseline_AP=float(baseline[k]),
+                class_num_gt=int(totals[k]),
+                p_value=float(p),
+            )
+        )
+        if len(out) >= config.top:
+            break
+    return out
