@@ -1,0 +1,265 @@
+"""Slice discovery, pure tier: exact per-cell AP against MatchTable.evaluate, planted failure
+slices found (one descriptor, an image attribute, a pair), noise and small dips not reported,
+and the pixel / box descriptors against direct computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detection_debugger.demo.synthetic import SyntheticConfig, make_coco
+from detection_debugger.evaluation import DetectionSet, MatchTable
+from detection_debugger.evaluation.cell_ap import CellEvaluator, _thresholds_up_to
+from detection_debugger.evaluation.coco_metrics import RECALL_THRESHOLDS
+from detection_debugger.evaluation.descriptors import (
+    ImageTables,
+    assign_clusters,
+    box_descriptors,
+    kmeans,
+    patch_statistics,
+)
+from detection_debugger.evaluation.slice_discovery import (
+    Descriptor,
+    DiscoveryConfig,
+    discover,
+)
+
+# ---------------------------------------------------------------- exact AP per cell
+
+
+def _table(seed: int, **kwargs) -> MatchTable:
+    config = SyntheticConfig(num_images=60, num_classes=3, crowd_rate=0.05, seed=seed, **kwargs)
+    gt, results = make_coco(config)
+    return MatchTable.build(DetectionSet.from_coco(gt, results))
+
+
+def _assert_same(ap: np.ndarray, reference: list) -> None:
+    """``ap`` (K,) against MatchTable's per-class AP (None where undefined)."""
+    for ours, ref in zip(ap, reference):
+        if ref is None:
+            assert np.isnan(ours)
+        else:
+            assert ours == pytest.approx(ref, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "seed, kwargs",
+    [
+        pytest.param(1, {}, id="plain"),
+        pytest.param(2, {"score_decimals": 1}, id="score-ties"),
+        pytest.param(3, {"ghosts_per_image": 12.0, "miss_rate": 0.4}, id="many-ghosts"),
+    ],
+)
+def test_cell_ap_equals_the_match_table_on_object_cells(seed, kwargs):
+    table = _table(seed, **kwargs)
+    data = table.data
+    rng = np.random.default_rng(seed)
+    cells = 4
+    gt = rng.integers(-1, cells, (3, len(data.gt_ids)))
+    pred = rng.integers(-1, cells, (3, len(data.pred_ids)))
+    ap = CellEvaluator.from_table(table).ap(gt, pred, cells)  # three partitions at once
+    for m in range(3):
+        for c in range(cells):
+            result = table.evaluate(None, gt[m] == c, pred[m] == c)
+            _assert_same(ap[m, :, c], [result.classes[n].AP for n in data.class_names])
+
+
+def test_cell_ap_of_image_cells_is_pycocotools_on_those_images():
+    table = _table(4)
+    data = table.data
+    image = np.random.default_rng(4).integers(0, 3, data.num_images)
+    ap = CellEvaluator.from_table(table).ap(image[data.gt_image], image[data.pred_image], 3)
+    for c in range(3):
+        result = table.evaluate(image == c)
+        _assert_same(ap[0, :, c], [result.classes[n].AP for n in data.class_names])
+
+
+def test_cell_ap_of_one_class_ignores_the_others():
+    table = _table(5)
+    data = table.data
+    gt = np.random.default_rng(5).integers(0, 2, (1, len(data.gt_ids)))
+    pred = np.random.default_rng(6).integers(0, 2, (1, len(data.pred_ids)))
+    every = CellEvaluator.from_table(table).ap(gt, pred, 2)
+    one = CellEvaluator.from_table(table, [1]).ap(gt, pred, 2)
+    np.testing.assert_allclose(one[0, 1], every[0, 1], rtol=1e-12)
+
+
+def test_recall_thresholds_are_counted_as_pycocotools_compares_them():
+    n = np.arange(1, 400, dtype=np.float64)
+    v = np.concatenate([np.arange(0, int(k) + 1) for k in n]).astype(np.float64)
+    x = v / np.repeat(n, n.astype(int) + 1)
+    expected = np.searchsorted(RECALL_THRESHOLDS, x, side="right")
+    np.testing.assert_array_equal(_thresholds_up_to(x), expected)
+
+
+# ---------------------------------------------------------------- planted slices
+
+
+def _planted(seed=0, images=500, fail=None, image_attr=None):
+    """Three classes, ~5 objects an image; ``fail(k, dark, other, weather)`` gives each
+    object's chance of being missed. Returns the table and the descriptors' raw values."""
+    rng = np.random.default_rng(seed)
+    weather = rng.integers(0, 3, images)  # 0 sun, 1 rain, 2 fog
+    gi, gc, gb, dark, other = [], [], [], [], []
+    pi, pc, pb, ps, pdark, pother = [], [], [], [], [], []
+    for i in range(images):
+        for _ in range(rng.poisson(5)):
+            k, d, o = int(rng.integers(3)), rng.normal(), rng.normal()
+            w, h = rng.uniform(20, 120, 2)
+            x, y = rng.uniform(0, 500, 2)
+            gi.append(i), gc.append(k), gb.append([x, y, w, h]), dark.append(d), other.append(o)
+            if rng.random() < fail(k, d, o, weather[i]):
+                continue
+            j = rng.normal(0, 0.05, 4) * [w, h, w, h]
+            pi.append(i), pc.append(k), pb.append([x + j[0], y + j[1], w + j[2], h + j[3]])
+            ps.append(rng.uniform(0.3, 1)), pdark.append(d), pother.append(o)
+        for _ in range(rng.poisson(2)):
+            pi.append(i), pc.append(int(rng.integers(3))), ps.append(rng.uniform(0, 0.6))
+            pb.append([*rng.uniform(0, 500, 2), 40, 40])
+            pdark.append(rng.normal()), pother.append(rng.normal())
+    data = DetectionSet.from_arrays(
+        image_ids=np.arange(images),
+        class_names=["car", "bike", "crosswalk"],
+        gt_image_ids=np.array(gi),
+        gt_labels=np.array(gc),
+        gt_boxes=np.array(gb),
+        pred_image_ids=np.array(pi),
+        pred_labels=np.array(pc),
+        pred_boxes=np.array(pb),
+        pred_scores=np.array(ps),
+    )
+    table = MatchTable.build(data)
+    values = {
+        "dark": (np.array(dark), np.array(pdark)),
+        "other": (np.array(other), np.array(pother)),
+        "weather": weather,
+    }
+    return table, values, rng
+
+
+def _descriptors(table, values, rng, noise=6) -> list[Descriptor]:
+    data = table.data
+    out = [
+        Descriptor("dark", "objects", *values["dark"], field="dd_dark"),
+        Descriptor("other", "objects", *values["other"], field="dd_other"),
+        Descriptor.of_images(
+            "weather", values["weather"], table, categories=("sun", "rain", "fog"), field="w"
+        ),
+    ]
+    for j in range(noise):
+        out.append(
+            Descriptor(
+                f"noise{j}",
+                "objects",
+                rng.normal(size=len(data.gt_ids)),
+                rng.normal(size=len(data.pred_ids)),
+            )
+        )
+    return out
+
+
+def test_a_planted_failure_range_is_the_top_hypothesis():
+    table, values, rng = _planted(fail=lambda k, d, o, w: 0.8 if k == 2 and d < -0.5 else 0.1)
+    found = discover(table, _descriptors(table, values, rng))
+    top = found.hypotheses[0]
+    assert top.cls == "crosswalk" and top.level == "objects"
+    (condition,) = top.conditions
+    assert condition.descriptor == "dark" and condition.low is None
+    assert -1.0 < condition.high < 0.0
+    assert top.AP < top.baseline_AP - 0.15
+    # num_gt is what the condition selects among the class's objects
+    gt_dark = values["dark"][0]
+    selected = (table.data.gt_class == 2) & condition.mask(gt_dark) & ~table.data.gt_crowd
+    assert top.num_gt == int(selected.sum())
+    assert all(h.descriptor.startswith("noise") is False for h in top.conditions)
+    row = top.to_dict()
+    assert {"name", "description", "level", "num_gt", "AP", "delta_AP", "baseline_AP", "score"} <= (
+        set(row)
+    )
+    assert row["delta_AP"] == pytest.approx(top.AP - top.baseline_AP)
+
+
+def test_an_image_attribute_failure_is_an_image_slice():
+    table, values, rng = _planted(fail=lambda k, d, o, w: 0.7 if k == 0 and w == 2 else 0.1)
+    found = discover(table, _descriptors(table, values, rng))
+    top = found.hypotheses[0]
+    assert top.cls == "car" and top.level == "images"
+    assert [(c.descriptor, c.value) for c in top.conditions] == [("weather", "fog")]
+
+
+def test_a_failure_of_two_descriptors_together_is_found_as_a_pair():
+    def fail(k, d, o, w):
+        return 0.9 if k == 1 and d < -0.4 and o > 0.4 else 0.1
+
+    table, values, rng = _planted(seed=3, images=900, fail=fail)
+    found = discover(table, _descriptors(table, values, rng, noise=2), classes=["bike"])
+    pairs = [h for h in found.hypotheses if len(h.conditions) == 2]
+    assert pairs, [h.name for h in found.hypotheses]
+    assert {c.descriptor for c in pairs[0].conditions} == {"dark", "other"}
+
+
+def test_noise_is_not_reported():
+    table, values, rng = _planted(fail=lambda k, d, o, w: 0.15)
+    found = discover(table, _descriptors(table, values, rng, noise=10))
+    assert found.num_tested > 500
+    assert found.hypotheses == []
+
+
+def test_a_dip_in_fewer_objects_than_the_minimum_support_is_not_reported():
+    table, values, rng = _planted(fail=lambda k, d, o, w: 0.95 if k == 2 and d < -2.2 else 0.1)
+    found = discover(
+        table, _descriptors(table, values, rng), config=DiscoveryConfig(min_support=40)
+    )
+    assert all(h.num_gt >= 40 for h in found.hypotheses)
+    assert not any(
+        c.high is not None and c.high < -1.5 for h in found.hypotheses for c in h.conditions
+    )
+
+
+def test_an_unknown_class_is_refused():
+    table, values, rng = _planted(images=50, fail=lambda k, d, o, w: 0.1)
+    with pytest.raises(ValueError, match="unknown classes"):
+        discover(table, _descriptors(table, values, rng), classes=["tram"])
+
+
+# ---------------------------------------------------------------- descriptors
+
+
+def test_patch_statistics_equal_direct_numpy():
+    rng = np.random.default_rng(0)
+    gray = rng.uniform(0, 255, (40, 60))
+    gray[10:20, 5:30] = 30.0  # a flat dark patch
+    boxes = np.array([[5, 10, 25, 10], [0, 0, 60, 40], [30.4, 2.2, 10.1, 7.5]])
+    stats = patch_statistics(ImageTables.of(gray), boxes)
+    lap = np.zeros_like(gray)
+    lap[1:-1, 1:-1] = np.abs(
+        4 * gray[1:-1, 1:-1] - gray[:-2, 1:-1] - gray[2:, 1:-1] - gray[1:-1, :-2] - gray[1:-1, 2:]
+    )
+    for i, (x0, y0, x1, y1) in enumerate([(5, 10, 30, 20), (0, 0, 60, 40), (30, 2, 41, 10)]):
+        patch = gray[y0:y1, x0:x1]
+        assert stats["brightness"][i] == pytest.approx((patch.mean() - gray.mean()) / 255)
+        assert stats["contrast"][i] == pytest.approx(patch.std() / gray.std())
+        assert stats["sharpness"][i] == pytest.approx(lap[y0:y1, x0:x1].mean() / lap.mean())
+    assert stats["contrast"][0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_box_descriptors():
+    sizes = np.array([[100, 50]])
+    boxes = np.array([[0, 10, 20, 20], [10, 15, 20, 20], [60, 10, 10, 10]], dtype=float)
+    image = np.zeros(3, dtype=int)
+    out = box_descriptors(boxes, image, sizes, boxes, image, exclude=np.arange(3))
+    np.testing.assert_allclose(out["at_border"], [1, 0, 0])
+    np.testing.assert_allclose(out["overlap"], [0.5 * 15 / 20, 0.5 * 15 / 20, 0.0])
+    np.testing.assert_allclose(out["size"], np.sqrt([400 / 5000, 400 / 5000, 100 / 5000]))
+    np.testing.assert_allclose(out["center_x"], [0.1, 0.2, 0.65])
+    np.testing.assert_allclose(out["aspect"], [0, 0, 0])
+
+
+def test_kmeans_separates_two_groups():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 0.05, (30, 8)) + np.eye(8)[0]
+    b = rng.normal(0, 0.05, (20, 8)) + np.eye(8)[1]
+    labels, centroids = kmeans(np.vstack([a, b]), 2)
+    assert len(set(labels[:30])) == 1 and len(set(labels[30:])) == 1
+    assert labels[0] != labels[30]
+    np.testing.assert_array_equal(assign_clusters(np.vstack([a, b]), centroids), labels)
