@@ -75,7 +75,9 @@ def add_issues_command(subparsers) -> argparse.ArgumentParser:
         p.add_argument("--dataset", required=True)
         p.add_argument("--gt-field", required=True, metavar="FIELD")
         target = p.add_mutually_exclusive_group(required=True)
-        target.add_argument("--ids", nargs="+", metavar="LABEL_ID", help="label ids")
+        target.add_argument(
+            "--ids", nargs="+", metavar="LABEL_ID", help="label ids (every flagged issue of each)"
+        )
         target.add_argument("--type", choices=ISSUE_TYPES, help="every flagged issue of a type")
         p.set_defaults(run=run)
     return issues
@@ -110,12 +112,12 @@ def run_issues_find(args: argparse.Namespace) -> int:
 
 
 def _review_command(args: argparse.Namespace, status: str) -> int:
-    from detection_debugger.datasets.review import flagged_label_ids, review_issues
+    from detection_debugger.datasets.review import flagged_issues, review_issues
 
     dataset = _load(args.dataset)
     try:
-        ids = args.ids or flagged_label_ids(dataset, args.gt_field, args.type)
-        counts = review_issues(dataset, args.gt_field, ids, status)
+        items = args.ids or flagged_issues(dataset, args.gt_field, [args.type])
+        counts = review_issues(dataset, args.gt_field, items, status)
     except ValueError as error:
         raise UsageError(str(error)) from None
     print(

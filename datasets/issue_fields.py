@@ -6,7 +6,9 @@ Read by the finder (:mod:`detection_debugger.datasets.label_issues`), the review
 front ends:
 
 - on each ground-truth object: the scores :data:`SCORE_FIELDS` (one per issue type of an
-  existing object), the evidence :data:`EVIDENCE_FIELDS` and the tags :data:`ISSUE_TAGS`;
+  existing object), the evidence of the top-scored issue :data:`EVIDENCE_FIELDS`, the
+  evidence and review decision of each type :data:`TYPE_FIELDS` (so that several issues of
+  one object can be reviewed) and the tags :data:`ISSUE_TAGS`;
 - ``<gt_field>`` + :data:`MISSING_SUFFIX`: the missing-annotation candidates.
 
 Importing this module imports no FiftyOne.
@@ -30,6 +32,7 @@ __all__ = [
     "ISSUE_TAG_PREFIX",
     "MISSING_SUFFIX",
     "SCORE_FIELDS",
+    "TYPE_FIELDS",
     "check_detections_fields",
     "declare_attribute",
     "issue_field",
@@ -51,6 +54,20 @@ EVIDENCE_FIELDS = {
     "issue_confidence": "float",
     "issue_support": "int",
     "issue_review": "str",
+}
+
+
+# Per issue type of a ground-truth object: the proposed class, the prediction behind the issue
+# (field, id), its box (relative [x, y, w, h]) and the review decision of that issue.
+TYPE_FIELDS = {
+    t: {
+        "label": (f"issue_{t}_label", "str"),
+        "source_field": (f"issue_{t}_source_field", "str"),
+        "source_id": (f"issue_{t}_source_id", "str"),
+        "box": (f"issue_{t}_box", "list"),
+        "review": (f"issue_{t}_review", "str"),
+    }
+    for t in GT_TYPES
 }
 
 

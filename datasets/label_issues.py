@@ -7,14 +7,17 @@ names are those of :mod:`detection_debugger.datasets.issue_fields`):
 - on each ground-truth object: the scores ``issue_wrong_class``, ``issue_spurious``,
   ``issue_loose_box`` (0 when not a candidate), ``issue_score`` / ``issue_type`` (the top
   one), its evidence ``issue_label`` (the class after the fix), ``issue_source_field``,
-  ``issue_source_id``, ``issue_iou``, ``issue_confidence``, the review decision
-  ``issue_review`` (``accepted``/``rejected``/None), and the tags ``issue:<type>`` of the
-  flagged issues that were not rejected;
+  ``issue_source_id``, ``issue_iou``, ``issue_confidence``, its review decision
+  ``issue_review`` (``accepted``/``rejected``/None); per type, ``issue_<type>_label``,
+  ``issue_<type>_source_field``, ``issue_<type>_source_id``, ``issue_<type>_box`` (the
+  prediction's relative box) and the decision ``issue_<type>_review``; and the tags
+  ``issue:<type>`` of the flagged issues that were not rejected;
 - ``<gt_field>_missing``: one object per missing-annotation candidate (the prediction's class
   and box) with the same ``issue_*`` attributes and the tag ``issue:missing``.
 
-Decisions of the review (:mod:`detection_debugger.datasets.review`) are kept: a re-run
-carries them over, and records itself in the review log of ``gt_field``. The issues are shown
+Decisions of the review (:mod:`detection_debugger.datasets.review`) live on the objects and
+are kept: a re-run carries them over (a missing candidate keeps its id), and records itself
+in the review log of ``gt_field``. The issues are shown
 by :func:`detection_debugger.datasets.views.issues_view`.
 """
 
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from detection_debugger.datasets.arrays import detection_set_from_view
+from detection_debugger.datasets.exporting import FIXED_SUFFIX
 from detection_debugger.datasets.fiftyone_private import dataset_of
 from detection_debugger.datasets.issue_fields import (
     EVIDENCE_FIELDS,
@@ -33,6 +37,7 @@ from detection_debugger.datasets.issue_fields import (
     ISSUE_TAG_PREFIX,
     ISSUE_TAGS,
     SCORE_FIELDS,
+    TYPE_FIELDS,
     check_detections_fields,
     declare_attribute,
     missing_field,
@@ -133,8 +138,8 @@ def find_label_issues(
     issues = score_label_issues(read.sets, pred_fields, config, neighbour_support)
     log = read_review_log(dataset, gt_field)
     reviewed = {t: {ACCEPTED: 0, REJECTED: 0} for t in ISSUE_TYPES}
-    _write_gt_issues(samples, gt_field, issues, read, log["decisions"], reviewed)
-    _write_missing(samples, gt_field, issues[MISSING], read, log["decisions"], reviewed)
+    _write_gt_issues(samples, gt_field, issues, read, reviewed)
+    _write_missing(samples, gt_field, issues[MISSING], read, reviewed)
     log["run"] = {
         "pred_fields": pred_fields,
         "config": config.to_dict(),
@@ -183,22 +188,32 @@ def _float_or_none(value) -> float | None:
 # --------------------------------------------------------------- ground-truth objects
 
 
-def _write_gt_issues(samples, gt_field: str, issues, read: _Read, decisions, reviewed) -> None:
-    """Writes the scores, the top issue's evidence and the tags of every ground-truth object;
-    counts the decisions carried over in ``reviewed``."""
+def _write_gt_issues(samples, gt_field: str, issues, read: _Read, reviewed) -> None:
+    """Writes the scores, the evidence (top issue and per type) and the tags of every
+    ground-truth object; the review decisions stored on the objects stay (counted in
+    ``reviewed``) and a rejected issue is not tagged again."""
     gt = read.sets[0]
     gt_ids = np.array(read.ids[0]["gt"], dtype=object)
-    scores, evidence, flagged = _gt_evidence(issues, read, len(gt_ids))
-    for j, label_id in enumerate(gt_ids):
-        decision = decisions.get(label_id)
-        if decision and evidence["issue_type"][j] == decision["type"]:
-            evidence["issue_review"][j] = decision["status"]
-            reviewed[decision["type"]][decision["status"]] += 1
+    sizes = _object_sizes(samples, gt)
+    scores, evidence, flagged, per_type = _gt_evidence(issues, read, len(gt_ids), sizes)
+    decided = _gt_reviews(samples, gt_field, len(gt_ids))
+    for t in GT_TYPES:
+        for status in (ACCEPTED, REJECTED):
+            reviewed[t][status] += int(np.sum(decided[t] == status))
+    top = evidence["issue_type"]
+    evidence["issue_review"] = np.array(
+        [decided[t][j] if t else None for j, t in enumerate(top)], dtype=object
+    )
     columns = {SCORE_FIELDS[t]: scores[t] for t in GT_TYPES}
     columns.update(evidence)
-    columns["tags"] = _gt_tags(samples, gt_field, flagged, gt_ids, decisions)
+    columns.update(per_type)
+    columns["tags"] = _gt_tags(samples, gt_field, flagged, decided, len(gt_ids))
     dataset = dataset_of(samples)
-    for name, kind in {**{v: "float" for v in SCORE_FIELDS.values()}, **EVIDENCE_FIELDS}.items():
+    kinds = {**{v: "float" for v in SCORE_FIELDS.values()}, **EVIDENCE_FIELDS}
+    kinds.update(
+        {name: kind for fields_ in TYPE_FIELDS.values() for name, kind in fields_.values()}
+    )
+    for name, kind in kinds.items():
         declare_attribute(dataset, f"{gt_field}.detections.{name}", kind)
     per_sample = {
         name: split_per_sample(np.asarray(values, dtype=object), gt.gt_image, gt.num_images)
@@ -207,45 +222,75 @@ def _write_gt_issues(samples, gt_field: str, issues, read: _Read, decisions, rev
     write_object_attributes(samples, gt_field, read.ids[0]["samples"], per_sample)
 
 
-def _gt_evidence(issues, read: _Read, num_gt: int) -> tuple[dict, dict, dict]:
-    """``(scores, evidence, flagged)`` per ground-truth object: ``{type: (G,) score}``,
-    ``{evidence field: (G,) value of the top-scored issue}``, ``{type: (G,) bool}``."""
+def _object_sizes(samples, gt) -> np.ndarray:
+    """``(G, 2)`` float64 width and height of each ground-truth object's image."""
+    widths, heights = samples.values(["metadata.width", "metadata.height"])
+    sizes = np.array([widths, heights], dtype=np.float64).T.reshape(-1, 2)
+    return sizes[gt.gt_image]
+
+
+def _gt_reviews(samples, gt_field: str, num_gt: int) -> dict:
+    """``{type: (G,) object array}`` the review decision stored on each object, or None."""
+    out = {}
+    for t in GT_TYPES:
+        name, _ = TYPE_FIELDS[t]["review"]
+        path = f"{gt_field}.detections.{name}"
+        if samples.has_field(path):
+            flat = [v for per in samples.values(path) for v in (per or [])]
+            out[t] = np.array(flat, dtype=object).reshape(-1)
+        else:
+            out[t] = np.full(num_gt, None, dtype=object)
+    return out
+
+
+def _gt_evidence(issues, read: _Read, num_gt: int, sizes: np.ndarray):  # long: four outputs
+    """``(scores, evidence, flagged, per_type)`` per ground-truth object: ``{type: (G,)
+    score}``, ``{evidence field: (G,) value of the top-scored issue}``, ``{type: (G,)
+    bool}``, ``{per-type field: (G,) value}`` (see ``TYPE_FIELDS``; boxes relative)."""
     scores = {t: np.zeros(num_gt) for t in GT_TYPES}
     evidence = {name: np.full(num_gt, None, dtype=object) for name in EVIDENCE_FIELDS}
     flagged = {t: np.zeros(num_gt, bool) for t in GT_TYPES}
+    per_type = {
+        name: np.full(num_gt, None, dtype=object)
+        for t in GT_TYPES
+        for field_, (name, _) in TYPE_FIELDS[t].items()
+        if field_ != "review"
+    }
     best = np.zeros(num_gt)
     for t in GT_TYPES:
-        s = issues[t]
+        s, names = issues[t], TYPE_FIELDS[t]
         scores[t][s.gt] = s.score
         flagged[t][s.gt] = s.flagged
-        better = s.score > best[s.gt]
-        rows, g = np.flatnonzero(better), s.gt[better]
-        best[g] = s.score[rows]
-        for i, j in zip(rows, g):
-            p = int(s.pred[i])
-            source_field, source_id = read.source(s.pred_set[i], p) if p >= 0 else (None, None)
-            evidence["issue_score"][j] = float(s.score[i])
-            evidence["issue_type"][j] = t
-            evidence["issue_label"][j] = read.classes[s.proposed_label[i]]
-            evidence["issue_source_field"][j] = source_field
-            evidence["issue_source_id"][j] = source_id
-            evidence["issue_iou"][j] = _float_or_none(s.iou[i])
-            evidence["issue_confidence"][j] = _float_or_none(s.confidence[i])
-            evidence["issue_support"][j] = int(s.support[i])
-    return scores, evidence, flagged
+        for i, j in enumerate(s.gt):
+            p, set_index = int(s.pred[i]), int(s.pred_set[i])
+            source_field, source_id = read.source(set_index, p) if p >= 0 else (None, None)
+            per_type[names["label"][0]][j] = read.classes[s.proposed_label[i]]
+            per_type[names["source_field"][0]][j] = source_field
+            per_type[names["source_id"][0]][j] = source_id
+            if p >= 0:
+                box = read.sets[set_index].pred_boxes[p] / np.tile(sizes[j], 2)
+                per_type[names["box"][0]][j] = [float(v) for v in box]
+            if s.score[i] > best[j]:
+                best[j] = s.score[i]
+                evidence["issue_score"][j] = float(s.score[i])
+                evidence["issue_type"][j] = t
+                evidence["issue_label"][j] = read.classes[s.proposed_label[i]]
+                evidence["issue_source_field"][j] = source_field
+                evidence["issue_source_id"][j] = source_id
+                evidence["issue_iou"][j] = _float_or_none(s.iou[i])
+                evidence["issue_confidence"][j] = _float_or_none(s.confidence[i])
+                evidence["issue_support"][j] = int(s.support[i])
+    return scores, evidence, flagged, per_type
 
 
-def _gt_tags(samples, gt_field: str, flagged: dict, gt_ids, decisions) -> np.ndarray:
+def _gt_tags(samples, gt_field: str, flagged: dict, decided: dict, num_gt: int) -> np.ndarray:
     """Each object's tags: its own, plus ``issue:<type>`` per flagged issue not rejected."""
-    old_tags = samples.values(f"{gt_field}.detections.tags")
-    flat_tags = [list(t or []) for per in old_tags for t in (per or [])]
-    tags = np.empty(len(gt_ids), dtype=object)
-    for j in range(len(gt_ids)):
-        keep = [t for t in flat_tags[j] if not t.startswith(ISSUE_TAG_PREFIX)]
-        decision = decisions.get(gt_ids[j])
+    old_tags = [t for per in samples.values(f"{gt_field}.detections.tags") for t in (per or [])]
+    tags = np.empty(num_gt, dtype=object)
+    for j in range(num_gt):
+        keep = [t for t in (old_tags[j] or []) if not t.startswith(ISSUE_TAG_PREFIX)]
         for t in GT_TYPES:
-            rejected = decision and decision["type"] == t and decision["status"] == REJECTED
-            if flagged[t][j] and not rejected:
+            if flagged[t][j] and decided[t][j] != REJECTED:
                 keep.append(ISSUE_TAGS[t])
         tags[j] = keep
     return tags
@@ -254,38 +299,47 @@ def _gt_tags(samples, gt_field: str, flagged: dict, gt_ids, decisions) -> np.nda
 # ----------------------------------------------------------------- missing candidates
 
 
-def _previous_missing_ids(samples, missing: str, decisions: dict) -> dict:
-    """``{(source field, source id): label id}`` of the missing candidates already known
-    (reviewed or written by an earlier run): a candidate keeps its id across runs."""
+def _flat(samples, paths: list[str]) -> list[list]:
+    """Per path, the values of every object of ``samples`` in order (``unwind`` would also
+    flatten list attributes)."""
+    return [[v for per in column for v in (per or [])] for column in samples.values(paths)]
+
+
+def _previous_missing(samples, gt_field: str) -> dict:
+    """``{(source field, source id): (label id, review status)}`` of the missing candidates
+    already known: those of ``<gt_field>_missing`` and those accepted into
+    ``<gt_field>_fixed``. A candidate keeps its id and its decision across runs."""
     previous = {}
-    for key, decision in decisions.items():
-        if decision["type"] == MISSING:
-            previous[(decision.get("source_field"), decision.get("source_id"))] = key
-    if samples.has_field(missing):
-        old = samples.values(
-            [f"{missing}.detections.{n}" for n in ("id", "issue_source_field", "issue_source_id")]
-        )
-        for per_ids, per_fields, per_src in zip(*old):
-            for i, f, s in zip(per_ids or [], per_fields or [], per_src or []):
-                previous.setdefault((f, s), i)
+    fixed = gt_field + FIXED_SUFFIX
+    path = f"{fixed}.detections.fix_type"
+    if samples.has_field(path):
+        names = ("id", "fix_type", "fix_source_field", "fix_source_id")
+        values = _flat(samples, [f"{fixed}.detections.{n}" for n in names])
+        for i, kind, f, src in zip(*values):
+            if kind == MISSING:
+                previous[(f, src)] = (i, ACCEPTED)
+    missing = missing_field(gt_field)
+    if samples.has_field(f"{missing}.detections.issue_review"):
+        names = ("id", "issue_source_field", "issue_source_id", "issue_review")
+        values = _flat(samples, [f"{missing}.detections.{n}" for n in names])
+        for i, f, src, status in zip(*values):
+            previous.setdefault((f, src), (i, status))
     return previous
 
 
-def _write_missing(samples, gt_field: str, s: IssueScores, read: _Read, decisions, reviewed):
+def _write_missing(samples, gt_field: str, s: IssueScores, read: _Read, reviewed):
     """Writes ``<gt_field>_missing``: one object per missing candidate, its decision carried
     over (and counted in ``reviewed``)."""
     import fiftyone as fo
 
     missing = missing_field(gt_field)
-    previous = _previous_missing_ids(samples, missing, decisions)
+    previous = _previous_missing(samples, gt_field)
     widths, heights = samples.values(["metadata.width", "metadata.height"])
     per_image: list[list] = [[] for _ in read.ids[0]["samples"]]
     for i in s.order():
         image = int(s.image[i])
         source = read.source(int(s.pred_set[i]), int(s.pred[i]))
-        key = previous.get(source)
-        decision = decisions.get(key) if key else None
-        status = decision["status"] if decision else None
+        key, status = previous.get(source, (None, None))
         if status:
             reviewed[MISSING][status] += 1
         size = (widths[image], heights[image])

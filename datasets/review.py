@@ -1,32 +1,39 @@
-"""Review of label issues: accept or reject them into ``<gt_field>_fixed``, with a decision log.
+"""Review of label issues: the queue, and accept or reject into ``<gt_field>_fixed``, in bulk.
 
-:func:`accept_issues` applies issues to ``<gt_field>_fixed`` (created as a copy of the ground
-truth on first use): missing objects are added from the prediction, wrong classes changed,
-spurious objects removed, loose boxes replaced by the prediction's box. Every changed object
-records :data:`FIX_FIELDS` (``fix_type``, ``fix_source_field``, ``fix_source_id``, ``fix_time``
-and ``fix_previous_label`` / ``fix_previous_box``). :func:`reject_issues` undoes an accepted
-change and records the rejection. Neither touches the original field. The exporters export
+:func:`review_queue` lists the issues of a collection by descending score with the evidence a
+reviewer needs (the annotated box and class, the prediction's box and class, the scores of
+every type). :func:`accept_issues` applies issues to ``<gt_field>_fixed`` (created as a copy of
+the ground truth on first use): missing objects are added from the prediction, wrong classes
+changed, spurious objects removed, loose boxes replaced by the prediction's box; one object may
+have several issues accepted (a wrong class *and* a loose box). Every changed object records
+:data:`FIX_FIELDS` (``fix_type``, ``fix_source_field``, ``fix_source_id``, ``fix_time`` and
+``fix_previous_label`` / ``fix_previous_box``). :func:`reject_issues` undoes an accepted change
+and records the rejection. Neither touches the original field. The exporters export
 ``<gt_field>_fixed`` when it exists (``exporting.FIXED_SUFFIX``).
 
-Every decision, removals included, is logged in the review log of ``gt_field``,
-``dataset.info[state.INFO_KEY][REVIEW_LOG_KEY][gt_field]``: its ``decisions`` (``{label id:
-{"type", "status", "time", "sample_id", "field", "label", "source_field", "source_id"}}``)
-and the finder's last ``run``. Re-running the finder keeps the decisions.
+An item to review is a label id (every flagged issue of that object, or its top issue when
+none is flagged) or a ``(label id, issue type)`` pair. Decisions live on the objects
+(``issue_<type>_review`` on ground-truth objects, ``issue_review`` on missing candidates and
+on the top issue), so that tens of thousands of them fit and a re-run of the finder keeps
+them; the corrected field is rebuilt for the touched samples only and written in one bulk
+update: tens of thousands of objects take seconds.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import datetime, timezone
 
 from detection_debugger.datasets.exporting import FIXED_SUFFIX
 from detection_debugger.datasets.fiftyone_private import dataset_of
 from detection_debugger.datasets.issue_fields import (
     EVIDENCE_FIELDS,
+    GT_TYPES,
     ISSUE_TAG_PREFIX,
     ISSUE_TAGS,
     SCORE_FIELDS,
+    TYPE_FIELDS,
     check_detections_fields,
     declare_attribute,
     issue_field,
@@ -36,6 +43,7 @@ from detection_debugger.datasets.state import INFO_KEY, writes_dataset
 from detection_debugger.datasets.views import issues_view
 from detection_debugger.evaluation.label_issues import (
     ACCEPTED,
+    ISSUE_TYPES,
     LOOSE_BOX,
     MISSING,
     REJECTED,
@@ -47,11 +55,13 @@ __all__ = [
     "FIX_FIELDS",
     "REVIEW_LOG_KEY",
     "accept_issues",
+    "flagged_issues",
     "flagged_label_ids",
     "read_review_log",
     "reject_issues",
     "review_decisions",
     "review_issues",
+    "review_queue",
     "timestamp",
     "write_review_log",
 ]
@@ -65,6 +75,7 @@ FIX_FIELDS = {
     "fix_previous_label": "str",
     "fix_previous_box": "list",
 }
+_REVIEW = {t: TYPE_FIELDS[t]["review"][0] for t in GT_TYPES}  # issue_<type>_review
 
 
 # -------------------------------------------------------------------------- the log
@@ -76,10 +87,12 @@ def timestamp() -> str:
 
 
 def read_review_log(dataset, gt_field: str) -> dict:
-    """A copy of the review log of ``gt_field`` (``decisions`` always present)."""
+    """A copy of the review log of ``gt_field``: the finder's last ``run``, and ``reviews``
+    (one entry per review call: time, status and counts)."""
     info = dataset.info.get(INFO_KEY, {})
     log = copy.deepcopy(dict(info.get(REVIEW_LOG_KEY, {}).get(gt_field, {})))
-    log.setdefault("decisions", {})
+    log.pop("decisions", None)  # kept on the objects since they are reviewed in bulk
+    log.setdefault("reviews", [])
     return log
 
 
@@ -91,9 +104,154 @@ def write_review_log(dataset, gt_field: str, log: dict) -> None:
     dataset.save()
 
 
-def review_decisions(dataset, gt_field: str = "ground_truth") -> dict:
-    """``{label id: {"type", "status", "time", "source_field", "source_id", ...}}``."""
-    return read_review_log(dataset, gt_field)["decisions"]
+def review_decisions(samples, gt_field: str = "ground_truth") -> dict:
+    """``{label id: {"field", "type", "status", "issues": {type: status}}}`` of every reviewed
+    object (``type``/``status``: its top issue's decision when that one is decided)."""
+    out = {}
+    names = ["id", "issue_type", *(_REVIEW[t] for t in GT_TYPES)]
+    if samples.has_field(f"{gt_field}.detections.{_REVIEW[WRONG_CLASS]}"):
+        values = samples.values([f"{gt_field}.detections.{n}" for n in names])
+        flat = [[v for per in column for v in (per or [])] for column in values]
+        for lid, top, *statuses in zip(*flat):
+            issues = {t: s for t, s in zip(GT_TYPES, statuses) if s}
+            if issues:
+                kind = top if top in issues else next(iter(issues))
+                out[lid] = {"field": gt_field, "type": kind, "status": issues[kind]}
+                out[lid]["issues"] = issues
+    missing = missing_field(gt_field)
+    if samples.has_field(f"{missing}.detections.issue_review"):
+        paths = [f"{missing}.detections.{n}" for n in ("id", "issue_review")]
+        ids, statuses = (
+            [v for per in column for v in (per or [])] for column in samples.values(paths)
+        )
+        for lid, status in zip(ids, statuses):
+            if status:
+                entry = {"field": missing, "type": MISSING, "status": status}
+                out[lid] = {**entry, "issues": {MISSING: status}}
+    return out
+
+
+# ------------------------------------------------------------------------ the queue
+
+
+def review_queue(  # long: one pass per field, each item built from the values read in bulk
+    samples,
+    gt_field: str = "ground_truth",
+    issue_types: Iterable[str] | None = None,
+    flagged_only: bool = True,
+) -> list[dict]:
+    """The issues of ``samples`` by descending score, each with its evidence.
+
+    Args:
+        samples: a dataset or view (its visible objects).
+        gt_field: the ground-truth field the finder ran on.
+        issue_types: the types to list (default all).
+        flagged_only: only flagged issues and reviewed ones (a rejected issue loses its flag
+            but stays in the queue with its decision); False lists every candidate.
+
+    Returns:
+        One dict per issue: ``sample_id``, ``label_id``, ``field`` (where the object is),
+        ``type``, ``score``, ``flagged``, ``review`` (``accepted``/``rejected``/None),
+        ``label`` (annotated class; missing: the predicted one), ``proposed_label``,
+        ``gt_box`` (relative ``[x, y, w, h]``; None for missing), ``prediction_box`` (the
+        prediction behind the issue, None when no prediction is near: spurious),
+        ``source_field``/``source_id`` (that prediction), ``scores`` (``{type: score}`` of
+        the object) and ``confidence``/``iou`` (of the top issue and of missing candidates,
+        else None).
+    """
+    types = [t for t in (issue_types or ISSUE_TYPES) if t in ISSUE_TYPES]
+    items = []
+    gt_types = [t for t in types if t in GT_TYPES]
+    if gt_types and samples.has_field(f"{gt_field}.detections.{_REVIEW[WRONG_CLASS]}"):
+        items += _gt_queue(samples, gt_field, gt_types, flagged_only)
+    missing = missing_field(gt_field)
+    if MISSING in types and samples.has_field(missing):
+        names = ("id", "label", "bounding_box", "issue_score", "tags", "issue_review")
+        names += ("issue_source_field", "issue_source_id", "issue_confidence", "issue_iou")
+        paths = ["id", *(f"{missing}.detections.{n}" for n in names)]
+        for sid, *per in zip(*samples.values(paths)):
+            for lid, label, box, score, tags, status, sf, si, conf, iou in zip(
+                *(v or [] for v in per)
+            ):
+                flagged = ISSUE_TAGS[MISSING] in (tags or [])
+                if flagged_only and not (flagged or status):
+                    continue
+                items.append(
+                    {
+                        "sample_id": sid,
+                        "label_id": lid,
+                        "field": missing,
+                        "type": MISSING,
+                        "score": score,
+                        "flagged": flagged,
+                        "review": status,
+                        "label": label,
+                        "proposed_label": label,
+                        "gt_box": None,
+                        "prediction_box": box,
+                        "source_field": sf,
+                        "source_id": si,
+                        "scores": {MISSING: score},
+                        "confidence": conf,
+                        "iou": iou,
+                    }
+                )
+    items.sort(key=lambda item: -(item["score"] or 0.0))
+    return items
+
+
+def _gt_queue(samples, gt_field: str, types: list[str], flagged_only: bool) -> list[dict]:
+    """The queue items of the ground-truth objects (see :func:`review_queue`)."""
+    base = ("id", "label", "bounding_box", "tags", "issue_type", "issue_confidence", "issue_iou")
+    per_type = [
+        (SCORE_FIELDS[t], *(TYPE_FIELDS[t][k][0] for k in TYPE_FIELDS[t])) for t in GT_TYPES
+    ]
+    names = [*base, *(n for group in per_type for n in group)]
+    values = samples.values(["id", *(f"{gt_field}.detections.{n}" for n in names)])
+    items = []
+    for sid, *per in zip(*values):
+        for obj in zip(*(v or [] for v in per)):
+            lid, label, box, tags, top, conf, iou = obj[: len(base)]
+            groups = [obj[len(base) + 6 * i : len(base) + 6 * (i + 1)] for i in range(3)]
+            scores = {t: g[0] or 0.0 for t, g in zip(GT_TYPES, groups)}
+            for t, (score, proposed, sf, si, pbox, status) in zip(GT_TYPES, groups):
+                flagged = ISSUE_TAGS[t] in (tags or [])
+                if t not in types or not score or (flagged_only and not (flagged or status)):
+                    continue
+                items.append(
+                    {
+                        "sample_id": sid,
+                        "label_id": lid,
+                        "field": gt_field,
+                        "type": t,
+                        "score": score,
+                        "flagged": flagged,
+                        "review": status,
+                        "label": label,
+                        "proposed_label": proposed,
+                        "gt_box": box,
+                        "prediction_box": pbox,
+                        "source_field": sf,
+                        "source_id": si,
+                        "scores": scores,
+                        "confidence": conf if t == top else None,
+                        "iou": iou if t == top else None,
+                    }
+                )
+    return items
+
+
+def flagged_issues(samples, gt_field: str, issue_types: Iterable[str] | None = None) -> list:
+    """``[(label id, issue type)]`` of the flagged issues of ``samples`` (not rejected), by
+    descending score: what "accept every flagged issue" accepts."""
+    queue = review_queue(samples, gt_field, issue_types, flagged_only=True)
+    return [(item["label_id"], item["type"]) for item in queue if item["flagged"]]
+
+
+def flagged_label_ids(samples, gt_field: str, issue_type: str) -> list[str]:
+    """Ids of the objects tagged ``issue:<issue_type>`` in ``samples``."""
+    view = issues_view(samples, gt_field, issue_type)
+    return view.values(f"{issue_field(gt_field, issue_type)}.id")
 
 
 # ------------------------------------------------------------------- the fixed field
@@ -103,7 +261,8 @@ def _strip(detection):
     """A copy of a ground-truth object without the finder's attributes and tags (same id)."""
     out = detection.copy()
     out.id = detection.id
-    for name in (*SCORE_FIELDS.values(), *EVIDENCE_FIELDS):
+    per_type = [name for fields_ in TYPE_FIELDS.values() for name, _ in fields_.values()]
+    for name in (*SCORE_FIELDS.values(), *EVIDENCE_FIELDS, *per_type):
         if out.has_field(name):
             out.clear_field(name)
     out.tags = [t for t in (detection.tags or []) if not t.startswith(ISSUE_TAG_PREFIX)]
@@ -128,199 +287,265 @@ def _ensure_fixed(dataset, gt_field: str) -> str:
     return fixed
 
 
-def _locate(dataset, gt_field: str, label_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """``{label id: (sample id, field)}`` for ids of ``gt_field`` or its missing field, each
-    an object with an issue (checked before anything is written)."""
-    from bson import ObjectId
-
-    check_detections_fields(dataset, (gt_field,))
-    invalid = [lid for lid in label_ids if not ObjectId.is_valid(lid)]
-    if invalid:
-        raise ValueError(f"not label ids (24 hexadecimal digits): {invalid[:3]}")
-    missing = missing_field(gt_field)
-    fields_ = [gt_field] + ([missing] if dataset.has_field(missing) else [])
-    wanted = set(label_ids)
-    found, without_issue = {}, []
-    view = dataset.select_labels(ids=list(wanted), fields=fields_)
-    for name in fields_:
-        flagged = f"{name}.detections.issue_type"
-        issue_paths = [flagged] if dataset.has_field(flagged) else []
-        values = view.values(["id", f"{name}.detections.id", *issue_paths])
-        issues = values[2] if issue_paths else [None] * len(values[0])
-        for sid, per, types in zip(values[0], values[1], issues):
-            for lid, issue in zip(per or [], types or [None] * len(per or [])):
-                if lid in wanted:
-                    found[lid] = (sid, name)
-                    if issue is None:
-                        without_issue.append(lid)
-    unknown = sorted(wanted - set(found))
-    if unknown:
-        raise ValueError(
-            f"{len(unknown)} label ids are not objects of {gt_field!r} or "
-            f"{missing!r}: {unknown[:3]}"
-        )
-    if without_issue:
-        raise ValueError(
-            f"label {without_issue[0]} has no issue: run find_label_issues first"
-            + (f" ({len(without_issue)} such labels)" if len(without_issue) > 1 else "")
-        )
-    return found
+def _fixed_object(original, statuses: dict, now: str):
+    """The corrected copy of a ground-truth object given the decisions on its issues
+    (``{type: status}``): its accepted wrong class and loose box applied, with provenance."""
+    out = _strip(original)
+    applied = [t for t in (WRONG_CLASS, LOOSE_BOX) if statuses.get(t) == ACCEPTED]
+    if not applied:
+        return out
+    if WRONG_CLASS in applied:
+        out["fix_previous_label"] = original.label
+        out.label = original[TYPE_FIELDS[WRONG_CLASS]["label"][0]]
+    if LOOSE_BOX in applied:
+        box = original[TYPE_FIELDS[LOOSE_BOX]["box"][0]]
+        if box is None:
+            raise ValueError(f"the loose box issue of {original.id} has no prediction box")
+        out["fix_previous_box"] = list(original.bounding_box)
+        out.bounding_box = list(box)
+    first = TYPE_FIELDS[applied[0]]
+    out["fix_type"] = "+".join(applied)
+    out["fix_source_field"] = original[first["source_field"][0]]
+    out["fix_source_id"] = original[first["source_id"][0]]
+    out["fix_time"] = now
+    return out
 
 
-def _by_id(detections) -> dict:
-    return {d.id: i for i, d in enumerate(detections)}
+def _added_object(candidate, now: str):
+    """The object a missing candidate adds to the corrected field (same id)."""
+    import fiftyone as fo
+
+    added = fo.Detection(
+        label=candidate.label,
+        bounding_box=list(candidate.bounding_box),
+        fix_type=MISSING,
+        fix_source_field=candidate["issue_source_field"],
+        fix_source_id=candidate["issue_source_id"],
+        fix_time=now,
+    )
+    added.id = candidate.id
+    return added
 
 
 # ------------------------------------------------------------------------ the review
 
 
+def _items(items) -> dict[str, set]:
+    """``{label id: {types}}``; an empty set means "its flagged issues"."""
+    wanted: dict[str, set] = {}
+    for item in items:
+        if isinstance(item, str):
+            wanted.setdefault(item, set())
+        else:
+            label_id, issue_type = item
+            if issue_type not in ISSUE_TYPES:
+                raise ValueError(f"unknown issue type {issue_type!r}; choose from {ISSUE_TYPES}")
+            wanted.setdefault(label_id, set()).add(issue_type)
+    return wanted
+
+
+def _sample_ids(dataset, fields_: list[str], label_ids: list[str]) -> list[str]:
+    """Ids of the samples holding ``label_ids`` (checked: 24 hexadecimal digits each)."""
+    from bson import ObjectId
+
+    invalid = [lid for lid in label_ids if not ObjectId.is_valid(lid)]
+    if invalid:
+        raise ValueError(f"not label ids (24 hexadecimal digits): {invalid[:3]}")
+    return dataset.select_labels(ids=label_ids, fields=fields_).values("id")
+
+
 @writes_dataset("review_label_issues", ("gt_field",))
-def review_issues(samples, gt_field: str, label_ids: Sequence[str], status: str) -> dict:
-    """Records ``status`` (``accepted``/``rejected``) for the issues of ``label_ids`` and
-    applies or undoes their fixes in ``<gt_field>_fixed``; see :func:`accept_issues`."""
+def review_issues(samples, gt_field: str, items, status: str) -> dict:
+    """Records ``status`` (``accepted``/``rejected``) for ``items`` (label ids or ``(label
+    id, type)`` pairs, see the module doc) and applies or undoes their fixes in
+    ``<gt_field>_fixed``. Every item is checked before anything is written.
+
+    Returns:
+        ``{"accepted": n, "rejected": n, "changed": n}``: the issues now accepted and
+        rejected among those reviewed, and how many of them changed the corrected field.
+    """
+    if status not in (ACCEPTED, REJECTED):
+        raise ValueError(f"status must be {ACCEPTED!r} or {REJECTED!r}, got {status!r}")
     dataset = dataset_of(samples)
-    label_ids = list(dict.fromkeys(label_ids))
-    if not label_ids:
+    check_detections_fields(dataset, (gt_field,))
+    wanted = _items(items)
+    if not wanted:
         return {ACCEPTED: 0, REJECTED: 0, "changed": 0}
-    located = _locate(dataset, gt_field, label_ids)
+    missing = missing_field(gt_field)
+    fields_ = [gt_field] + ([missing] if dataset.has_field(missing) else [])
+    sample_ids = _sample_ids(dataset, fields_, list(wanted))
     fixed = _ensure_fixed(dataset, gt_field)
-    log = read_review_log(dataset, gt_field)
-    by_sample: dict[str, list[str]] = {}
-    for lid, (sid, _) in located.items():
-        by_sample.setdefault(sid, []).append(lid)
-    changed = 0
+    view = dataset.select(sample_ids, ordered=True)
+    originals = view.values(gt_field)
+    candidates = view.values(missing) if missing in fields_ else [None] * len(sample_ids)
+    decided = _decide(originals, candidates, wanted, gt_field, status)
     now = timestamp()
-    for sample in dataset.select(list(by_sample)).iter_samples(autosave=True):
-        wanted = {lid: located[lid][1] for lid in by_sample[sample.id]}
-        changed += _review_sample(sample, gt_field, fixed, wanted, status, log["decisions"], now)
-    write_review_log(dataset, gt_field, log)
+    new_fixed, changed = {}, 0
+    for sid, gt, cands, old in zip(sample_ids, originals, candidates, view.values(fixed)):
+        rebuilt, n = _rebuild(gt, cands, old, decided, status, now)
+        new_fixed[sid], changed = rebuilt, changed + n
+    dataset.set_values(fixed, new_fixed, key_field="id")
     for name, kind in FIX_FIELDS.items():
         declare_attribute(dataset, f"{fixed}.detections.{name}", kind)
-    counts = {ACCEPTED: 0, REJECTED: 0}
-    for lid in label_ids:
-        counts[log["decisions"][lid]["status"]] += 1
-    return {**counts, "changed": changed}
+    _write_decisions(dataset, gt_field, decided, status)
+    log = read_review_log(dataset, gt_field)
+    log["reviews"].append({"time": now, "status": status, "issues": len(decided.pairs)})
+    write_review_log(dataset, gt_field, log)
+    return {
+        ACCEPTED: len(decided.pairs) if status == ACCEPTED else 0,
+        REJECTED: len(decided.pairs) if status == REJECTED else 0,
+        "changed": changed,
+    }
 
 
-def _review_sample(sample, gt_field, fixed, wanted: dict, status, decisions, now) -> int:
-    """Reviews the issues of one sample, ``wanted``: ``{label id: field}``; records each
-    decision in ``decisions`` and returns the number of changes made to ``fixed``."""
+class _Decided:
+    """The issues decided by one review call.
+
+    Attributes:
+        pairs: ``[(label id, type)]``.
+        before: ``{(label id, type): status before the call}``.
+        statuses: ``{label id: {type: status after the call}}`` of every touched object.
+        objects: ``{label id: Detection}`` (ground truth or missing candidate).
+    """
+
+    def __init__(self):
+        self.pairs: list[tuple[str, str]] = []
+        self.before: dict = {}
+        self.statuses: dict[str, dict] = {}
+        self.objects: dict = {}
+
+
+def _object_statuses(obj, is_missing: bool) -> dict:
+    if is_missing:
+        return {MISSING: obj["issue_review"]} if obj.has_field("issue_review") else {}
+    return {t: obj[_REVIEW[t]] for t in GT_TYPES if obj.has_field(_REVIEW[t]) and obj[_REVIEW[t]]}
+
+
+def _types_of(obj, is_missing: bool, asked: set, label_id: str) -> list[str]:
+    """The issues of ``obj`` to decide: ``asked``, else its flagged ones, else its top one;
+    each checked to be an issue of the object."""
+    if is_missing:
+        if asked - {MISSING}:
+            raise ValueError(f"label {label_id} is a missing candidate, not {sorted(asked)}")
+        return [MISSING]
+    tags = obj.tags or []
+    types = sorted(asked) or [t for t in GT_TYPES if ISSUE_TAGS[t] in tags]
+    if not types:
+        top = obj["issue_type"] if obj.has_field("issue_type") else None
+        types = [top] if top else []
+    if not types:
+        raise ValueError(f"label {label_id} has no issue: run find_label_issues first")
+    for t in types:
+        score = obj[SCORE_FIELDS[t]] if t in SCORE_FIELDS and obj.has_field(SCORE_FIELDS[t]) else 0
+        if not score:
+            raise ValueError(f"label {label_id} has no {t} issue")
+    return types
+
+
+def _decide(originals, candidates, wanted: dict, gt_field: str, status: str) -> _Decided:
+    """Resolves and checks every item before anything is written."""
+    decided = _Decided()
+    for per, is_missing in ((originals, False), (candidates, True)):
+        for value in per:
+            for obj in value.detections if value else []:
+                if obj.id in wanted:
+                    decided.objects[obj.id] = (obj, is_missing)
+    unknown = sorted(set(wanted) - set(decided.objects))
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} label ids are not objects of {gt_field!r} or "
+            f"{missing_field(gt_field)!r}: {unknown[:3]}"
+        )
+    for label_id, asked in wanted.items():
+        obj, is_missing = decided.objects[label_id]
+        statuses = _object_statuses(obj, is_missing)
+        for t in _types_of(obj, is_missing, asked, label_id):
+            decided.pairs.append((label_id, t))
+            decided.before[(label_id, t)] = statuses.get(t)
+            statuses[t] = status
+        decided.statuses[label_id] = statuses
+    return decided
+
+
+def _rebuild(gt, cands, old, decided: _Decided, status: str, now: str):
+    """``(Detections, changes)``: the corrected objects of one sample after the decisions.
+    Untouched objects stay as they were; a touched ground-truth object is rebuilt from the
+    original and the decisions on all its issues; missing candidates are added or removed."""
     import fiftyone as fo
 
+    old_dets = list(old.detections) if old else []
+    previous = {d.id: d for d in old_dets}
+    out, original_ids = [], set()
+    for obj in gt.detections if gt else []:
+        original_ids.add(obj.id)
+        statuses = decided.statuses.get(obj.id)
+        if statuses is None:
+            if obj.id in previous:
+                out.append(previous[obj.id])
+        elif statuses.get(SPURIOUS) != ACCEPTED:
+            out.append(_fixed_object(obj, statuses, now))
+    present = {d.id for d in out}
+    for d in old_dets:  # objects added by accepted missing candidates
+        if d.id not in original_ids:
+            statuses = decided.statuses.get(d.id, {MISSING: ACCEPTED})
+            if statuses.get(MISSING) == ACCEPTED:
+                out.append(d)
+                present.add(d.id)
+    for obj in cands.detections if cands else []:
+        if decided.statuses.get(obj.id, {}).get(MISSING) == ACCEPTED and obj.id not in present:
+            out.append(_added_object(obj, now))
+    ids = original_ids | {obj.id for obj in (cands.detections if cands else [])}
+    changes = sum(
+        (decided.before[p] == ACCEPTED) != (status == ACCEPTED)
+        for p in decided.pairs
+        if p[0] in ids
+    )
+    return fo.Detections(detections=out), changes
+
+
+def _write_decisions(dataset, gt_field: str, decided: _Decided, status: str) -> None:
+    """Stores the decisions on the objects in bulk: ``issue_<type>_review`` and the top
+    issue's ``issue_review`` on ground-truth objects, ``issue_review`` on missing candidates,
+    and the tags (a rejected issue loses its flag, an accepted one keeps it)."""
     missing = missing_field(gt_field)
-    originals = sample[gt_field].detections if sample[gt_field] else []
-    if sample[fixed] is None:
-        sample[fixed] = fo.Detections(detections=[_strip(d) for d in originals])
-    fixed_dets = list(sample[fixed].detections)
-    candidates = sample[missing].detections if sample.has_field(missing) and sample[missing] else []
-    changed = 0
-    for lid, field_name in wanted.items():
-        objects = originals if field_name == gt_field else candidates
-        source = objects[_by_id(objects)[lid]]
-        issue = source["issue_type"] if source.has_field("issue_type") else None
-        if issue is None:
-            raise ValueError(f"label {lid} has no issue: run find_label_issues first")
-        previous = decisions.get(lid)
-        was_accepted = bool(previous and previous["status"] == ACCEPTED)
-        position = _by_id(fixed_dets).get(lid)
-        if status == ACCEPTED and not was_accepted:
-            fixed_dets = _apply(sample, fixed_dets, position, source, originals, now)
-            changed += 1
-        elif status == REJECTED and was_accepted:
-            fixed_dets = _undo(fixed_dets, position, source, originals, issue)
-            changed += 1
-        if field_name == missing:
-            source["issue_review"] = status
-            source.tags = [t for t in source.tags if t != ISSUE_TAGS[MISSING]] + (
-                [ISSUE_TAGS[MISSING]] if status == ACCEPTED else []
-            )
-        decisions[lid] = {
-            "type": issue,
-            "status": status,
-            "time": now,
-            "sample_id": sample.id,
-            "field": field_name,
-            "label": source["issue_label"],
-            "source_field": source["issue_source_field"],
-            "source_id": source["issue_source_id"],
-        }
-    sample[fixed] = fo.Detections(detections=fixed_dets)
-    return changed
+    per_type: dict = {t: {} for t in GT_TYPES}
+    top_review, gt_tags, missing_review, missing_tags = {}, {}, {}, {}
+    for label_id, statuses in decided.statuses.items():
+        obj, is_missing = decided.objects[label_id]
+        tags = list(obj.tags or [])
+        for t, s in statuses.items():
+            if (label_id, t) in decided.before:
+                tags = [x for x in tags if x != ISSUE_TAGS[t]]
+                tags += [ISSUE_TAGS[t]] if s == ACCEPTED else []
+        if is_missing:
+            missing_review[label_id], missing_tags[label_id] = statuses.get(MISSING), tags
+            continue
+        for t, s in statuses.items():
+            per_type[t][label_id] = s
+        top = obj["issue_type"] if obj.has_field("issue_type") else None
+        top_review[label_id] = statuses.get(top)
+        gt_tags[label_id] = tags
+    for t, values in per_type.items():
+        if values:
+            declare_attribute(dataset, f"{gt_field}.detections.{_REVIEW[t]}", "str")
+            dataset.set_label_values(f"{gt_field}.detections.{_REVIEW[t]}", values)
+    for path, values in (
+        (f"{gt_field}.detections.issue_review", top_review),
+        (f"{gt_field}.detections.tags", gt_tags),
+        (f"{missing}.detections.issue_review", missing_review),
+        (f"{missing}.detections.tags", missing_tags),
+    ):
+        if values:
+            dataset.set_label_values(path, values)
 
 
-def _source_prediction(sample, field_name: str | None, label_id: str | None):
-    if not field_name or not label_id or not sample[field_name]:
-        return None
-    for d in sample[field_name].detections:
-        if d.id == label_id:
-            return d
-    return None
+def accept_issues(samples, gt_field: str, items) -> dict:
+    """Applies the issues of ``items`` (label ids of ground-truth objects or missing
+    candidates, or ``(label id, type)`` pairs) to ``<gt_field>_fixed``; returns
+    ``{"accepted", "rejected", "changed"}`` counts."""
+    return review_issues(samples, gt_field, items, ACCEPTED)
 
 
-def _apply(sample, fixed_dets: list, position, source, originals, now: str) -> list:
-    """``fixed_dets`` with the issue of ``source`` applied (provenance recorded)."""
-    issue = source["issue_type"]
-    provenance = {
-        "fix_type": issue,
-        "fix_source_field": source["issue_source_field"],
-        "fix_source_id": source["issue_source_id"],
-        "fix_time": now,
-    }
-    if issue == MISSING:
-        if position is not None:
-            return fixed_dets
-        import fiftyone as fo
-
-        added = fo.Detection(
-            label=source.label, bounding_box=list(source.bounding_box), **provenance
-        )
-        added.id = source.id
-        return fixed_dets + [added]
-    if position is None:
-        raise ValueError(f"label {source.id} is not in the corrected field any more")
-    if issue == SPURIOUS:
-        return fixed_dets[:position] + fixed_dets[position + 1 :]
-    target = fixed_dets[position]
-    if issue == WRONG_CLASS:
-        target["fix_previous_label"] = target.label
-        target.label = source["issue_label"]
-    elif issue == LOOSE_BOX:
-        pred = _source_prediction(sample, source["issue_source_field"], source["issue_source_id"])
-        if pred is None:
-            raise ValueError(f"the prediction behind issue {source.id} is gone")
-        target["fix_previous_box"] = list(target.bounding_box)
-        target.bounding_box = list(pred.bounding_box)
-    for name, value in provenance.items():
-        target[name] = value
-    return fixed_dets
-
-
-def _undo(fixed_dets: list, position, source, originals, issue: str) -> list:
-    """``fixed_dets`` with an accepted change of ``source`` undone."""
-    if issue == MISSING:
-        return [d for d in fixed_dets if d.id != source.id]
-    restored = _strip(source)
-    if position is not None:
-        return fixed_dets[:position] + [restored] + fixed_dets[position + 1 :]
-    # A removed (spurious) object goes back before the next original that is still there.
-    order = [d.id for d in originals]
-    after = set(order[order.index(source.id) + 1 :])
-    index = next((i for i, d in enumerate(fixed_dets) if d.id in after), len(fixed_dets))
-    return fixed_dets[:index] + [restored] + fixed_dets[index:]
-
-
-def accept_issues(samples, gt_field: str, label_ids: Sequence[str]) -> dict:
-    """Applies the issues of ``label_ids`` (ground-truth objects or missing candidates) to
-    ``<gt_field>_fixed``; returns ``{"accepted", "rejected", "changed"}`` counts."""
-    return review_issues(samples, gt_field, label_ids, ACCEPTED)
-
-
-def reject_issues(samples, gt_field: str, label_ids: Sequence[str]) -> dict:
-    """Rejects the issues of ``label_ids``, undoing any accepted change in ``_fixed``."""
-    return review_issues(samples, gt_field, label_ids, REJECTED)
-
-
-def flagged_label_ids(samples, gt_field: str, issue_type: str) -> list[str]:
-    """Ids of the objects tagged ``issue:<issue_type>`` in ``samples``."""
-    view = issues_view(samples, gt_field, issue_type)
-    return view.values(f"{issue_field(gt_field, issue_type)}.id")
+def reject_issues(samples, gt_field: str, items) -> dict:
+    """Rejects the issues of ``items``, undoing any accepted change in ``_fixed``."""
+    return review_issues(samples, gt_field, items, REJECTED)

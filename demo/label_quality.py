@@ -148,7 +148,8 @@ def measure_quality(  # long: one table row per type, the three measures share t
     A missing candidate is right when it overlaps a planted missing object of its sample at
     ``missing_iou``; recall counts each planted error once. ``flagged``: at the finder's own
     thresholds; ``top_k``: the ``k`` highest-scored candidates, ``k`` = planted errors;
-    ``ap``: average precision of the whole ranking. ``natural``: errors of the data itself,
+    ``ap``: average precision of the whole ranking; ``reach``: recall of every candidate,
+    flagged or not (the most any threshold can find). ``natural``: errors of the data itself,
     keyed like ``truth`` (confirmed by a person); a candidate that finds one counts as right
     in the flagged precision and is left out of the ranking measures (it is neither a
     planted error nor a false alarm).
@@ -177,6 +178,7 @@ def measure_quality(  # long: one table row per type, the three measures share t
                 first.append(h is not None and h not in seen)
                 seen.add(h)
         top = pr([i for i in range(len(ranked)) if not is_natural[i]][:planted])
+        reach = pr(list(range(len(ranked))))[1]
         out[t] = {
             "planted": planted,
             "candidates": len(ranked),
@@ -187,6 +189,7 @@ def measure_quality(  # long: one table row per type, the three measures share t
             "top_k_precision": top[0],
             "top_k_recall": top[1],
             "ap": average_precision(first, planted),
+            "reach": reach,
         }
     return out
 

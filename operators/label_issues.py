@@ -162,7 +162,10 @@ class _ReviewLabelIssues(foo.Operator):
         )
         selected = len(ctx.selected_labels or [])
         if selected:
-            inputs.view("selected", types.Notice(label=f"{selected} selected objects"))
+            inputs.view(
+                "selected",
+                types.Notice(label=f"{selected} selected objects: every flagged issue of each"),
+            )
         else:
             inputs.enum(
                 "issue_type",
@@ -174,13 +177,15 @@ class _ReviewLabelIssues(foo.Operator):
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def execute(self, ctx):
-        from detection_debugger.datasets.review import flagged_label_ids, review_issues
+        from detection_debugger.datasets.review import flagged_issues, review_issues
 
         gt = ctx.params.get("gt_field") or _gt_default(_gt_choices(ctx.dataset))
-        ids = [s["label_id"] for s in (ctx.selected_labels or [])]
-        if not ids and ctx.params.get("issue_type"):
-            ids = flagged_label_ids(ctx.view, gt, ctx.params["issue_type"])
-        counts = review_issues(ctx.dataset, gt, ids, self.status)
+        # A selected object: every flagged issue of it; no selection: every flagged issue of
+        # the chosen type in the current view.
+        items = [s["label_id"] for s in (ctx.selected_labels or [])]
+        if not items and ctx.params.get("issue_type"):
+            items = flagged_issues(ctx.view, gt, [ctx.params["issue_type"]])
+        counts = review_issues(ctx.dataset, gt, items, self.status)
         ctx.ops.reload_dataset()
         ctx.ops.notify(
             f"{counts[self.status]} issues {self.status}; {counts['changed']} changes in "
