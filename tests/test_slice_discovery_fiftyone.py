@@ -1,0 +1,178 @@
+"""Slice discovery on a real dataset: descriptors stored and cached as fields, a low-contrast
+failure found from the pixels, the hypothesis's view re-evaluated to the same AP, excluded
+fields left out, the CLI (table, JSON, --save) and the operator."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import fiftyone as fo
+import numpy as np
+import pytest
+from fiftyone.operators import execute_operator
+from helpers import run_cli
+from PIL import Image, ImageDraw
+
+from detection_debugger.datasets.descriptors import (
+    ensure_descriptors,
+    exclude_from_discovery,
+    run_descriptors,
+)
+from detection_debugger.datasets.discovery import (
+    discover_run,
+    discover_slices,
+    hypothesis_view,
+    save_hypothesis,
+)
+from detection_debugger.datasets.runs import evaluate_detections, load_run
+from detection_debugger.datasets.slices import evaluate_view
+
+pytestmark = pytest.mark.fiftyone
+
+PLUGIN = "@datacentric/detection-debugger"
+KEY = "ev"
+W, H = 200, 150
+
+
+def _scene(rng, path):
+    """An image with 3-6 'signs' (bright or faint squares) and a 'car'; returns the boxes
+    (relative), labels, whether each is faint, and the simulated detections."""
+    image = Image.new("RGB", (W, H), (90, 90, 90))
+    draw = ImageDraw.Draw(image)
+    gt, preds = [], []
+    for _ in range(int(rng.integers(3, 7))):
+        w, h = rng.uniform(18, 34, 2)
+        x, y = rng.uniform(0, W - w), rng.uniform(0, H - h)
+        faint = rng.random() < 0.4
+        level = 100 if faint else 250
+        for i in range(4):  # stripes: texture inside the box
+            draw.rectangle([x + i * w / 4, y, x + i * w / 4 + w / 8, y + h], fill=(level,) * 3)
+        box = [x / W, y / H, w / W, h / H]
+        gt.append(fo.Detection(label="sign", bounding_box=box))
+        if rng.random() < (0.25 if faint else 0.95):
+            jitter = rng.normal(0, 0.01, 4)
+            preds.append(
+                fo.Detection(
+                    label="sign",
+                    bounding_box=list(np.add(box, jitter)),
+                    confidence=float(rng.uniform(0.4, 1)),
+                )
+            )
+    x = rng.uniform(0, W - 50)
+    draw.rectangle([x, 100, x + 50, 140], fill=(200, 30, 30))
+    car = [x / W, 100 / H, 50 / W, 40 / H]
+    gt.append(fo.Detection(label="car", bounding_box=car))
+    preds.append(fo.Detection(label="car", bounding_box=car, confidence=0.9))
+    image.save(path)
+    return gt, preds
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("discovery")
+    rng = np.random.default_rng(7)
+    ds = fo.Dataset(f"discovery-{uuid.uuid4().hex[:8]}", persistent=True)
+    samples = []
+    for i in range(70):
+        path = str(folder / f"{i:03d}.png")
+        gt, preds = _scene(rng, path)
+        samples.append(
+            fo.Sample(
+                filepath=path,
+                ground_truth=fo.Detections(detections=gt),
+                predictions=fo.Detections(detections=preds),
+                weather=["sun", "rain"][i % 2],
+                answer=i % 3,
+            )
+        )
+    ds.add_samples(samples)
+    ds.compute_metadata()
+    evaluate_detections(ds, "predictions", "ground_truth", eval_key=KEY)
+    yield ds
+    ds.delete()
+
+
+def test_descriptors_are_stored_once(dataset):
+    assert ensure_descriptors(dataset, ["predictions"], "ground_truth") is True
+    assert dataset.has_field("ground_truth.detections.dd_contrast")
+    assert dataset.has_field("predictions.detections.dd_size")
+    assert dataset.count("dd_image_brightness") == len(dataset)
+    assert dataset.count("ground_truth.detections.dd_contrast") == dataset.count(
+        "ground_truth.detections"
+    )
+    assert ensure_descriptors(dataset, ["predictions"], "ground_truth") is False
+
+
+def test_the_faint_signs_are_found_from_the_pixels_and_the_view_gives_the_same_ap(dataset):
+    rows = discover_slices(dataset, KEY, "sign", top=5)
+    assert rows, "no hypothesis"
+    top = rows[0]
+    assert set(top) >= {"name", "description", "level", "num_gt", "AP", "delta_AP"}
+    assert top["level"] == "objects" and top["class"] == "sign"
+    assert top["conditions"][0]["descriptor"] in ("contrast", "brightness", "sharpness")
+    assert top["AP"] < top["baseline_AP"] - 0.1
+    results = load_run(dataset, KEY)
+    for row in rows:
+        result, selection = evaluate_view(results, hypothesis_view(dataset, KEY, row))
+        assert result.classes["sign"].AP == pytest.approx(row["AP"], abs=1e-9), row["name"]
+        assert result.classes["sign"].num_gt == row["num_gt"]
+
+
+def test_excluded_fields_are_not_searched(dataset):
+    names = {d.name for d in run_descriptors(dataset, load_run(dataset, KEY))}
+    assert {"weather", "answer", "contrast", "image_brightness"} <= names
+    assert not any(n.startswith(KEY) for n in names)  # the run's own fields
+    exclude_from_discovery(dataset, ["answer"])
+    names = {d.name for d in run_descriptors(dataset, load_run(dataset, KEY))}
+    assert "answer" not in names and "weather" in names
+
+
+def test_save_hypothesis_saves_a_slice(dataset):
+    found = discover_run(dataset, KEY, "sign")
+    row = found.to_dicts()[0]
+    name = save_hypothesis(dataset, KEY, row, name="faint signs", overwrite=True)
+    assert dataset.has_saved_view(name)
+    assert dataset.get_saved_view_info(name)["description"] == row["description"]
+
+
+def test_cli_discover_prints_writes_json_and_saves(dataset, tmp_path):
+    out = tmp_path / "found.json"
+    args = ["slices", "discover", "--dataset", dataset.name, "--eval-key", KEY]
+    run = run_cli(*args, "--class", "sign", "--top", "3", "--save", "--output", str(out))
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(out.read_text())
+    assert 1 <= len(rows) <= 3
+    dataset.reload()  # the slices were saved by another process
+    for row in rows:
+        assert set(row) >= {
+            "name",
+            "description",
+            "level",
+            "num_gt",
+            "AP",
+            "delta_AP",
+            "baseline_AP",
+            "score",
+        }
+        assert row["level"] in ("images", "objects")
+        assert dataset.has_saved_view(row["name"])
+    assert rows[0]["name"] in run.stdout and "Bonferroni" in run.stdout
+    bad = run_cli(*args, "--class", "tram")
+    assert bad.returncode != 0 and "tram" in bad.stderr
+
+
+def test_operator_discovers_and_shows_the_first_hypothesis(dataset):
+    out = execute_operator(
+        f"{PLUGIN}/discover_slices",
+        ctx={"dataset": dataset, "params": {"eval_key": KEY, "cls": "sign", "top": 3}},
+    )
+    assert out.error is None, out.error
+    rows = out.result["hypotheses"]
+    assert rows and rows[0]["class"] == "sign"
+    requests = out.executor._requests
+    set_view = [r for r in requests if r.operator_uri == "set_view"]
+    assert set_view
+    view = fo.DatasetView._build(dataset, set_view[0].params["view"])
+    expected = hypothesis_view(dataset, KEY, rows[0])
+    assert view.values("id") == expected.values("id")
