@@ -35,15 +35,21 @@ class CellEvaluator:
     duplicates): their cell does not depend on the threshold, so they are kept once, not once
     per threshold. The others are kept as (threshold, prediction) entries.
 
+    Only the objects of the searched classes are kept: cells are given for the ``G'`` ground
+    truth rows ``gt_rows`` and the ``P'`` prediction rows ``pred_rows`` (all of them when
+    every class is searched); "row" below means a position in those.
+
     Attributes:
+        gt_rows: ``(G',)`` rows of the ``DetectionSet``'s ground truth kept.
+        pred_rows: ``(P',)`` rows of its predictions kept.
         pure_pos: ``(F,)`` accumulation position of each pure false positive (ascending).
         pure_class: ``(F,)`` its class.
-        pure_pred: ``(F,)`` its row in the ``DetectionSet``.
+        pure_pred: ``(F,)`` its prediction row.
         entry_t: ``(E,)`` IoU-threshold index of each counted entry of the other predictions,
             threshold-major, then accumulation order.
         entry_pos: ``(E,)`` accumulation position of the prediction.
         entry_class: ``(E,)`` its class.
-        entry_pred: ``(E,)`` its row in the ``DetectionSet``.
+        entry_pred: ``(E,)`` its prediction row.
         entry_gt: ``(E,)`` ground-truth row it is matched to, -1 for a false positive.
         gt_class: ``(G,)`` class of every ground-truth object.
         gt_counted: ``(G,)`` bool object to find (not a crowd region).
@@ -53,6 +59,8 @@ class CellEvaluator:
         pure_first: ``(E,)`` index of the first pure false positive of the entry's class.
     """
 
+    gt_rows: np.ndarray
+    pred_rows: np.ndarray
     pure_pos: np.ndarray
     pure_class: np.ndarray
     pure_pred: np.ndarray
@@ -70,28 +78,36 @@ class CellEvaluator:
 
     @classmethod
     def from_table(cls, table: MatchTable, classes=None) -> CellEvaluator:
-        """The entries of ``table``; with ``classes`` (class indices) only theirs: the AP of
-        the other classes is then that of a class without predictions."""
-        coco = table.coco
+        """The entries of ``table``; with ``classes`` (class indices) only theirs (the other
+        classes then have no objects)."""
+        coco, data = table.coco, table.data
         tp = coco.pred_tp[:, _ALL_AREAS, :]  # (T, D)
         fp = coco.pred_fp[:, _ALL_AREAS, :]
-        wanted = np.ones(len(coco.pred_rows), dtype=bool)
-        if classes is not None:
-            wanted = np.isin(coco.pred_class, np.asarray(classes, dtype=np.int64))
+        searched = np.arange(coco.num_classes) if classes is None else np.asarray(classes, int)
+        gt_rows = np.flatnonzero(np.isin(data.gt_class, searched))
+        pred_rows = np.flatnonzero(np.isin(data.pred_class, searched))
+        gt_index = np.full(len(data.gt_ids), -1)
+        gt_index[gt_rows] = np.arange(len(gt_rows))
+        pred_index = np.full(len(data.pred_ids), -1)
+        pred_index[pred_rows] = np.arange(len(pred_rows))
+        wanted = np.isin(coco.pred_class, searched)
         pure = fp.all(axis=0)
         (pure_pos,) = np.nonzero(pure & wanted)
         t, d = np.nonzero((tp | fp) & (~pure & wanted)[None, :])  # threshold-major, by position
+        matched = coco.pred_gt[t, _ALL_AREAS, d]
         return cls(
+            gt_rows=gt_rows,
+            pred_rows=pred_rows,
             pure_pos=pure_pos.astype(np.int64),
             pure_class=coco.pred_class[pure_pos].astype(np.int64),
-            pure_pred=coco.pred_rows[pure_pos].astype(np.int64),
+            pure_pred=pred_index[coco.pred_rows[pure_pos]],
             entry_t=t.astype(np.int64),
             entry_pos=d.astype(np.int64),
             entry_class=coco.pred_class[d].astype(np.int64),
-            entry_pred=coco.pred_rows[d].astype(np.int64),
-            entry_gt=np.where(tp[t, d], coco.pred_gt[t, _ALL_AREAS, d], -1).astype(np.int64),
-            gt_class=coco.gt_class.astype(np.int64),
-            gt_counted=coco.gt_counted[_ALL_AREAS].copy(),
+            entry_pred=pred_index[coco.pred_rows[d]],
+            entry_gt=np.where(tp[t, d], gt_index[np.maximum(matched, 0)], -1).astype(np.int64),
+            gt_class=coco.gt_class[gt_rows].astype(np.int64),
+            gt_counted=coco.gt_counted[_ALL_AREAS][gt_rows],
             num_classes=coco.num_classes,
             num_positions=len(coco.pred_rows),
             pure_upto=np.searchsorted(pure_pos, d),
@@ -102,7 +118,7 @@ class CellEvaluator:
         """``(M, K, C)`` objects to find per partition, class and cell.
 
         Args:
-            gt_cells: ``(M, G)`` int cell of every ground-truth object in each of ``M``
+            gt_cells: ``(M, G')`` int cell of every ground-truth row in each of ``M``
                 partitions, -1 for none.
             num_cells: ``C``, cells are ``0..C-1``.
         """
@@ -117,8 +133,8 @@ class CellEvaluator:
         """``(M, K, C)`` COCO AP@[.5:.95] of each class on each cell, NaN without objects.
 
         Args:
-            gt_cells: ``(M, G)`` cell of every ground-truth object per partition (-1: none).
-            pred_cells: ``(M, P)`` own cell of every prediction (for unmatched ones).
+            gt_cells: ``(M, G')`` cell of every ground-truth row per partition (-1: none).
+            pred_cells: ``(M, P')`` own cell of every prediction row (for unmatched ones).
             num_cells: ``C``.
         """
         gt_cells, pred_cells = np.atleast_2d(gt_cells), np.atleast_2d(pred_cells)

@@ -24,7 +24,7 @@ class. A slice's one-sided p-value is that of ``z = (baseline - AP) / sd(n)``; i
 only if the p-value times the number of slices tried (Bonferroni correction) is at most
 ``alpha`` and it has at least ``min_support`` objects. A pair is kept only when it loses more
 than both of its one-descriptor parents, and a slice whose objects mostly overlap a better
-ranked one of the same class is dropped.
+ranked one of the same class (or lies mostly inside it) is dropped.
 """
 
 from __future__ import annotations
@@ -214,6 +214,8 @@ class DiscoveryConfig:
         top: hypotheses returned.
         max_overlap: drop a slice sharing more than this Jaccard overlap of objects with a
             better-ranked one of the same class.
+        max_nested: drop a slice with more than this share of its objects inside a
+            better-ranked one of the same class.
         pair_margin: AP a pair must lose beyond both of its parents.
         null_parts: random partitions measuring chance (each size, each seed).
         seed: of the random partitions.
@@ -225,6 +227,7 @@ class DiscoveryConfig:
     pairs: bool = True
     top: int = 10
     max_overlap: float = 0.6
+    max_nested: float = 0.8
     pair_margin: float = 0.02
     null_parts: tuple[int, ...] = (2, 4, 8)
     null_seeds: int = 3
@@ -271,10 +274,40 @@ class _Binned:
     top: np.ndarray | None
 
 
-def _bin(descriptor: Descriptor, table: MatchTable, classes: np.ndarray) -> _Binned | None:
-    data = table.data
-    gt, pred = np.asarray(descriptor.gt_values), np.asarray(descriptor.pred_values)
-    counted = ~data.gt_crowd
+@dataclass(frozen=True)
+class _Objects:
+    """The searched classes' objects (the evaluator's rows) and what binning needs of them."""
+
+    gt_rows: np.ndarray
+    pred_rows: np.ndarray
+    gt_class: np.ndarray
+    gt_counted: np.ndarray
+    pred_class: np.ndarray
+    gt_image: np.ndarray
+    pred_image: np.ndarray
+    num_classes: int
+    num_images: int
+
+    @classmethod
+    def of(cls, table: MatchTable, evaluator: CellEvaluator) -> _Objects:
+        data, gt, pred = table.data, evaluator.gt_rows, evaluator.pred_rows
+        return cls(
+            gt,
+            pred,
+            data.gt_class[gt],
+            ~data.gt_crowd[gt],
+            data.pred_class[pred],
+            data.gt_image[gt],
+            data.pred_image[pred],
+            data.num_classes,
+            data.num_images,
+        )
+
+
+def _bin(descriptor: Descriptor, data: _Objects, classes: np.ndarray) -> _Binned | None:
+    gt = np.asarray(descriptor.gt_values)[data.gt_rows]
+    pred = np.asarray(descriptor.pred_values)[data.pred_rows]
+    counted = data.gt_counted
     if not descriptor.numeric:
         known = gt[counted & (gt >= 0)].astype(np.int64)
         if len(np.unique(known)) < 2:
@@ -401,10 +434,9 @@ def _evaluate(evaluator: CellEvaluator, partitions: list[_Partition]):
 # ---------------------------------------------------------------- chance
 
 
-def _chance_spread(evaluator: CellEvaluator, table: MatchTable, config, baseline, totals):
+def _chance_spread(evaluator: CellEvaluator, data: _Objects, config, baseline, totals):
     """``{level: (K,) s^2}``: the spread of random-slice AP, ``Var(AP_n) ~ s^2 (1/n - 1/N)``,
     fitted on random partitions of the objects (or of the images) into 2, 4, 8 parts."""
-    data = table.data
     rng = np.random.default_rng(config.seed)
     cells = max(config.null_parts)
     out = {}
@@ -417,8 +449,8 @@ def _chance_spread(evaluator: CellEvaluator, table: MatchTable, config, baseline
                     gt.append(image[data.gt_image])
                     pred.append(image[data.pred_image])
                 else:
-                    gt.append(rng.integers(0, parts, len(data.gt_ids)))
-                    pred.append(rng.integers(0, parts, len(data.pred_ids)))
+                    gt.append(rng.integers(0, parts, len(data.gt_rows)))
+                    pred.append(rng.integers(0, parts, len(data.pred_rows)))
         gt, pred = np.stack(gt), np.stack(pred)
         ap = evaluator.ap(gt, pred, cells)  # (M, K, C)
         n = evaluator.num_gt(gt, cells).astype(np.float64)
@@ -506,18 +538,18 @@ def discover(
         evaluator: ``CellEvaluator.from_table(table)`` (or of the searched classes), when
             the caller keeps one.
     """
-    data = table.data
-    wanted = _class_indices(data.class_names, classes)
+    wanted = _class_indices(table.data.class_names, classes)
     evaluator = evaluator or CellEvaluator.from_table(table, wanted)
+    data = _Objects.of(table, evaluator)
     whole_gt, whole_pred = (
-        np.zeros((1, len(data.gt_ids)), int),
-        np.zeros((1, len(data.pred_ids)), int),
+        np.zeros((1, len(data.gt_rows)), int),
+        np.zeros((1, len(data.pred_rows)), int),
     )
     baseline = evaluator.ap(whole_gt, whole_pred, 1)[0, :, 0]
     totals = evaluator.num_gt(whole_gt, 1)[0, :, 0]
     searched = [k for k in wanted if totals[k] >= 2 * config.min_support and baseline[k] > 0]
-    binned = [b for d in descriptors if (b := _bin(d, table, np.array(searched, int))) is not None]
-    names = {k: data.class_names[k] for k in searched}
+    binned = [b for d in descriptors if (b := _bin(d, data, np.array(searched, int))) is not None]
+    names = {k: table.data.class_names[k] for k in searched}
     if not searched or not binned:
         return DiscoveryResult([], 0, 0, {v: float(baseline[k]) for k, v in names.items()})
 
@@ -538,7 +570,7 @@ def discover(
         parents = _pair_parents(pairs, ap_s, n_s, single_index)
         groups.append((pairs, _candidates(ap_p, n_p, searched, totals, config, parents)))
 
-    spread = _chance_spread(evaluator, table, config, baseline, totals)
+    spread = _chance_spread(evaluator, data, config, baseline, totals)
     num_tested = sum(len(c.k) for _, c in groups)
     ranked = []
     for partitions, cands in groups:
@@ -580,18 +612,25 @@ def _level(partition: _Partition) -> str:
     return OBJECTS if OBJECTS in levels else IMAGES
 
 
+def _redundant(members: np.ndarray, other: np.ndarray, config: DiscoveryConfig) -> bool:
+    """Whether a slice repeats a better-ranked one: mostly the same objects (Jaccard), or
+    mostly inside it (a narrower range of the same failure)."""
+    shared = (members & other).sum()
+    return bool(
+        shared > config.max_overlap * (members | other).sum()
+        or shared > config.max_nested * members.sum()
+    )
+
+
 def _pick(ranked, data, baseline, totals, names, config) -> list[Hypothesis]:
     """The best ``top`` slices, skipping those overlapping a better one of their class."""
     chosen: list[tuple[int, np.ndarray]] = []
     out = []
-    counted = ~data.gt_crowd
+    counted = data.gt_counted
     for _score, partition, cands, i, p in ranked:
         k, cell = int(cands.k[i]), int(cands.cell[i])
         members = (partition.gt_cells == cell) & (data.gt_class == k) & counted
-        if any(
-            kk == k and (members & other).sum() > config.max_overlap * (members | other).sum()
-            for kk, other in chosen
-        ):
+        if any(kk == k and _redundant(members, other, config) for kk, other in chosen):
             continue
         chosen.append((k, members))
         out.append(

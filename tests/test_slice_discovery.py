@@ -80,8 +80,11 @@ def test_cell_ap_of_one_class_ignores_the_others():
     gt = np.random.default_rng(5).integers(0, 2, (1, len(data.gt_ids)))
     pred = np.random.default_rng(6).integers(0, 2, (1, len(data.pred_ids)))
     every = CellEvaluator.from_table(table).ap(gt, pred, 2)
-    one = CellEvaluator.from_table(table, [1]).ap(gt, pred, 2)
+    evaluator = CellEvaluator.from_table(table, [1])
+    np.testing.assert_array_equal(evaluator.gt_rows, np.flatnonzero(data.gt_class == 1))
+    one = evaluator.ap(gt[:, evaluator.gt_rows], pred[:, evaluator.pred_rows], 2)
     np.testing.assert_allclose(one[0, 1], every[0, 1], rtol=1e-12)
+    assert np.isnan(one[0, 0]).all()  # the other classes have no objects
 
 
 def test_recall_thresholds_are_counted_as_pycocotools_compares_them():
