@@ -20,6 +20,7 @@ bench: setup
 	$(PY) bench/import_speed.py
 	$(PY) bench/evaluation_run.py
 	$(PY) bench/slices.py
+	$(PY) bench/slice_discovery.py
 	$(PY) bench/error_analysis.py
 	$(PY) bench/label_issues.py
 	$(PY) bench/embeddings.py
