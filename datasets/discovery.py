@@ -16,7 +16,12 @@ from collections.abc import Callable
 
 from fiftyone import ViewField as F
 
-from detection_debugger.datasets.descriptors import ensure_descriptors, run_descriptors
+from detection_debugger.datasets.descriptors import (
+    PREFIX,
+    compute_clip_clusters,
+    ensure_descriptors,
+    run_descriptors,
+)
 from detection_debugger.datasets.fiftyone_private import dataset_of
 from detection_debugger.datasets.runs import DebuggerResults, load_run
 from detection_debugger.datasets.slices import save_slice
@@ -68,6 +73,8 @@ def discover_run(
     if cls is not None and cls not in names:
         raise ValueError(f"run {eval_key!r} has no class {cls!r} (classes: {', '.join(names)})")
     ensure_descriptors(dataset, [config_.pred_field], config_.gt_field, progress)
+    if not dataset.has_field(f"{config_.gt_field}.detections.{PREFIX}clip_cluster"):
+        compute_clip_clusters(dataset, config_.gt_field, config_.pred_field)
     descriptors = run_descriptors(dataset, results, exclude)
     classes = None if cls is None else [cls]
     return discover(

@@ -176,3 +176,35 @@ def test_operator_discovers_and_shows_the_first_hypothesis(dataset):
     view = fo.DatasetView._build(dataset, set_view[0].params["view"])
     expected = hypothesis_view(dataset, KEY, rows[0])
     assert view.values("id") == expected.values("id")
+
+
+def test_clip_clusters_of_the_objects_are_a_descriptor(dataset):
+    import fiftyone.brain as fob
+
+    from detection_debugger.datasets.descriptors import compute_clip_clusters
+
+    ensure_descriptors(dataset, ["predictions"], "ground_truth")
+    rng = np.random.default_rng(0)
+    ids, contrast = dataset.values(
+        ["id", "ground_truth.detections.dd_contrast"]
+    )  # two groups of "embeddings": faint and bright objects
+    embeddings = {
+        sid: np.array([np.eye(4)[int(c < 0.5)] + rng.normal(0, 0.05, 4) for c in values])
+        for sid, values in zip(ids, contrast)
+    }
+    fob.compute_similarity(
+        dataset,
+        patches_field="ground_truth",
+        embeddings=embeddings,
+        brain_key="clip_ground_truth",
+        backend="sklearn",
+    )
+    assert compute_clip_clusters(dataset, "ground_truth", "predictions", k=2)
+    assert dataset.count("ground_truth.detections.dd_clip_cluster") == dataset.count(
+        "ground_truth.detections"
+    )
+    names = {d.name for d in run_descriptors(dataset, load_run(dataset, KEY))}
+    assert "clip_cluster" in names
+    faint = [c < 0.5 for v in contrast for c in v]
+    clusters = dataset.values("ground_truth.detections.dd_clip_cluster", unwind=True)
+    assert len(set(zip(faint, clusters))) == 2  # one cluster per group
