@@ -342,13 +342,13 @@ def _cells(binned: _Binned, ranges) -> tuple[np.ndarray, np.ndarray]:
     """Cells of a numeric partition (``ranges`` of fine bins) or of categories (None: every
     frequent value; ``"pair"``: the two most frequent and the rest)."""
     if binned.edges is not None:
-        lookup = np.full(len(QUANTILES) + 2, -1)
+        lookup = np.full(len(QUANTILES) + 2, -1, dtype=np.int8)
         for cell, (lo, hi) in enumerate(ranges):
             lookup[lo : hi + 1] = cell
         return lookup[binned.gt_bins], lookup[binned.pred_bins]
     top = binned.top if ranges is None else binned.top[:2]
     size = max(int(binned.top.max()), int(binned.gt_bins.max()), int(binned.pred_bins.max())) + 2
-    lookup = np.full(size, -1)  # the last slot: unknown (-1)
+    lookup = np.full(size, -1, dtype=np.int8)  # the last slot: unknown (-1)
     lookup[top] = np.arange(len(top))
     return lookup[binned.gt_bins], lookup[binned.pred_bins]
 
@@ -413,8 +413,8 @@ def _pair_ranges(binned: _Binned):
 def _pair_partition(a: _Binned, b: _Binned) -> _Partition:
     ra, rb = _pair_ranges(a), _pair_ranges(b)
     (ga, pa), (gb, pb) = _cells(a, ra), _cells(b, rb)
-    gt = np.where((ga >= 0) & (gb >= 0), ga * 3 + gb, -1)
-    pred = np.where((pa >= 0) & (pb >= 0), pa * 3 + pb, -1)
+    gt = np.where((ga >= 0) & (gb >= 0), ga * 3 + gb, -1).astype(np.int8)
+    pred = np.where((pa >= 0) & (pb >= 0), pa * 3 + pb, -1).astype(np.int8)
     return _Partition(((a, ra), (b, rb)), gt, pred, 9)
 
 
@@ -445,12 +445,12 @@ def _chance_spread(evaluator: CellEvaluator, data: _Objects, config, baseline, t
         for parts in config.null_parts:
             for _ in range(config.null_seeds):
                 if level == IMAGES:
-                    image = rng.integers(0, parts, data.num_images)
+                    image = rng.integers(0, parts, data.num_images, dtype=np.int8)
                     gt.append(image[data.gt_image])
                     pred.append(image[data.pred_image])
                 else:
-                    gt.append(rng.integers(0, parts, len(data.gt_rows)))
-                    pred.append(rng.integers(0, parts, len(data.pred_rows)))
+                    gt.append(rng.integers(0, parts, len(data.gt_rows), dtype=np.int8))
+                    pred.append(rng.integers(0, parts, len(data.pred_rows), dtype=np.int8))
         gt, pred = np.stack(gt), np.stack(pred)
         ap = evaluator.ap(gt, pred, cells)  # (M, K, C)
         n = evaluator.num_gt(gt, cells).astype(np.float64)
