@@ -105,7 +105,7 @@ def _condition_expression(condition: dict, attribute: bool):
         if condition["value"] in ("True", "False") and not attribute:
             return value == (condition["value"] == "True")
         return value == condition["value"]
-    parts = []
+    parts = [value != None]  # noqa: E711 (missing values sort below numbers in MongoDB)
     if condition.get("low") is not None:
         parts.append(value >= condition["low"])
     if condition.get("high") is not None:
