@@ -208,3 +208,11 @@ def test_clip_clusters_of_the_objects_are_a_descriptor(dataset):
     faint = [c < 0.5 for v in contrast for c in v]
     clusters = dataset.values("ground_truth.detections.dd_clip_cluster", unwind=True)
     assert len(set(zip(faint, clusters))) == 2  # one cluster per group
+
+
+def test_a_range_leaves_out_samples_without_a_value(dataset):
+    dataset.set_values("speed", [None if i < 10 else float(i) for i in range(len(dataset))])
+    condition = {"descriptor": "speed", "field": "speed", "level": "images", "value": None}
+    row = {"class": "sign", "conditions": [{**condition, "low": None, "high": 30.0}]}
+    view = hypothesis_view(dataset, KEY, row)
+    assert sorted(view.values("speed")) == [float(i) for i in range(10, 30)]
