@@ -160,25 +160,25 @@ class CellEvaluator:
         """
         own = pred_cells[:, self.pure_pred]  # (M, F)
         cell_ids = np.arange(num_cells, dtype=own.dtype)[None, :, None]
-        running = np.zeros((len(own), num_cells, len(self.pure_pos) + 1), dtype=np.int32)
+        size = len(self.pure_pos) + 1
+        counts = np.uint16 if size <= np.iinfo(np.uint16).max else np.int64  # less traffic
+        running = np.zeros((len(own), num_cells, size), dtype=counts)
         np.cumsum(own[:, None, :] == cell_ids, axis=2, out=running[:, :, 1:])
-        return (
-            running[part, cells, self.pure_upto[entries]]
-            - running[part, cells, self.pure_first[entries]]
-        )
+        upto = running[part, cells, self.pure_upto[entries]].astype(np.int64)
+        return upto - running[part, cells, self.pure_first[entries]]
 
     def _true_positives(self, gt_cells, pred_cells, num_cells):
         """Keys ``((t*M + m)*K + k)*C + c``, precision and ordinal (1-based rank in its cell)
         of every true positive of every partition, sorted by key then accumulation order."""
-        num_parts = len(gt_cells)
+        num_parts, num_entries = len(gt_cells), len(self.entry_t)
         is_tp = self.entry_gt >= 0
-        cells = np.where(
-            is_tp[None, :],
-            gt_cells[:, np.maximum(self.entry_gt, 0)],
-            pred_cells[:, self.entry_pred],
-        )
-        part, entry = np.nonzero(cells >= 0)  # partition-major
-        cell = cells[part, entry].astype(np.int64)
+        # One gather: an entry's cell is its object's (true positive) or its own.
+        source = np.where(is_tp, self.entry_gt, gt_cells.shape[1] + self.entry_pred)
+        cells = np.concatenate([gt_cells, pred_cells], axis=1)[:, source]
+        flat = np.flatnonzero(cells >= 0)  # partition-major
+        cell = cells.reshape(-1)[flat].astype(np.int64)
+        part = flat // num_entries if num_parts > 1 else np.zeros(len(flat), np.int64)
+        entry = flat - part * num_entries
         keys = (
             (self.entry_t[entry] * num_parts + part) * self.num_classes + self.entry_class[entry]
         ) * num_cells + cell
