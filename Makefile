@@ -2,11 +2,15 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench lint format setup clean
+.PHONY: demo demo-weights test bench lint format setup clean
 
 ## demo: the main job on the bundled (generated) demo data
 demo: setup
 	$(VENV)/bin/detection-debugger demo
+
+## demo-weights: retrain the demo's two networks (CPU, ~25 min) and refresh demo/weights/
+demo-weights: setup
+	$(VENV)/bin/detection-debugger demo weights --out .data/demo-models
 
 ## test: linter, formatter check and the whole test suite (starts its own MongoDB)
 test: setup

@@ -155,21 +155,28 @@ def predict_demo(weights, images_dir, folder) -> dict:
     )
 
 
-def _reviewed_ids(dataset, manifest: dict) -> tuple[list[str], list[str]]:
-    """The reviewer: ``(accepted, rejected)`` ids of the flagged issues, accepted when the
-    manifest lists the planted error they point to."""
+def _reviewed_ids(dataset, manifest: dict) -> tuple[list[str], list[str], dict]:
+    """The reviewer: ``(accepted, rejected, per type)`` ids of the flagged issues, accepted
+    when the manifest lists the planted error they point to; per type: ``{type: {"planted",
+    "flagged", "accepted"}}`` (accepted / flagged is the finder's precision here)."""
     from detection_debugger.datasets.review import flagged_label_ids
     from detection_debugger.demo.label_quality import manifest_truth
     from detection_debugger.evaluation.label_issues import ISSUE_TYPES, MISSING
 
     truth = manifest_truth(dataset, "ground_truth", manifest)
-    accepted, rejected = [], []
+    accepted, rejected, per_type = [], [], {}
     for issue in ISSUE_TYPES:
         ids = flagged_label_ids(dataset, "ground_truth", issue)
         good = _true_missing(dataset, truth[MISSING]) if issue == MISSING else truth[issue]
         accepted += [i for i in ids if i in good]
         rejected += [i for i in ids if i not in good]
-    return accepted, rejected
+        planted = truth[issue]
+        per_type[issue] = {
+            "planted": sum(map(len, planted.values())) if issue == MISSING else len(planted),
+            "flagged": len(ids),
+            "accepted": sum(i in good for i in ids),
+        }
+    return accepted, rejected, per_type
 
 
 def _true_missing(dataset, planted: dict, min_iou: float = 0.3) -> set[str]:
@@ -209,11 +216,16 @@ def fix_training_labels(data_dir, baseline_dir, train_split: DemoConfig = TRAIN_
     for line in report.summary():
         _say("  " + line)
     manifest = json.loads(Path(files["manifest"]).read_text())
-    accepted, rejected = _reviewed_ids(dataset, manifest)
-    counts = {"accepted": len(accepted), "rejected": len(rejected)}
+    accepted, rejected, per_type = _reviewed_ids(dataset, manifest)
+    counts = {"accepted": len(accepted), "rejected": len(rejected), "per_type": per_type}
     accept_issues(dataset, "ground_truth", accepted)
     reject_issues(dataset, "ground_truth", rejected)
     _say(f"  review: {counts['accepted']} issues accepted, {counts['rejected']} rejected")
+    for issue, c in per_type.items():
+        _say(
+            f"    {issue}: {c['accepted']} of {c['flagged']} flagged are planted errors "
+            f"(of {c['planted']} planted)"
+        )
     # nothing accepted: no corrected field, the labels stay as they are
     counts["field"] = (
         "ground_truth_fixed" if dataset.has_field("ground_truth_fixed") else "ground_truth"

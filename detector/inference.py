@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision
 
 from detection_debugger.detector.network import STRIDE
 from detection_debugger.detector.training import LoadedDetector, load_images
@@ -16,9 +17,13 @@ from detection_debugger.formats import ImageObjects, ObjectRecord, write_kitti_f
 __all__ = ["decode", "predict_images", "write_predictions"]
 
 
-def decode(outputs, max_objects: int = 100, min_score: float = 0.05) -> list[np.ndarray]:
+def decode(
+    outputs, max_objects: int = 100, min_score: float = 0.05, nms_iou: float = 0.5
+) -> list[np.ndarray]:
     """Per image, ``(M, 6)`` rows ``x1 y1 x2 y2 score class`` in input pixels: the heatmap's
-    local maxima (3x3) above ``min_score``, at most ``max_objects``, best first."""
+    local maxima (3x3) above ``min_score``, at most ``max_objects``, best first; a box that
+    overlaps a better one of its class at ``nms_iou`` is dropped (wide objects such as
+    crosswalks have several maxima along their length)."""
     logits, size, offset = outputs
     heat = torch.sigmoid(logits)
     peaks = heat * (torch.nn.functional.max_pool2d(heat, 3, 1, 1) == heat)
@@ -35,7 +40,8 @@ def decode(outputs, max_objects: int = 100, min_score: float = 0.05) -> list[np.
         bw = torch.exp(size[n, 0, i, j]) * STRIDE
         bh = torch.exp(size[n, 1, i, j]) * STRIDE
         rows = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, score, cls], 1)
-        out.append(rows.numpy().astype(np.float64))
+        keep = torchvision.ops.batched_nms(rows[:, :4], rows[:, 4], rows[:, 5].long(), nms_iou)
+        out.append(rows[keep.sort().values].numpy().astype(np.float64))
     return out
 
 

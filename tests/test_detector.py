@@ -110,7 +110,7 @@ def test_the_retraining_loop_runs_for_a_few_steps(tmp_path):
         if fo.dataset_exists("crosswalks-train-30-11"):
             fo.load_dataset("crosswalks-train-30-11").delete()
     assert meta["extra_faded"]["count"] == 4 and meta["images"] == 34
-    assert set(meta["review"]) == {"accepted", "rejected", "field"}
+    assert set(meta["review"]) == {"accepted", "rejected", "field", "per_type"}
     for model in ("baseline", "retrained"):
         assert load_detector(tmp_path / "weights" / f"{model}.pt").classes == list(CLASSES)
         assert len(list((tmp_path / "out" / model / "predictions").glob("*.txt"))) == 10
