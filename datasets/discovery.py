@@ -17,6 +17,7 @@ from collections.abc import Callable
 from fiftyone import ViewField as F
 
 from detection_debugger.datasets.descriptors import (
+    EXCLUDE_MARK,
     PREFIX,
     compute_clip_clusters,
     ensure_descriptors,
@@ -36,6 +37,7 @@ from detection_debugger.evaluation.slice_discovery import (
 __all__ = ["discover_run", "discover_slices", "hypothesis_view", "save_hypothesis"]
 
 _EVALUATORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_DESCRIPTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _evaluator(results: DebuggerResults, classes) -> CellEvaluator:
@@ -47,6 +49,21 @@ def _evaluator(results: DebuggerResults, classes) -> CellEvaluator:
         indices = None if classes is None else [names.index(c) for c in classes]
         per_run[key] = CellEvaluator.from_table(results.table(), indices)
     return per_run[key]
+
+
+def _descriptors(dataset, results: DebuggerResults, exclude: tuple) -> list:
+    """:func:`run_descriptors`, kept with the (cached) results while no sample, field or
+    field mark changed (the samples' latest ``last_modified_at`` and the schema)."""
+    schema = dataset.get_field_schema(flat=True)
+    marks = tuple(
+        sorted(n for n, f in schema.items() if (getattr(f, "info", None) or {}).get(EXCLUDE_MARK))
+    )
+    state = (len(dataset), dataset.max("last_modified_at"), tuple(sorted(schema)), marks, exclude)
+    cached = _DESCRIPTORS.get(results)
+    if cached is None or cached[0] != state:
+        cached = (state, run_descriptors(dataset, results, exclude))
+        _DESCRIPTORS[results] = cached
+    return cached[1]
 
 
 def discover_run(
@@ -75,7 +92,7 @@ def discover_run(
     ensure_descriptors(dataset, [config_.pred_field], config_.gt_field, progress)
     if not dataset.has_field(f"{config_.gt_field}.detections.{PREFIX}clip_cluster"):
         compute_clip_clusters(dataset, config_.gt_field, config_.pred_field)
-    descriptors = run_descriptors(dataset, results, exclude)
+    descriptors = _descriptors(dataset, results, tuple(exclude))
     classes = None if cls is None else [cls]
     return discover(
         results.table(),

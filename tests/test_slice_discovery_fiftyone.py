@@ -216,3 +216,10 @@ def test_a_range_leaves_out_samples_without_a_value(dataset):
     row = {"class": "sign", "conditions": [{**condition, "low": None, "high": 30.0}]}
     view = hypothesis_view(dataset, KEY, row)
     assert sorted(view.values("speed")) == [float(i) for i in range(10, 30)]
+
+
+def test_the_descriptors_kept_in_memory_follow_the_dataset(dataset):
+    first = discover_run(dataset, KEY, "sign")
+    dataset.set_values("lane", [i % 4 for i in range(len(dataset))])
+    second = discover_run(dataset, KEY, "sign")
+    assert "lane" not in first.descriptors and "lane" in second.descriptors
