@@ -17,6 +17,8 @@ index of the ground truth exists (``clip_<gt_field>``), clusters of the object p
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Callable
 
 import fiftyone as fo
@@ -143,6 +145,7 @@ def compute_descriptors(
         )
     for name, values in per_image.items():
         dataset.set_values(PREFIX + name, values)
+    _drop_cache(dataset)
 
 
 def _flat_pixels(boxes: list, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,26 +205,104 @@ def ensure_descriptors(dataset, fields: list[str], gt_field: str, progress=None)
 # ---------------------------------------------------------------- a run's descriptors
 
 
-def _object_values(dataset, results: DebuggerResults, side: str, field: str, attributes):
-    """``{attribute: (N,) values in the run's row order}`` (None where unknown)."""
-    table = results.table().data
-    size = len(table.gt_ids if side == "gt" else table.pred_ids)
-    paths = [f"{field}.detections.{a}" for a in attributes]
-    present = [a for a, p in zip(attributes, paths) if dataset.has_field(p)]
-    if not present:
-        return {}
+CACHE_RUN = "dd_descriptors"  # a run keeping the stored object descriptors as arrays
+CLUSTER = PREFIX + "clip_cluster"
+
+
+def _object_names() -> list[str]:
+    return [PREFIX + n for n in OBJECT_NAMES] + list(KITTI_ATTRIBUTES) + [CLUSTER]
+
+
+def _read_columns(dataset, field: str) -> dict[str, np.ndarray]:
+    """Every object's stored descriptors of ``field``, read from the samples: ``id``
+    (``S24``), numbers as float64 (NaN: none), the CLIP cluster as text ("": none)."""
+    present = [n for n in _object_names() if dataset.has_field(f"{field}.detections.{n}")]
     columns = dataset.values(
-        [f"{field}.detections.id"] + [f"{field}.detections.{a}" for a in present]
+        [f"{field}.detections.id"] + [f"{field}.detections.{n}" for n in present]
     )
-    ids = [i for per in columns[0] for i in (per or [])]
-    rows = results.label_positions(side, ids)
+    out = {"id": np.array([i for per in columns[0] for i in (per or [])], dtype="S24")}
+    for name, per_sample in zip(present, columns[1:]):
+        flat = [v for per in per_sample for v in (per or [])]
+        if name == CLUSTER:
+            out[name] = np.array(["" if v is None else str(v) for v in flat], dtype=str)
+        else:
+            out[name] = np.array([np.nan if v is None else v for v in flat], dtype=np.float64)
+    return out
+
+
+def _encode(arrays: dict) -> str:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _decode(text: str) -> dict:
+    with np.load(io.BytesIO(base64.b64decode(text))) as arrays:
+        return dict(arrays)
+
+
+def _columns(dataset, field: str, wanted_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`_read_columns`, kept in the run :data:`CACHE_RUN` (one document instead of
+    one read of every object's attributes); read again when an object of ``wanted_ids`` is
+    not in it. Computing descriptors drops the cache."""
+    stored = {}
+    if dataset.has_run(CACHE_RUN):
+        stored = dict(getattr(dataset.load_run_results(CACHE_RUN, cache=False), "fields", {}))
+        if field in stored:
+            arrays = _decode(stored[field])
+            if np.isin(wanted_ids, arrays["id"]).all():
+                return arrays
+    else:
+        dataset.register_run(CACHE_RUN, dataset.init_run(version=1))
+    arrays = _read_columns(dataset, field)
+    stored[field] = _encode(arrays)
+    dataset.save_run_results(CACHE_RUN, dataset.init_run_results(CACHE_RUN, fields=stored))
+    return arrays
+
+
+def _drop_cache(dataset) -> None:
+    if dataset.has_run(CACHE_RUN):
+        dataset.delete_run(CACHE_RUN)
+
+
+def _object_values(results: DebuggerResults, side: str, columns: dict) -> dict:
+    """The cached columns in the run's ``side`` row order (NaN / "" where unknown)."""
+    data = results.table().data
+    size = len(data.gt_ids if side == "gt" else data.pred_ids)
+    rows = results.label_positions(side, columns["id"])
     known = rows >= 0
     out = {}
-    for name, per_sample in zip(present, columns[1:]):
-        flat = np.array([v for per in per_sample for v in (per or [])], dtype=object)
-        values = np.full(size, None, dtype=object)
-        values[rows[known]] = flat[known]
+    for name, column in columns.items():
+        if name == "id":
+            continue
+        values = np.full(size, "" if column.dtype.kind == "U" else np.nan, dtype=column.dtype)
+        values[rows[known]] = column[known]
         out[name] = values
+    return out
+
+
+def _stored_object_descriptors(dataset, results) -> list[Descriptor]:
+    config = results.config
+    sides = {}
+    for side, field in (("gt", config.gt_field), ("pred", config.pred_field)):
+        columns = _columns(dataset, field, results.label_ids(side))
+        sides[side] = _object_values(results, side, columns)
+    gt, pred = sides["gt"], sides["pred"]
+    size = len(results.table().data.pred_ids)
+    out = []
+    for name in _object_names():
+        if name not in gt:
+            continue
+        short = name.removeprefix(PREFIX)
+        categories = None
+        if name == CLUSTER:
+            pred_values = pred.get(name, np.full(size, "", dtype=str))
+            categories = tuple(sorted(set(gt[name].tolist()) - {""}))
+            gt_v, pred_v = _codes(gt[name], categories), _codes(pred_values, categories)
+        else:
+            gt_v, pred_v = gt[name], pred.get(name, np.full(size, np.nan))
+        text = TEXTS.get(short, f"KITTI {short}" if name in KITTI_ATTRIBUTES else short)
+        out.append(Descriptor(short, OBJECTS, gt_v, pred_v, categories, name, text))
     return out
 
 
@@ -234,27 +315,13 @@ def _categorical(values, categories: tuple[str, ...]) -> np.ndarray:
     return np.array([index.get(None if v is None else str(v), -1) for v in values], np.int64)
 
 
-def _stored_object_descriptors(dataset, results) -> list[Descriptor]:
-    config = results.config
-    names = [PREFIX + n for n in OBJECT_NAMES] + list(KITTI_ATTRIBUTES) + [PREFIX + "clip_cluster"]
-    gt = _object_values(dataset, results, "gt", config.gt_field, names)
-    pred = _object_values(dataset, results, "pred", config.pred_field, names)
-    size = len(results.table().data.pred_ids)
-    out = []
-    for name in names:
-        if name not in gt:
-            continue
-        short = name.removeprefix(PREFIX)
-        pred_values = pred.get(name, np.full(size, None, dtype=object))
-        categories = None
-        if name == PREFIX + "clip_cluster":
-            categories = tuple(sorted({str(v) for v in gt[name] if v is not None}))
-            gt_v, pred_v = _categorical(gt[name], categories), _categorical(pred_values, categories)
-        else:
-            gt_v, pred_v = _numeric(gt[name]), _numeric(pred_values)
-        text = TEXTS.get(short, f"KITTI {short}" if name in KITTI_ATTRIBUTES else short)
-        out.append(Descriptor(short, OBJECTS, gt_v, pred_v, categories, name, text))
-    return out
+def _codes(values: np.ndarray, categories: tuple[str, ...]) -> np.ndarray:
+    """Index of each value in ``categories``, -1 for the others."""
+    order = np.array(categories, dtype=str)
+    if not len(order):
+        return np.full(len(values), -1, np.int64)
+    pos = np.minimum(np.searchsorted(order, values), len(order) - 1)
+    return np.where(order[pos] == values, pos, -1).astype(np.int64)
 
 
 def _excluded(dataset, name: str, field) -> bool:
@@ -370,4 +437,5 @@ def compute_clip_clusters(dataset, gt_field: str, pred_field: str, k: int = CLIP
         write_object_attributes(
             dataset, field, dataset.values("id"), {PREFIX + "clip_cluster": values}
         )
+    _drop_cache(dataset)
     return True
