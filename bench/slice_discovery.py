@@ -10,8 +10,9 @@ box descriptors (size, aspect, position, border, overlap, objects per image) are
 random sample fields (numbers and categories) bring the searched descriptors to 20.
 
 Then times ``datasets.discovery.discover_run`` from the stored run (reading the run and the
-descriptors from MongoDB included), cold (first call of the process) and warm (median of 3),
-for one class (``--class``) and for every class, and the search alone
+descriptors from MongoDB included), cold (first call of the process: the run decoded, the
+descriptors read from their cached document) and warm (median of 3), for the largest class
+(``--class``) and for every class, and the search alone
 (``evaluation.slice_discovery.discover`` on arrays already in memory).
 """
 
@@ -73,7 +74,8 @@ def main() -> int:
 
         dataset = fo.load_dataset("bench-discovery")
         dataset.clear_cache()
-        first = dataset.distinct("ground_truth.detections.label")[0]
+        counts = dataset.count_values("ground_truth.detections.label")
+        first = max(counts, key=counts.get)  # the largest class: the slowest one
         cold_s, found = timed(lambda: discover_run(dataset, "dd", first))
         warm_s, found = timed(lambda: discover_run(dataset, "dd", first), 3)
         every_s, every = timed(lambda: discover_run(dataset, "dd"))
