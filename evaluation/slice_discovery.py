@@ -503,20 +503,20 @@ def _candidates(ap, n, classes, totals, config, parents=None) -> _Candidates:
 def _pair_parents(pairs, ap_single, n_single, single_index):
     """``(M, K, 9)`` AP and objects of the worse (lower-AP) one-descriptor parent (tertile
     or value) of each pair cell."""
+    ap_single = np.nan_to_num(ap_single, nan=np.inf)
     ap = np.full((len(pairs), ap_single.shape[1], 9), np.inf)
     n = np.zeros(ap.shape)
+    width = ap_single.shape[2]
     for i, pair in enumerate(pairs):
         (a, _), (b, _) = pair.parts
         ia, ib = single_index[id(a)], single_index[id(b)]
-        for cell in range(9):
-            ca, cb = pair.parent_cells(cell)
-            if ca >= ap_single.shape[2] or cb >= ap_single.shape[2]:
-                continue
-            first = np.nan_to_num(ap_single[ia, :, ca], nan=np.inf)
-            second = np.nan_to_num(ap_single[ib, :, cb], nan=np.inf)
-            a_worse = first <= second
-            ap[i, :, cell] = np.where(a_worse, first, second)
-            n[i, :, cell] = np.where(a_worse, n_single[ia, :, ca], n_single[ib, :, cb])
+        cells = [c for c in range(9) if max(pair.parent_cells(c)) < width]
+        ca = np.array([pair.parent_cells(c)[0] for c in cells], dtype=int)
+        cb = np.array([pair.parent_cells(c)[1] for c in cells], dtype=int)
+        first, second = ap_single[ia][:, ca], ap_single[ib][:, cb]  # (K, cells)
+        a_worse = first <= second
+        ap[i][:, cells] = np.where(a_worse, first, second)
+        n[i][:, cells] = np.where(a_worse, n_single[ia][:, ca], n_single[ib][:, cb])
     return ap, n
 
 
