@@ -114,3 +114,28 @@ def test_the_retraining_loop_runs_for_a_few_steps(tmp_path):
     for model in ("baseline", "retrained"):
         assert load_detector(tmp_path / "weights" / f"{model}.pt").classes == list(CLASSES)
         assert len(list((tmp_path / "out" / model / "predictions").glob("*.txt"))) == 10
+
+
+@pytest.mark.fiftyone
+def test_the_demo_dataset_holds_the_networks_predictions(tmp_path):
+    from detection_debugger.demo.runner import build_demo_dataset
+
+    dataset, files = build_demo_dataset(DemoConfig(12, 0), tmp_path, name="dd-network-demo")
+    try:
+        assert dataset.info["demo_key"].startswith(DemoConfig(12, 0).key + "-network-")
+        assert "trained networks" in dataset.info["demo_note"]
+        for model in ("baseline", "retrained"):
+            folders = list((Path(files["folder"]) / "predictions").glob(f"network-*/{model}"))
+            assert len(folders) == 1 and len(list(folders[0].glob("*.txt"))) == 12
+            assert dataset.count(f"{model}.detections") > 0
+        again, _ = build_demo_dataset(DemoConfig(12, 0), tmp_path, name="dd-network-demo")
+        assert again.info["demo_key"] == dataset.info["demo_key"]  # reused, not rebuilt
+        simulated, _ = build_demo_dataset(
+            DemoConfig(12, 0), tmp_path, name="dd-network-demo", simulated=True
+        )
+        assert simulated.info["demo_key"].endswith("-simulated")
+    finally:
+        import fiftyone as fo
+
+        if fo.dataset_exists("dd-network-demo"):
+            fo.load_dataset("dd-network-demo").delete()
