@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 
 from detection_debugger.datasets.exporting import FIXED_SUFFIX
-from detection_debugger.datasets.fiftyone_private import dataset_of
+from detection_debugger.datasets.fiftyone_private import bulk_write, dataset_of
 from detection_debugger.datasets.issue_fields import (
     EVIDENCE_FIELDS,
     GT_TYPES,
@@ -256,75 +256,105 @@ def flagged_label_ids(samples, gt_field: str, issue_type: str) -> list[str]:
 
 # ------------------------------------------------------------------- the fixed field
 
+_GT_NAMES = (
+    "id",
+    "label",
+    "bounding_box",
+    "tags",
+    "issue_type",
+    *(n for t in GT_TYPES for n in (SCORE_FIELDS[t], *(v[0] for v in TYPE_FIELDS[t].values()))),
+)
+_MISSING_NAMES = (
+    "id",
+    "label",
+    "bounding_box",
+    "tags",
+    "issue_review",
+    "issue_source_field",
+    "issue_source_id",
+)
+_FIX_NAMES = tuple(FIX_FIELDS)
 
-def _strip(detection):
-    """A copy of a ground-truth object without the finder's attributes and tags (same id)."""
-    out = detection.copy()
-    out.id = detection.id
+
+def _finder_attributes() -> list[str]:
     per_type = [name for fields_ in TYPE_FIELDS.values() for name, _ in fields_.values()]
-    for name in (*SCORE_FIELDS.values(), *EVIDENCE_FIELDS, *per_type):
-        if out.has_field(name):
-            out.clear_field(name)
-    out.tags = [t for t in (detection.tags or []) if not t.startswith(ISSUE_TAG_PREFIX)]
-    return out
+    return [*SCORE_FIELDS.values(), *EVIDENCE_FIELDS, *per_type]
 
 
 def _ensure_fixed(dataset, gt_field: str) -> str:
-    """Creates ``<gt_field>_fixed`` as a clean copy of the ground truth when missing."""
+    """Creates ``<gt_field>_fixed`` as a clean copy of the ground truth when missing: copied
+    by the database, the finder's attributes and ``issue:`` tags removed there."""
     fixed = gt_field + FIXED_SUFFIX
     if dataset.has_field(fixed):
         return fixed
-    import fiftyone as fo
-
-    # Written through FiftyOne objects, as every later review edit is, so that undoing an
-    # edit gives back the very same stored document.
-    originals = dataset.values(gt_field)
-    copies = [
-        fo.Detections(detections=[_strip(d) for d in value.detections]) if value else None
-        for value in originals
+    dataset.clone_sample_field(gt_field, fixed)
+    paths = [f"{fixed}.detections.{name}" for name in _finder_attributes()]
+    dataset.delete_sample_fields([p for p in paths if dataset.has_field(p)])
+    tags = [
+        t for t in dataset.distinct(f"{fixed}.detections.tags") if t.startswith(ISSUE_TAG_PREFIX)
     ]
-    dataset.set_values(fixed, copies, dynamic=True)
+    if tags:
+        dataset.untag_labels(tags, label_fields=[fixed])
     return fixed
 
 
-def _fixed_object(original, statuses: dict, now: str):
-    """The corrected copy of a ground-truth object given the decisions on its issues
-    (``{type: status}``): its accepted wrong class and loose box applied, with provenance."""
-    out = _strip(original)
-    applied = [t for t in (WRONG_CLASS, LOOSE_BOX) if statuses.get(t) == ACCEPTED]
-    if not applied:
-        return out
-    if WRONG_CLASS in applied:
-        out["fix_previous_label"] = original.label
-        out.label = original[TYPE_FIELDS[WRONG_CLASS]["label"][0]]
-    if LOOSE_BOX in applied:
-        box = original[TYPE_FIELDS[LOOSE_BOX]["box"][0]]
-        if box is None:
-            raise ValueError(f"the loose box issue of {original.id} has no prediction box")
-        out["fix_previous_box"] = list(original.bounding_box)
-        out.bounding_box = list(box)
-    first = TYPE_FIELDS[applied[0]]
-    out["fix_type"] = "+".join(applied)
-    out["fix_source_field"] = original[first["source_field"][0]]
-    out["fix_source_id"] = original[first["source_id"][0]]
-    out["fix_time"] = now
+def _records(view, field: str, names: tuple) -> list[dict]:
+    """The objects of ``field`` in ``view`` as dicts of ``names`` (plus ``sample_id``), read
+    as plain values (no label objects are built)."""
+    present = [n for n in names if n == "id" or view.has_field(f"{field}.detections.{n}")]
+    values = view.values(["id", *(f"{field}.detections.{n}" for n in present)])
+    out = []
+    for sid, *per in zip(*values):
+        for obj in zip(*(v or [] for v in per)):
+            record = dict.fromkeys(names)
+            record.update(zip(present, obj))
+            record["sample_id"] = sid
+            out.append(record)
     return out
 
 
-def _added_object(candidate, now: str):
-    """The object a missing candidate adds to the corrected field (same id)."""
-    import fiftyone as fo
+def _fix_values(record: dict, statuses: dict, now: str) -> dict | None:
+    """``{attribute: value}`` of the corrected ground-truth object (None: removed), given
+    the decisions on its issues: accepted wrong class and loose box applied, provenance."""
+    if statuses.get(SPURIOUS) == ACCEPTED:
+        return None
+    out = {"label": record["label"], "bounding_box": record["bounding_box"]}
+    out.update(dict.fromkeys(_FIX_NAMES))
+    applied = [t for t in (WRONG_CLASS, LOOSE_BOX) if statuses.get(t) == ACCEPTED]
+    if WRONG_CLASS in applied:
+        out["fix_previous_label"] = record["label"]
+        out["label"] = record[TYPE_FIELDS[WRONG_CLASS]["label"][0]]
+    if LOOSE_BOX in applied:
+        box = record[TYPE_FIELDS[LOOSE_BOX]["box"][0]]
+        if box is None:
+            raise ValueError(f"the loose box issue of {record['id']} has no prediction box")
+        out["fix_previous_box"] = list(record["bounding_box"])
+        out["bounding_box"] = list(box)
+    if applied:
+        first = TYPE_FIELDS[applied[0]]
+        out["fix_type"] = "+".join(applied)
+        out["fix_source_field"] = record[first["source_field"][0]]
+        out["fix_source_id"] = record[first["source_id"][0]]
+        out["fix_time"] = now
+    return out
 
-    added = fo.Detection(
-        label=candidate.label,
-        bounding_box=list(candidate.bounding_box),
-        fix_type=MISSING,
-        fix_source_field=candidate["issue_source_field"],
-        fix_source_id=candidate["issue_source_id"],
-        fix_time=now,
-    )
-    added.id = candidate.id
-    return added
+
+def _added_document(record: dict, now: str) -> dict:
+    """The stored form of the object a missing candidate adds to the corrected field."""
+    from bson import ObjectId
+
+    return {
+        "_id": ObjectId(record["id"]),
+        "_cls": "Detection",
+        "attributes": {},
+        "tags": [],
+        "label": record["label"],
+        "bounding_box": list(record["bounding_box"]),
+        "fix_type": MISSING,
+        "fix_source_field": record["issue_source_field"],
+        "fix_source_id": record["issue_source_id"],
+        "fix_time": now,
+    }
 
 
 # ------------------------------------------------------------------------ the review
@@ -344,16 +374,6 @@ def _items(items) -> dict[str, set]:
     return wanted
 
 
-def _sample_ids(dataset, fields_: list[str], label_ids: list[str]) -> list[str]:
-    """Ids of the samples holding ``label_ids`` (checked: 24 hexadecimal digits each)."""
-    from bson import ObjectId
-
-    invalid = [lid for lid in label_ids if not ObjectId.is_valid(lid)]
-    if invalid:
-        raise ValueError(f"not label ids (24 hexadecimal digits): {invalid[:3]}")
-    return dataset.select_labels(ids=label_ids, fields=fields_).values("id")
-
-
 @writes_dataset("review_label_issues", ("gt_field",))
 def review_issues(samples, gt_field: str, items, status: str) -> dict:
     """Records ``status`` (``accepted``/``rejected``) for ``items`` (label ids or ``(label
@@ -364,6 +384,8 @@ def review_issues(samples, gt_field: str, items, status: str) -> dict:
         ``{"accepted": n, "rejected": n, "changed": n}``: the issues now accepted and
         rejected among those reviewed, and how many of them changed the corrected field.
     """
+    from bson import ObjectId
+
     if status not in (ACCEPTED, REJECTED):
         raise ValueError(f"status must be {ACCEPTED!r} or {REJECTED!r}, got {status!r}")
     dataset = dataset_of(samples)
@@ -371,23 +393,16 @@ def review_issues(samples, gt_field: str, items, status: str) -> dict:
     wanted = _items(items)
     if not wanted:
         return {ACCEPTED: 0, REJECTED: 0, "changed": 0}
-    missing = missing_field(gt_field)
-    fields_ = [gt_field] + ([missing] if dataset.has_field(missing) else [])
-    sample_ids = _sample_ids(dataset, fields_, list(wanted))
+    invalid = [lid for lid in wanted if not ObjectId.is_valid(lid)]
+    if invalid:
+        raise ValueError(f"not label ids (24 hexadecimal digits): {invalid[:3]}")
+    decided = _decide(dataset, gt_field, wanted, status)
     fixed = _ensure_fixed(dataset, gt_field)
-    view = dataset.select(sample_ids, ordered=True)
-    originals = view.values(gt_field)
-    candidates = view.values(missing) if missing in fields_ else [None] * len(sample_ids)
-    decided = _decide(originals, candidates, wanted, gt_field, status)
     now = timestamp()
-    new_fixed, changed = {}, 0
-    for sid, gt, cands, old in zip(sample_ids, originals, candidates, view.values(fixed)):
-        rebuilt, n = _rebuild(gt, cands, old, decided, status, now)
-        new_fixed[sid], changed = rebuilt, changed + n
-    dataset.set_values(fixed, new_fixed, key_field="id")
+    changed = _apply(dataset, gt_field, fixed, decided, status, now)
     for name, kind in FIX_FIELDS.items():
         declare_attribute(dataset, f"{fixed}.detections.{name}", kind)
-    _write_decisions(dataset, gt_field, decided, status)
+    _write_decisions(dataset, gt_field, decided)
     log = read_review_log(dataset, gt_field)
     log["reviews"].append({"time": now, "status": status, "issues": len(decided.pairs)})
     write_review_log(dataset, gt_field, log)
@@ -405,61 +420,62 @@ class _Decided:
         pairs: ``[(label id, type)]``.
         before: ``{(label id, type): status before the call}``.
         statuses: ``{label id: {type: status after the call}}`` of every touched object.
-        objects: ``{label id: Detection}`` (ground truth or missing candidate).
+        records: ``{label id: (record, is_missing)}`` (see :func:`_records`).
     """
 
     def __init__(self):
         self.pairs: list[tuple[str, str]] = []
         self.before: dict = {}
         self.statuses: dict[str, dict] = {}
-        self.objects: dict = {}
+        self.records: dict = {}
 
 
-def _object_statuses(obj, is_missing: bool) -> dict:
+def _statuses_of(record: dict, is_missing: bool) -> dict:
     if is_missing:
-        return {MISSING: obj["issue_review"]} if obj.has_field("issue_review") else {}
-    return {t: obj[_REVIEW[t]] for t in GT_TYPES if obj.has_field(_REVIEW[t]) and obj[_REVIEW[t]]}
+        return {MISSING: record["issue_review"]} if record["issue_review"] else {}
+    return {t: record[_REVIEW[t]] for t in GT_TYPES if record[_REVIEW[t]]}
 
 
-def _types_of(obj, is_missing: bool, asked: set, label_id: str) -> list[str]:
-    """The issues of ``obj`` to decide: ``asked``, else its flagged ones, else its top one;
-    each checked to be an issue of the object."""
+def _types_of(record: dict, is_missing: bool, asked: set) -> list[str]:
+    """The issues of an object to decide: ``asked``, else its flagged ones, else its top
+    one; each checked to be an issue of the object."""
+    label_id = record["id"]
     if is_missing:
         if asked - {MISSING}:
             raise ValueError(f"label {label_id} is a missing candidate, not {sorted(asked)}")
         return [MISSING]
-    tags = obj.tags or []
+    tags = record["tags"] or []
     types = sorted(asked) or [t for t in GT_TYPES if ISSUE_TAGS[t] in tags]
-    if not types:
-        top = obj["issue_type"] if obj.has_field("issue_type") else None
-        types = [top] if top else []
+    types = types or ([record["issue_type"]] if record["issue_type"] else [])
     if not types:
         raise ValueError(f"label {label_id} has no issue: run find_label_issues first")
     for t in types:
-        score = obj[SCORE_FIELDS[t]] if t in SCORE_FIELDS and obj.has_field(SCORE_FIELDS[t]) else 0
-        if not score:
+        if t not in SCORE_FIELDS or not record[SCORE_FIELDS[t]]:
             raise ValueError(f"label {label_id} has no {t} issue")
     return types
 
 
-def _decide(originals, candidates, wanted: dict, gt_field: str, status: str) -> _Decided:
-    """Resolves and checks every item before anything is written."""
+def _decide(dataset, gt_field: str, wanted: dict, status: str) -> _Decided:
+    """Reads the objects of ``wanted`` and resolves and checks every item."""
+    missing = missing_field(gt_field)
+    fields_ = [gt_field] + ([missing] if dataset.has_field(missing) else [])
+    view = dataset.select_labels(ids=list(wanted), fields=fields_)
     decided = _Decided()
-    for per, is_missing in ((originals, False), (candidates, True)):
-        for value in per:
-            for obj in value.detections if value else []:
-                if obj.id in wanted:
-                    decided.objects[obj.id] = (obj, is_missing)
-    unknown = sorted(set(wanted) - set(decided.objects))
+    for record in _records(view, gt_field, _GT_NAMES):
+        decided.records[record["id"]] = (record, False)
+    if missing in fields_:
+        for record in _records(view, missing, _MISSING_NAMES):
+            decided.records[record["id"]] = (record, True)
+    unknown = sorted(set(wanted) - set(decided.records))
     if unknown:
         raise ValueError(
-            f"{len(unknown)} label ids are not objects of {gt_field!r} or "
-            f"{missing_field(gt_field)!r}: {unknown[:3]}"
+            f"{len(unknown)} label ids are not objects of {gt_field!r} or {missing!r}: "
+            f"{unknown[:3]}"
         )
     for label_id, asked in wanted.items():
-        obj, is_missing = decided.objects[label_id]
-        statuses = _object_statuses(obj, is_missing)
-        for t in _types_of(obj, is_missing, asked, label_id):
+        record, is_missing = decided.records[label_id]
+        statuses = _statuses_of(record, is_missing)
+        for t in _types_of(record, is_missing, asked):
             decided.pairs.append((label_id, t))
             decided.before[(label_id, t)] = statuses.get(t)
             statuses[t] = status
@@ -467,43 +483,150 @@ def _decide(originals, candidates, wanted: dict, gt_field: str, status: str) -> 
     return decided
 
 
-def _rebuild(gt, cands, old, decided: _Decided, status: str, now: str):
-    """``(Detections, changes)``: the corrected objects of one sample after the decisions.
-    Untouched objects stay as they were; a touched ground-truth object is rebuilt from the
-    original and the decisions on all its issues; missing candidates are added or removed."""
-    import fiftyone as fo
+def _apply(
+    dataset, gt_field: str, fixed: str, decided: _Decided, status: str, now: str
+) -> int:  # long: sorts each decision into one of four kinds of bulk edit
+    """Applies the decisions to the corrected field in bulk, with raw updates in order:
+    objects removed, originals put back (a removal undone), candidates added, attributes set.
+    Returns the number of decisions that changed it."""
+    from bson import ObjectId
+    from pymongo import UpdateOne
 
-    old_dets = list(old.detections) if old else []
-    previous = {d.id: d for d in old_dets}
-    out, original_ids = [], set()
-    for obj in gt.detections if gt else []:
-        original_ids.add(obj.id)
-        statuses = decided.statuses.get(obj.id)
-        if statuses is None:
-            if obj.id in previous:
-                out.append(previous[obj.id])
-        elif statuses.get(SPURIOUS) != ACCEPTED:
-            out.append(_fixed_object(obj, statuses, now))
-    present = {d.id for d in out}
-    for d in old_dets:  # objects added by accepted missing candidates
-        if d.id not in original_ids:
-            statuses = decided.statuses.get(d.id, {MISSING: ACCEPTED})
-            if statuses.get(MISSING) == ACCEPTED:
-                out.append(d)
-                present.add(d.id)
-    for obj in cands.detections if cands else []:
-        if decided.statuses.get(obj.id, {}).get(MISSING) == ACCEPTED and obj.id not in present:
-            out.append(_added_object(obj, now))
-    ids = original_ids | {obj.id for obj in (cands.detections if cands else [])}
-    changes = sum(
-        (decided.before[p] == ACCEPTED) != (status == ACCEPTED)
-        for p in decided.pairs
-        if p[0] in ids
-    )
-    return fo.Detections(detections=out), changes
+    changes = [p for p in decided.pairs if (decided.before[p] == ACCEPTED) != (status == ACCEPTED)]
+    touched = sorted({label_id for label_id, _ in changes})
+    if not touched:
+        return 0
+    sample_ids = sorted({decided.records[i][0]["sample_id"] for i in touched})
+    present = {}
+    for sid, ids in zip(*dataset.select(sample_ids).values(["id", f"{fixed}.detections.id"])):
+        present[sid] = None if ids is None else list(ids)
+    pulls, restores, pushes, sets = {}, {}, {}, []
+    for label_id in touched:
+        record, is_missing = decided.records[label_id]
+        sid = record["sample_id"]
+        here = label_id in (present[sid] or ())
+        if is_missing:
+            keep = decided.statuses[label_id].get(MISSING) == ACCEPTED
+            target = _added_document(record, now) if keep else None
+        else:
+            target = _fix_values(record, decided.statuses[label_id], now)
+        if target is None:
+            if here:
+                pulls.setdefault(sid, []).append(label_id)
+            continue
+        if is_missing:
+            if not here:
+                pushes.setdefault(sid, []).append(target)
+            continue
+        if not here:
+            restores.setdefault(sid, []).append(label_id)
+        path = f"{fixed}.detections.$[l]"
+        update = {"$set": {f"{path}.{k}": v for k, v in target.items() if v is not None}}
+        unset = {f"{path}.{k}": "" for k, v in target.items() if v is None}
+        if unset:
+            update["$unset"] = unset
+        oid = ObjectId(label_id)
+        sets.append(UpdateOne({"_id": ObjectId(sid)}, update, array_filters=[{"l._id": oid}]))
+    pull_ops = [
+        UpdateOne(
+            {"_id": ObjectId(sid)},
+            {"$pull": {f"{fixed}.detections": {"_id": {"$in": [ObjectId(i) for i in ids]}}}},
+        )
+        for sid, ids in pulls.items()
+    ]
+    for sid, ids in pulls.items():
+        present[sid] = [i for i in present[sid] if i not in ids]
+    push_ops = [_push_op(fixed, sid, docs, present[sid] is None) for sid, docs in pushes.items()]
+    restore_ops = _restore_ops(dataset, gt_field, fixed, restores, present)
+    for batch in (pull_ops, restore_ops, push_ops, sets):
+        if batch:
+            bulk_write(dataset, batch, sample_ids)
+    return len(changes)
 
 
-def _write_decisions(dataset, gt_field: str, decided: _Decided, status: str) -> None:
+def _push_op(fixed: str, sample_id: str, docs: list, empty: bool):
+    """Adds ``docs`` (stored form) at the end of a sample's corrected objects."""
+    from bson import ObjectId
+    from pymongo import UpdateOne
+
+    if empty:
+        value = {"_cls": "Detections", "detections": docs}
+        return UpdateOne({"_id": ObjectId(sample_id)}, {"$set": {fixed: value}})
+    update = {"$push": {f"{fixed}.detections": {"$each": docs}}}
+    return UpdateOne({"_id": ObjectId(sample_id)}, update)
+
+
+def _restore_ops(dataset, gt_field: str, fixed: str, restores: dict, present: dict) -> list:
+    """Updates that copy originals back into the corrected field (a spurious removal
+    undone) at their original place, by the database (the stored documents stay exactly
+    as the first copy made them): one pipeline per sample, one stage per object."""
+    from bson import ObjectId
+    from pymongo import UpdateOne
+
+    if not restores:
+        return []
+    sids = sorted(restores)
+    order = dict(zip(*dataset.select(sids).values(["id", f"{gt_field}.detections.id"])))
+    drop = _finder_attributes()
+    ops = []
+    for sid in sids:
+        position = {lid: k for k, lid in enumerate(order[sid] or [])}
+        current = [i for i in present[sid] or [] if i in position]
+        stages = []
+        for lid in sorted(restores[sid], key=position.get):
+            at = sum(position[i] < position[lid] for i in current)
+            current.insert(at, lid)
+            stages.append(
+                {"$set": {f"{fixed}.detections": _insert_stage(gt_field, fixed, lid, at, drop)}}
+            )
+        ops.append(UpdateOne({"_id": ObjectId(sid)}, stages))
+    return ops
+
+
+def _insert_stage(gt_field: str, fixed: str, label_id: str, at: int, drop: list) -> dict:
+    """An aggregation expression: the corrected objects with the original ``label_id`` of
+    ``gt_field`` inserted at ``at``, without the finder's attributes and ``issue:`` tags."""
+    from bson import ObjectId
+
+    original = {
+        "$first": {
+            "$filter": {
+                "input": f"${gt_field}.detections",
+                "cond": {"$eq": ["$$this._id", ObjectId(label_id)]},
+            }
+        }
+    }
+    kept = {
+        "$filter": {
+            "input": {"$objectToArray": "$$o"},
+            "cond": {"$not": {"$in": ["$$this.k", drop]}},
+        }
+    }
+    tags = {
+        "$filter": {
+            "input": {"$ifNull": ["$$o.tags", []]},
+            "cond": {
+                "$ne": [{"$substrCP": ["$$this", 0, len(ISSUE_TAG_PREFIX)]}, ISSUE_TAG_PREFIX]
+            },
+        }
+    }
+    stripped = {"$mergeObjects": [{"$arrayToObject": kept}, {"tags": tags}]}
+    current = f"${fixed}.detections"
+    return {
+        "$let": {
+            "vars": {"o": original},
+            "in": {
+                "$concatArrays": [
+                    {"$slice": [current, at]} if at else [],
+                    [stripped],
+                    {"$slice": [current, at, 2**31 - 1]},
+                ]
+            },
+        }
+    }
+
+
+def _write_decisions(dataset, gt_field: str, decided: _Decided) -> None:
     """Stores the decisions on the objects in bulk: ``issue_<type>_review`` and the top
     issue's ``issue_review`` on ground-truth objects, ``issue_review`` on missing candidates,
     and the tags (a rejected issue loses its flag, an accepted one keeps it)."""
@@ -511,8 +634,8 @@ def _write_decisions(dataset, gt_field: str, decided: _Decided, status: str) -> 
     per_type: dict = {t: {} for t in GT_TYPES}
     top_review, gt_tags, missing_review, missing_tags = {}, {}, {}, {}
     for label_id, statuses in decided.statuses.items():
-        obj, is_missing = decided.objects[label_id]
-        tags = list(obj.tags or [])
+        record, is_missing = decided.records[label_id]
+        tags = list(record["tags"] or [])
         for t, s in statuses.items():
             if (label_id, t) in decided.before:
                 tags = [x for x in tags if x != ISSUE_TAGS[t]]
@@ -522,8 +645,7 @@ def _write_decisions(dataset, gt_field: str, decided: _Decided, status: str) -> 
             continue
         for t, s in statuses.items():
             per_type[t][label_id] = s
-        top = obj["issue_type"] if obj.has_field("issue_type") else None
-        top_review[label_id] = statuses.get(top)
+        top_review[label_id] = statuses.get(record["issue_type"])
         gt_tags[label_id] = tags
     for t, values in per_type.items():
         if values:
@@ -536,6 +658,8 @@ def _write_decisions(dataset, gt_field: str, decided: _Decided, status: str) -> 
         (f"{missing}.detections.tags", missing_tags),
     ):
         if values:
+            if path.endswith("issue_review"):
+                declare_attribute(dataset, path, "str")
             dataset.set_label_values(path, values)
 
 
