@@ -35,6 +35,7 @@ EXTRA_CATEGORIES = {
     "season": ("spring", "summer", "autumn", "winter"),
     "sensor": ("a", "b"),
     "site": ("north", "south", "east", "west", "centre"),
+    "lens": ("wide", "narrow"),
 }
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "compute_clip_clusters",
     "exclude_from_discovery",
     "run_descriptors",
+    "stored_descriptors_cover",
 ]
 
 PREFIX = "dd_"  # stored descriptors: dd_<name>
@@ -258,6 +259,22 @@ def _columns(dataset, field: str, wanted_ids: np.ndarray) -> dict[str, np.ndarra
     stored[field] = _encode(arrays)
     dataset.save_run_results(CACHE_RUN, dataset.init_run_results(CACHE_RUN, fields=stored))
     return arrays
+
+
+def stored_descriptors_cover(dataset, results: DebuggerResults) -> bool:
+    """Whether the cached document holds every object of the run (both fields): the
+    descriptors were computed for them, nothing needs counting."""
+    if not dataset.has_run(CACHE_RUN):
+        return False
+    stored = getattr(dataset.load_run_results(CACHE_RUN, cache=False), "fields", {}) or {}
+    config = results.config
+    for side, field in (("gt", config.gt_field), ("pred", config.pred_field)):
+        arrays = _decode(stored[field]) if field in stored else {}
+        if PREFIX + "contrast" not in arrays:  # cached before the descriptors existed
+            return False
+        if not np.isin(results.label_ids(side), arrays["id"]).all():
+            return False
+    return True
 
 
 def _drop_cache(dataset) -> None:

@@ -22,6 +22,7 @@ from detection_debugger.datasets.descriptors import (
     compute_clip_clusters,
     ensure_descriptors,
     run_descriptors,
+    stored_descriptors_cover,
 )
 from detection_debugger.datasets.fiftyone_private import dataset_of
 from detection_debugger.datasets.runs import DebuggerResults, load_run
@@ -51,19 +52,30 @@ def _evaluator(results: DebuggerResults, classes) -> CellEvaluator:
     return per_run[key]
 
 
-def _descriptors(dataset, results: DebuggerResults, exclude: tuple) -> list:
-    """:func:`run_descriptors`, kept with the (cached) results while no sample, field or
-    field mark changed (the samples' latest ``last_modified_at`` and the schema)."""
+def _state(dataset, exclude: tuple) -> tuple:
+    """What the gathered descriptors depend on: the samples' latest ``last_modified_at``,
+    the schema and the exclusion marks."""
     schema = dataset.get_field_schema(flat=True)
     marks = tuple(
         sorted(n for n, f in schema.items() if (getattr(f, "info", None) or {}).get(EXCLUDE_MARK))
     )
-    state = (len(dataset), dataset.max("last_modified_at"), tuple(sorted(schema)), marks, exclude)
+    return (len(dataset), dataset.max("last_modified_at"), tuple(sorted(schema)), marks, exclude)
+
+
+def _descriptors(dataset, results: DebuggerResults, exclude: tuple, progress) -> list:
+    """The run's descriptors: kept with the (cached) results while :func:`_state` is
+    unchanged; otherwise computed where missing (first time) and gathered again."""
     cached = _DESCRIPTORS.get(results)
-    if cached is None or cached[0] != state:
-        cached = (state, run_descriptors(dataset, results, exclude))
-        _DESCRIPTORS[results] = cached
-    return cached[1]
+    if cached is not None and cached[0] == _state(dataset, exclude):
+        return cached[1]
+    config = results.config
+    if not stored_descriptors_cover(dataset, results):
+        ensure_descriptors(dataset, [config.pred_field], config.gt_field, progress)
+    if not dataset.has_field(f"{config.gt_field}.detections.{PREFIX}clip_cluster"):
+        compute_clip_clusters(dataset, config.gt_field, config.pred_field)
+    descriptors = run_descriptors(dataset, results, exclude)
+    _DESCRIPTORS[results] = (_state(dataset, exclude), descriptors)
+    return descriptors
 
 
 def discover_run(
@@ -85,14 +97,10 @@ def discover_run(
     """
     dataset = dataset_of(dataset)
     results = load_run(dataset, eval_key)
-    config_ = results.config
     names = results.table().data.class_names
     if cls is not None and cls not in names:
         raise ValueError(f"run {eval_key!r} has no class {cls!r} (classes: {', '.join(names)})")
-    ensure_descriptors(dataset, [config_.pred_field], config_.gt_field, progress)
-    if not dataset.has_field(f"{config_.gt_field}.detections.{PREFIX}clip_cluster"):
-        compute_clip_clusters(dataset, config_.gt_field, config_.pred_field)
-    descriptors = _descriptors(dataset, results, tuple(exclude))
+    descriptors = _descriptors(dataset, results, tuple(exclude), progress)
     classes = None if cls is None else [cls]
     return discover(
         results.table(),
