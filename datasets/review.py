@@ -627,12 +627,15 @@ def _insert_stage(gt_field: str, fixed: str, label_id: str, at: int, drop: list)
 
 
 def _write_decisions(dataset, gt_field: str, decided: _Decided) -> None:
-    """Stores the decisions on the objects in bulk: ``issue_<type>_review`` and the top
-    issue's ``issue_review`` on ground-truth objects, ``issue_review`` on missing candidates,
-    and the tags (a rejected issue loses its flag, an accepted one keeps it)."""
+    """Stores the decisions on the objects in one bulk write: ``issue_<type>_review`` and the
+    top issue's ``issue_review`` on ground-truth objects, ``issue_review`` on missing
+    candidates, and the tags (a rejected issue loses its flag, an accepted one keeps it)."""
+    from bson import ObjectId
+    from pymongo import UpdateOne
+
     missing = missing_field(gt_field)
-    per_type: dict = {t: {} for t in GT_TYPES}
-    top_review, gt_tags, missing_review, missing_tags = {}, {}, {}, {}
+    declared = set()
+    ops, sample_ids = [], set()
     for label_id, statuses in decided.statuses.items():
         record, is_missing = decided.records[label_id]
         tags = list(record["tags"] or [])
@@ -640,27 +643,24 @@ def _write_decisions(dataset, gt_field: str, decided: _Decided) -> None:
             if (label_id, t) in decided.before:
                 tags = [x for x in tags if x != ISSUE_TAGS[t]]
                 tags += [ISSUE_TAGS[t]] if s == ACCEPTED else []
+        field = missing if is_missing else gt_field
+        values = {"tags": tags}
         if is_missing:
-            missing_review[label_id], missing_tags[label_id] = statuses.get(MISSING), tags
-            continue
-        for t, s in statuses.items():
-            per_type[t][label_id] = s
-        top_review[label_id] = statuses.get(record["issue_type"])
-        gt_tags[label_id] = tags
-    for t, values in per_type.items():
-        if values:
-            declare_attribute(dataset, f"{gt_field}.detections.{_REVIEW[t]}", "str")
-            dataset.set_label_values(f"{gt_field}.detections.{_REVIEW[t]}", values)
-    for path, values in (
-        (f"{gt_field}.detections.issue_review", top_review),
-        (f"{gt_field}.detections.tags", gt_tags),
-        (f"{missing}.detections.issue_review", missing_review),
-        (f"{missing}.detections.tags", missing_tags),
-    ):
-        if values:
-            if path.endswith("issue_review"):
-                declare_attribute(dataset, path, "str")
-            dataset.set_label_values(path, values)
+            values["issue_review"] = statuses.get(MISSING)
+        else:
+            values.update({_REVIEW[t]: s for t, s in statuses.items()})
+            values["issue_review"] = statuses.get(record["issue_type"])
+        declared.update(f"{field}.detections.{n}" for n in values if n != "tags")
+        path = f"{field}.detections.$[l]"
+        update = {"$set": {f"{path}.{k}": v for k, v in values.items()}}
+        sid = record["sample_id"]
+        filters = [{"l._id": ObjectId(label_id)}]
+        ops.append(UpdateOne({"_id": ObjectId(sid)}, update, array_filters=filters))
+        sample_ids.add(sid)
+    for path in sorted(declared):
+        declare_attribute(dataset, path, "str")
+    if ops:
+        bulk_write(dataset, ops, sorted(sample_ids))
 
 
 def accept_issues(samples, gt_field: str, items) -> dict:
