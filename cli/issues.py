@@ -55,11 +55,14 @@ def add_issues_command(subparsers) -> argparse.ArgumentParser:
     for name in (
         "confidence",
         "fire_confidence",
+        "missing_confidence",
         *(f"{t}_threshold" for t in ISSUE_TYPES),
         "missing_max_iou",
+        "missing_matched_iou",
         "missing_other_iou",
         "wrong_class_iou",
         "spurious_iou",
+        "spurious_faint_iou",
         "loose_min_iou",
         "loose_max_iou",
     ):
