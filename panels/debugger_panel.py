@@ -13,6 +13,8 @@ confusion matrix from the stored matches (:func:`~detection_debugger.evaluation.
 
 from __future__ import annotations
 
+import json
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
@@ -63,6 +65,15 @@ DEFAULT_TOP_N = 20  # classes in the matrix when there are more
 PR_CLASSES = 10  # curves drawn for "all classes": the most frequent
 # handler -> the state key its input sets (see DetectionDebuggerPanel.execute)
 INPUTS = {"on_change_tab": "tab", "on_change_threshold": "slider"}
+# the value an input shows for a state value (its ``default`` in render), where not the same
+SHOWN = {
+    "focus": lambda value: value or ALL,
+    "tide_class": lambda value: value or ALL,
+    "op_class": lambda value: value or ALL,
+    "off_diagonal": bool,
+}
+# what makes the App's view: the request parameters FiftyOne builds ``ctx.view`` from
+VIEW_PARAMS = ("dataset_name", "view", "view_name", "filters", "extended", "group_slice")
 
 
 def _handler(name: str, function):
@@ -151,6 +162,7 @@ class DetectionDebuggerPanel(foo.Panel):
         from detection_debugger.datasets.slices import debugger_runs, load_run
 
         state = ctx.panel.state
+        state.view_signature = self._view_signature(ctx)
         runs = debugger_runs(ctx.dataset)
         state.runs = runs
         if state.eval_key not in runs:
@@ -338,16 +350,32 @@ class DetectionDebuggerPanel(foo.Panel):
     def on_change_view(self, ctx):
         self._refresh(ctx)
 
+    @staticmethod
+    def _view_signature(ctx) -> str:
+        """The App's view as the request states it (the App reports an unchanged view again
+        whenever the panel re-mounts)."""
+        params = {name: ctx.request_params.get(name) for name in VIEW_PARAMS}
+        return json.dumps(params, sort_keys=True, default=str)
+
     def on_change_dataset(self, ctx):
         ctx.panel.state.eval_key = None
         ctx.panel.state.thresholds_key = None
         self._refresh(ctx)
 
     def execute(self, ctx):
-        """An input reporting the value the panel already has (the App's inputs do when they
-        mount) changes nothing: no render either, else each render mounts them again."""
-        key = INPUTS.get(ctx.params.get("__method__"))
-        if key is not None and ctx.params.get("value") == ctx.panel.state.get(key):
+        """Inputs report their value when they mount, and an unchanged view is reported again
+        whenever the panel re-mounts: these change nothing and render nothing (else each render
+        would mount them again). The App writes a changed input's value into the panel state
+        before calling its handler, so a report is told from a change by the value the panel
+        last showed (``state.shown``, kept by :meth:`render`)."""
+        method = ctx.params.get("__method__")
+        state = ctx.panel.state
+        key = INPUTS.get(method)
+        if key is not None and ctx.params.get("value") == (state.get("shown") or {}).get(key):
+            return None
+        if method == "on_change_view" and state.get("view_signature") == (
+            self._view_signature(ctx)
+        ):
             return None
         return super().execute(ctx)
 
@@ -535,6 +563,10 @@ class DetectionDebuggerPanel(foo.Panel):
 
     def render(self, ctx):
         state = ctx.panel.state
+        # before the output: the App mounts its inputs (which report) as soon as it arrives
+        state.shown = {
+            name: SHOWN.get(name, lambda value: value)(state.get(name)) for name in INPUTS.values()
+        }
         panel = types.Object()
         if not state.runs:
             panel.md(

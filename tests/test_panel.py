@@ -342,3 +342,28 @@ def test_confusion_options_top_n_focus_and_errors_only(evaluated):
     ) + ["background"]
     state = _state_after(_run(dataset, "on_change_off_diagonal", state, value=False), state)
     _run(dataset, "on_change_order", state, value="class order")
+
+
+def test_inputs_reporting_on_mount_and_an_unchanged_view_render_nothing(evaluated):
+    """The App's inputs report their value when they mount and it reports an unchanged view
+    when the panel re-mounts; the App writes a changed value into the state before the call."""
+    dataset, _ = evaluated
+    state = _state_after(_run(dataset, "on_load", {}))
+    assert state["shown"]["top_n"] == "all" and state["shown"]["focus"] == "all classes"
+    for method, value in (
+        ("on_change_top_n", "all"),
+        ("on_change_focus", "all classes"),
+        ("on_change_off_diagonal", False),
+        ("on_change_tab", state["tab"]),
+    ):
+        assert _run(dataset, method, state, value=value) == [], method
+    assert _run(dataset, "on_change_view", state, value=[]) == []
+    # a change the App has already written into the state is still a change
+    requests = _run(dataset, "on_change_tab", {**state, "tab": "confusion"}, value="confusion")
+    assert "show_panel_output" in [r.operator_uri for r in requests]
+    assert _state_after(requests, state)["shown"]["tab"] == "confusion"
+    requests = _run(dataset, "on_change_top_n", {**state, "top_n": "10"}, value="10")
+    assert "show_panel_output" in [r.operator_uri for r in requests]
+    # a new view is refreshed
+    moved = {**state, "view_signature": "another view"}
+    assert "show_panel_output" in [r.operator_uri for r in _run(dataset, "on_change_view", moved)]
