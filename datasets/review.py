@@ -244,6 +244,9 @@ def _gt_queue(samples, gt_field: str, types: list[str], flagged_only: bool) -> l
 def flagged_issues(samples, gt_field: str, issue_types: Iterable[str] | None = None) -> list:
     """``[(label id, issue type)]`` of the flagged issues of ``samples`` (not rejected), by
     descending score: what "accept every flagged issue" accepts."""
+    check_detections_fields(samples, (gt_field,))
+    if not samples.has_field(missing_field(gt_field)):
+        raise ValueError(f"no label issues of {gt_field!r} yet: run find_label_issues first")
     queue = review_queue(samples, gt_field, issue_types, flagged_only=True)
     return [(item["label_id"], item["type"]) for item in queue if item["flagged"]]
 
