@@ -1,7 +1,7 @@
 """Benchmark: label-issue finding on planted errors, ours vs FiftyOne Brain and cleanlab ObjectLab.
 
     make bench     # or: .venv/bin/python bench/label_issues.py [--seeds 3] [--demo-images 500]
-                   #     [--review-objects 50000] [--markdown]
+                   #     [--review-objects 20000] [--markdown]
 
 1. Real data, one prediction set: ``../shared/real-data/dashcam`` (251 photos, YOLO ground
    truth, one YOLOv5 model's predictions). Per seed, errors are planted into the ground truth
@@ -412,7 +412,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3, help="planted-error seeds on dashcam")
     parser.add_argument("--demo-images", type=int, default=500)
     parser.add_argument("--demo-seed", type=int, default=0)
-    parser.add_argument("--review-objects", type=int, default=50_000)
+    parser.add_argument("--review-objects", type=int, default=20_000)
     parser.add_argument("--markdown", action="store_true", help="tables as Markdown")
     args = parser.parse_args()
 
