@@ -30,7 +30,9 @@ ranked one of the same class (or lies mostly inside it) is dropped.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,6 +62,7 @@ _SINGLE_PARTITIONS = (
 _TERTILES = _SINGLE_PARTITIONS[2]
 _MAX_CATEGORIES = 8  # single slices: the most frequent values; pairs: the 2 most + other
 _BATCH = 6  # partitions accumulated together (memory ~ batch x entries)
+_WORKERS = min(8, os.cpu_count() or 1)  # threads evaluating batches
 
 
 @dataclass(frozen=True)
@@ -419,16 +422,24 @@ def _pair_partition(a: _Binned, b: _Binned) -> _Partition:
 
 
 def _evaluate(evaluator: CellEvaluator, partitions: list[_Partition]):
-    """``(M, K, C)`` AP and objects of every partition's cells (batched)."""
+    """``(M, K, C)`` AP and objects of every partition's cells: batches of partitions, on
+    the machine's cores (numpy releases the GIL in its sorts, scans and gathers)."""
     cells = max(p.num_cells for p in partitions)
-    aps, counts = [], []
-    for start in range(0, len(partitions), _BATCH):
+
+    def run(start: int):
         batch = partitions[start : start + _BATCH]
         gt = np.stack([p.gt_cells for p in batch])
         pred = np.stack([p.pred_cells for p in batch])
-        aps.append(evaluator.ap(gt, pred, cells))
-        counts.append(evaluator.num_gt(gt, cells))
-    return np.concatenate(aps), np.concatenate(counts)
+        return evaluator.ap(gt, pred, cells), evaluator.num_gt(gt, cells)
+
+    starts = range(0, len(partitions), _BATCH)
+    workers = min(_WORKERS, len(starts))
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            done = list(pool.map(run, starts))
+    else:
+        done = [run(start) for start in starts]
+    return np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])
 
 
 # ---------------------------------------------------------------- chance
