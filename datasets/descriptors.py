@@ -197,10 +197,17 @@ def ensure_descriptors(dataset, fields: list[str], gt_field: str, progress=None)
     """Computes the descriptors unless every object of ``fields`` has them already.
     Returns True when it computed them."""
     dataset = dataset_of(dataset)
-    if not any(_missing(dataset, f) for f in dict.fromkeys([gt_field, *fields])):
+    if not descriptors_missing(dataset, fields, gt_field):
         return False
     compute_descriptors(dataset, fields, gt_field, progress)
     return True
+
+
+def descriptors_missing(dataset, fields: list[str], gt_field: str) -> bool:
+    """Whether some sample or some object of ``gt_field`` and ``fields`` lacks the stored
+    descriptors (:func:`ensure_descriptors` would compute them)."""
+    dataset = dataset_of(dataset)
+    return any(_missing(dataset, f) for f in dict.fromkeys([gt_field, *fields]))
 
 
 # ---------------------------------------------------------------- a run's descriptors

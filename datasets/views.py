@@ -187,3 +187,17 @@ def issues_view(samples, gt_field: str, issue_type: str, include_rejected: bool 
         keep = keep | (F("issue_review") == REJECTED)
     view = samples.filter_labels(field_name, keep)
     return view.to_patches(field_name).sort_by(f"{field_name}.{score}", reverse=True)
+
+
+def issue_evidence_view(samples, item: dict):
+    """The image of one queued label issue (an item of
+    :func:`~detection_debugger.datasets.review.review_queue`) showing its object and the
+    prediction behind it side by side: the other objects of those two fields are hidden (ids compared as strings: the view travels to the App as JSON)."""
+    view = samples.select(item["sample_id"])
+    view = view.filter_labels(
+        item["field"], F("_id").to_string() == item["label_id"], only_matches=False
+    )
+    source, source_id = item.get("source_field"), item.get("source_id")
+    if source and source_id and source != item["field"] and samples.has_field(source):
+        view = view.filter_labels(source, F("_id").to_string() == source_id, only_matches=False)
+    return view

@@ -61,15 +61,24 @@ TABS = (
     ("search", "Search"),
 )
 TOP_N = ("10", "20", "40", "all")
+QUEUE_ROWS = 25  # label issues listed in the review queue, highest score first
+HYPOTHESES = 10  # failure slices proposed by *Discover failure slices*
 DEFAULT_TOP_N = 20  # classes in the matrix when there are more
 PR_CLASSES = 10  # curves drawn for "all classes": the most frequent
 # handler -> the state key its input sets (see DetectionDebuggerPanel.execute)
-INPUTS = {"on_change_tab": "tab", "on_change_threshold": "slider"}
+INPUTS = {
+    "on_change_tab": "tab",
+    "on_change_threshold": "slider",
+    "on_change_queue_type": "queue_type",
+    "on_change_discover_class": "discover_class",
+}
 # the value an input shows for a state value (its ``default`` in render), where not the same
 SHOWN = {
     "focus": lambda value: value or ALL,
     "tide_class": lambda value: value or ALL,
     "op_class": lambda value: value or ALL,
+    "queue_type": lambda value: value or ALL,
+    "discover_class": lambda value: value or ALL,
     "off_diagonal": bool,
 }
 # what makes the App's view: the request parameters FiftyOne builds ``ctx.view`` from
@@ -84,6 +93,32 @@ def _handler(name: str, function):
 
 def _class_or_none(value):
     return None if value in (None, "", ALL) else value
+
+
+def _rounded(value, digits: int = 3):
+    return None if value is None else round(float(value), digits)
+
+
+def _queue_row(rank: int, item: dict) -> dict:
+    """A row of the review queue: what the table shows and what its actions need."""
+    proposed = item["proposed_label"]
+    return {
+        "rank": rank + 1,
+        "type": item["type"],
+        "score": _rounded(item["score"]),
+        "label": item["label"],
+        "proposed": proposed if proposed != item["label"] else "",
+        "confidence": _rounded(item["confidence"]),
+        "iou": _rounded(item["iou"]),
+        "review": item["review"] or "",
+        **{k: item[k] for k in ("sample_id", "label_id", "field", "source_field", "source_id")},
+    }
+
+
+def _hypothesis_row(row: dict) -> dict:
+    """A row of the failure-slice table (the whole hypothesis stays for its actions)."""
+    shown = {k: _rounded(row[k]) for k in ("AP", "baseline_AP", "delta_AP", "score")}
+    return {**row, **shown}
 
 
 class DetectionDebuggerPanel(foo.Panel):
@@ -206,7 +241,30 @@ class DetectionDebuggerPanel(foo.Panel):
             ctx.panel.data.slice_bars, state.slice_bars_layout = slice_bars(result, whole, scope)
         state.slices = self._slices(ctx, results)
         state.issue_counts = self._issue_counts(ctx, config.gt_field)
+        self._refresh_queue(ctx)
         self._refresh_changes(ctx, note if comparing else None, scope)
+
+    def _refresh_queue(self, ctx):
+        """The review queue: the flagged label issues of the chosen type on the current view,
+        highest score first, each with the prediction behind it."""
+        from detection_debugger.datasets.review import review_queue
+
+        state = ctx.panel.state
+        state.queue = None
+        if not state.issue_counts:
+            return
+        kind = _class_or_none(state.queue_type)
+        samples = ctx.view if ctx.view is not None else ctx.dataset
+        items = review_queue(samples, state.gt_field, [kind] if kind else None)
+        open_items = sum(1 for item in items if not item["review"])
+        state.queue_note = (
+            f"{len(items)} issues on the {'view' if ctx.view is not None else 'dataset'}, "
+            f"{open_items} not reviewed yet; the {min(len(items), QUEUE_ROWS)} highest scores "
+            "below. *Show* opens the object with the prediction behind it; *Accept* writes "
+            f"the fix into `{state.gt_field}_fixed` (the original stays), *Reject* keeps the "
+            "label and remembers the decision."
+        )
+        state.queue = [_queue_row(i, item) for i, item in enumerate(items[:QUEUE_ROWS])]
 
     def _load_thresholds(self, ctx):
         """The thresholds saved with the run, when the panel (re)opens it."""
@@ -537,6 +595,82 @@ class DetectionDebuggerPanel(foo.Panel):
         row = (ctx.panel.state.slices or [])[int(ctx.params.get("row", 0))]
         ctx.ops.set_view(name=row["slice"])
 
+    def on_change_discover_class(self, ctx):
+        ctx.panel.state.discover_class = ctx.params.get("value")
+
+    def on_change_queue_type(self, ctx):
+        ctx.panel.state.queue_type = ctx.params.get("value")
+        self._refresh_queue(ctx)
+
+    def _queue_item(self, ctx) -> dict:
+        return (ctx.panel.state.queue or [])[int(ctx.params.get("row", 0))]
+
+    def on_queue_show(self, ctx):
+        from detection_debugger.datasets.views import issue_evidence_view
+
+        ctx.ops.set_view(issue_evidence_view(ctx.dataset, self._queue_item(ctx)))
+
+    def _review(method, status):
+        def handler(self, ctx):
+            from detection_debugger.datasets.review import accept_issues, reject_issues
+
+            item = self._queue_item(ctx)
+            decide = accept_issues if status == "accepted" else reject_issues
+            decide(ctx.dataset, ctx.panel.state.gt_field, [(item["label_id"], item["type"])])
+            ctx.panel.state.issue_counts = self._issue_counts(ctx, ctx.panel.state.gt_field)
+            self._refresh_queue(ctx)
+            ctx.ops.notify(f"{item['type']} issue of a {item['label']} {status}")
+
+        return _handler(method, handler)
+
+    on_queue_accept = _review("on_queue_accept", "accepted")
+    on_queue_reject = _review("on_queue_reject", "rejected")
+    del _review
+
+    def on_discover(self, ctx):
+        """Failure slices of the run (of the chosen class); the first time, the descriptors
+        are computed by the ``discover_slices`` operator (progress, delegation)."""
+        from detection_debugger.datasets.descriptors import descriptors_missing
+        from detection_debugger.datasets.discovery import discover_slices
+
+        state = ctx.panel.state
+        if descriptors_missing(ctx.dataset, [state.pred_field], state.gt_field):
+            state.discover_note = (
+                "The descriptors of this run's objects are computed first (once, stored as "
+                "fields): run the operator, then *Discover failure slices* again."
+            )
+            ctx.prompt(f"{PLUGIN}/discover_slices", params={"eval_key": state.eval_key})
+            return
+        cls = _class_or_none(state.discover_class)
+        rows = discover_slices(ctx.dataset, state.eval_key, cls, top=HYPOTHESES)
+        state.hypotheses = [_hypothesis_row(row) for row in rows]
+        state.discover_note = (
+            f"{len(rows)} failure slices of {cls or 'every class'} on **{state.eval_key}**, "
+            "worst first: AP on the slice vs the class on the whole run, significant after "
+            "the correction for the number of slices tried. *Show* loads one, *Save as slice* "
+            "keeps it in the slice list."
+            if rows
+            else f"No slice of {cls or 'any class'} loses AP significantly on {state.eval_key}."
+        )
+
+    def _hypothesis(self, ctx) -> dict:
+        return (ctx.panel.state.hypotheses or [])[int(ctx.params.get("row", 0))]
+
+    def on_hypothesis_show(self, ctx):
+        from detection_debugger.datasets.discovery import hypothesis_view
+
+        view = hypothesis_view(ctx.dataset, ctx.panel.state.eval_key, self._hypothesis(ctx))
+        ctx.ops.set_view(view)
+
+    def on_hypothesis_save(self, ctx):
+        from detection_debugger.datasets.discovery import save_hypothesis
+        from detection_debugger.datasets.runs import load_run
+
+        state = ctx.panel.state
+        name = save_hypothesis(ctx.dataset, state.eval_key, self._hypothesis(ctx), overwrite=True)
+        state.slices = self._slices(ctx, load_run(ctx.dataset, state.eval_key))
+        ctx.ops.notify(f"saved slice '{name}'", variant="success")
+
     def _show_change(method, change):
         def handler(self, ctx):
             state = ctx.panel.state
@@ -845,6 +979,31 @@ class DetectionDebuggerPanel(foo.Panel):
         table.add_column("flagged", label="flagged")
         table.add_row_action("review", self.on_issue_click, label="Review", icon="rule")
         panel.list("issue_counts", types.Object(), view=table, label="Flagged label issues")
+        self._render_queue(panel, state)
+
+    def _render_queue(self, panel, state):
+        """The review queue: highest scores first, each row one click from its evidence."""
+        from detection_debugger.evaluation.label_issues import ISSUE_TYPES
+
+        panel.enum(
+            "queue_type",
+            [ALL, *ISSUE_TYPES],
+            default=state.queue_type or ALL,
+            label="Review queue",
+            on_change=self.on_change_queue_type,
+            view=types.DropdownView(),
+        )
+        panel.md(state.queue_note or "", name="queue_note")
+        if not state.queue:
+            return
+        table = types.TableView()
+        for column in ("rank", "type", "score", "label", "proposed", "confidence", "iou"):
+            table.add_column(column, label=column)
+        table.add_column("review", label="decision")
+        table.add_row_action("show", self.on_queue_show, label="Show", icon="visibility")
+        table.add_row_action("accept", self.on_queue_accept, label="Accept", icon="check")
+        table.add_row_action("reject", self.on_queue_reject, label="Reject", icon="close")
+        panel.list("queue", types.Object(), view=table, label="Label issues, highest score first")
 
     def _render_changes(self, panel, state):
         panel.md(state.changes_note or "", name="changes_note")
@@ -934,3 +1093,40 @@ class DetectionDebuggerPanel(foo.Panel):
         if state.slice_scope:
             self._render_slice(panel, state)
         self._render_slice_list(panel, state)
+        self._render_discovery(panel, state)
+
+    def _render_discovery(self, panel, state):
+        """Failure slices found from the objects' descriptors, each one click from its view."""
+        row = panel.h_stack("discover_row", align_x="left", gap=2)
+        row.enum(
+            "discover_class",
+            [ALL, *(state.class_names or [])],
+            default=state.discover_class or ALL,
+            label="Class",
+            on_change=self.on_change_discover_class,
+            view=types.DropdownView(),
+        )
+        row.btn(
+            "discover",
+            label="Discover failure slices",
+            on_click=self.on_discover,
+            variant="contained",
+        )
+        panel.md(state.discover_note or "", name="discover_note")
+        if not state.hypotheses:
+            return
+        table = types.TableView()
+        for column, text in (
+            ("name", "slice"),
+            ("level", "level"),
+            ("num_gt", "#GT"),
+            ("AP", "AP"),
+            ("baseline_AP", "AP (class)"),
+            ("delta_AP", "ΔAP"),
+            ("score", "score"),
+            ("description", "description"),
+        ):
+            table.add_column(column, label=text)
+        table.add_row_action("show", self.on_hypothesis_show, label="Show", icon="visibility")
+        table.add_row_action("save", self.on_hypothesis_save, label="Save as slice", icon="save")
+        panel.list("hypotheses", types.Object(), view=table, label="Failure slices, worst first")

@@ -329,20 +329,9 @@ def pr_curves(points: dict, names: list[str], thresholds: dict | None) -> tuple[
                 f"{best['score']:.3f}<extra></extra>",
             }
         )
-        if thresholds is not None and name in thresholds:
-            at = p.at(thresholds[name])
-            data.append(
-                {
-                    "type": "scatter",
-                    "mode": "markers",
-                    "name": f"{name}: chosen",
-                    "showlegend": False,
-                    "x": _finite([at["recall"]]),
-                    "y": _finite([at["precision"]]),
-                    "marker": {"symbol": "circle-open", "size": 12, "color": color},
-                    "hovertemplate": f"{name} at score {thresholds[name]:.3f}<extra></extra>",
-                }
-            )
+        # always a third trace (empty without a threshold): the App's plot updates traces in
+        # place by position, and a line taking a marker trace's place inherits its markers
+        data.append(_chosen_point(name, p, color, (thresholds or {}).get(name)))
     layout = {
         "xaxis": {"title": "recall", "range": [0, 1.02]},
         "yaxis": {"title": "precision", "range": [0, 1.05]},
@@ -350,6 +339,21 @@ def pr_curves(points: dict, names: list[str], thresholds: dict | None) -> tuple[
         "margin": {"t": 10, "b": 40},
     }
     return data, layout
+
+
+def _chosen_point(name: str, p, color: str, threshold: float | None) -> dict:
+    """The trace of the point at the chosen threshold (no point without one)."""
+    at = p.at(threshold) if threshold is not None else None
+    return {
+        "type": "scatter",
+        "mode": "markers",
+        "name": f"{name}: chosen",
+        "showlegend": False,
+        "x": _finite([at["recall"]]) if at else [],
+        "y": _finite([at["precision"]]) if at else [],
+        "marker": {"symbol": "circle-open", "size": 12, "color": color},
+        "hovertemplate": f"{name} at score {threshold:.3f}<extra></extra>" if at else "",
+    }
 
 
 _COLORS = (

@@ -367,3 +367,100 @@ def test_inputs_reporting_on_mount_and_an_unchanged_view_render_nothing(evaluate
     # a new view is refreshed
     moved = {**state, "view_signature": "another view"}
     assert "show_panel_output" in [r.operator_uri for r in _run(dataset, "on_change_view", moved)]
+
+
+@pytest.fixture(scope="module")
+def faint_signs(tmp_path_factory):
+    """Signs whose faint ones the model misses (see tests/test_slice_discovery_fiftyone.py)."""
+    import numpy as np
+    from test_slice_discovery_fiftyone import _scene
+
+    folder = tmp_path_factory.mktemp("panel-discovery")
+    rng = np.random.default_rng(7)
+    dataset = fo.Dataset(f"panel-discovery-{uuid.uuid4().hex[:8]}")
+    samples = []
+    for i in range(70):
+        path = str(folder / f"{i:03d}.png")
+        gt, preds = _scene(rng, path)
+        samples.append(
+            fo.Sample(
+                filepath=path,
+                ground_truth=fo.Detections(detections=gt),
+                predictions=fo.Detections(detections=preds),
+            )
+        )
+    dataset.add_samples(samples)
+    dataset.compute_metadata()
+    evaluate_detections(dataset, "predictions", "ground_truth", eval_key="dd")
+    yield dataset
+    dataset.delete()
+
+
+def test_panel_discovers_failure_slices_shows_and_saves_them(faint_signs):
+    from detection_debugger.datasets.descriptors import ensure_descriptors
+    from detection_debugger.datasets.discovery import discover_slices, hypothesis_view
+
+    dataset = faint_signs
+    state = _state_after(_run(dataset, "on_load", {}))
+    # no descriptors yet: the operator computes them (with progress), the panel says so
+    requests = _run(dataset, "on_discover", state)
+    prompts = [r for r in requests if r.operator_uri == "prompt_user_for_operation"]
+    assert prompts and prompts[0].params["operator_uri"].endswith("/discover_slices")
+    ensure_descriptors(dataset, ["predictions"], "ground_truth")
+    state = _state_after(_run(dataset, "on_change_discover_class", state, value="sign"), state)
+    state = _state_after(_run(dataset, "on_discover", state), state)
+    expected = discover_slices(dataset, "dd", "sign", top=10)
+    assert expected and [row["name"] for row in state["hypotheses"]] == [
+        row["name"] for row in expected
+    ]
+    assert state["hypotheses"][0]["AP"] == round(expected[0]["AP"], 3)
+    requests = _run(dataset, "on_hypothesis_show", state, row=0)
+    view = fo.DatasetView._build(dataset, _set_view(requests)["view"])
+    assert len(view) == len(hypothesis_view(dataset, "dd", expected[0]))
+    state = _state_after(_run(dataset, "on_hypothesis_save", state, row=0), state)
+    assert expected[0]["name"] in dataset.list_saved_views()
+    assert expected[0]["name"] in [row["slice"] for row in state["slices"]]
+
+
+def _set_view(requests) -> dict:
+    return next(r.params for r in requests if r.operator_uri == "set_view")
+
+
+def test_review_queue_highest_score_first_shows_evidence_and_accepts(evaluated):
+    from detection_debugger.datasets.label_issues import find_label_issues
+    from detection_debugger.datasets.review import review_queue
+
+    dataset, _ = evaluated
+    find_label_issues(dataset, "ground_truth", ["predictions"])
+    state = _state_after(_run(dataset, "on_load", {}))
+    queue = review_queue(dataset, "ground_truth")
+    assert queue and len(state["queue"]) == min(len(queue), 25)
+    scores = [row["score"] for row in state["queue"]]
+    assert scores == sorted(scores, reverse=True)
+    assert [row["label_id"] for row in state["queue"]] == [i["label_id"] for i in queue[:25]]
+    # one type only
+    state = _state_after(_run(dataset, "on_change_queue_type", state, value="wrong_class"), state)
+    assert state["queue"] and {row["type"] for row in state["queue"]} == {"wrong_class"}
+    row = state["queue"][0]
+    # Show: the image with the object and the prediction behind it, nothing else of either
+    view = fo.DatasetView._build(
+        dataset, _set_view(_run(dataset, "on_queue_show", state, row=0))["view"]
+    )
+    sample = view.first()
+    assert sample.id == row["sample_id"] and len(view) == 1
+    assert [d.id for d in sample.ground_truth.detections] == [row["label_id"]]
+    assert [d.id for d in sample[row["source_field"]].detections] == [row["source_id"]]
+    # Accept: the decision is stored, the fix goes into ground_truth_fixed, the original stays
+    original = dataset[row["sample_id"]].ground_truth.detections
+    state = _state_after(_run(dataset, "on_queue_accept", state, row=0), state)
+    assert state["queue"][0]["label_id"] == row["label_id"]
+    assert state["queue"][0]["review"] == "accepted"
+    sample = dataset[row["sample_id"]]
+    assert [d.label for d in sample.ground_truth.detections] == [d.label for d in original]
+    fixed = {d.id: d.label for d in sample.ground_truth_fixed.detections}
+    assert fixed[row["label_id"]] == row["proposed"]
+    state = _state_after(_run(dataset, "on_queue_reject", state, row=0), state)
+    assert state["queue"][0]["review"] == "rejected"
+    assert {d.id: d.label for d in dataset[row["sample_id"]].ground_truth_fixed.detections}[
+        row["label_id"]
+    ] == row["label"]
