@@ -51,6 +51,12 @@ def add_issues_command(subparsers) -> argparse.ArgumentParser:
         help="a prediction field (repeat for several models)",
     )
     find.add_argument("--json", action="store_true", help="print the report as JSON")
+    find.add_argument(
+        "--embeddings",
+        metavar="BRAIN_KEY",
+        help="a similarity index over the ground-truth objects (e.g. clip_ground_truth): the "
+        "classes of each object's nearest neighbours support wrong_class",
+    )
     defaults = LabelIssueConfig()
     for name in (
         "confidence",
@@ -107,7 +113,9 @@ def run_issues_find(args: argparse.Namespace) -> int:
                 if hasattr(args, k)
             }
         )
-        report = find_label_issues(dataset, args.gt_field, args.pred_field, config)
+        report = find_label_issues(
+            dataset, args.gt_field, args.pred_field, config, embeddings_key=args.embeddings
+        )
     except (ValueError, InputError) as error:
         raise UsageError(str(error)) from None
     print(json.dumps(report.to_dict(), indent=2) if args.json else "\n".join(report.summary()))

@@ -55,6 +55,9 @@ from detection_debugger.evaluation.label_issues import (
     LabelIssues,
 )
 from detection_debugger.evaluation.label_issues import find_label_issues as score_label_issues
+from detection_debugger.evaluation.label_issues import (
+    neighbour_support as support_from_embeddings,
+)
 
 __all__ = ["FindReport", "find_label_issues"]
 
@@ -117,6 +120,7 @@ def find_label_issues(
     config: LabelIssueConfig | None = None,
     classes: list[str] | None = None,
     neighbour_support: np.ndarray | None = None,
+    embeddings_key: str | None = None,
 ) -> FindReport:
     """Scores label issues of ``gt_field`` on ``samples`` and writes them (see module doc).
 
@@ -129,12 +133,20 @@ def find_label_issues(
         classes: class names (default: every label of the fields).
         neighbour_support: optional ``(G, K)`` embedding-neighbour support of the objects of
             ``gt_field`` (flattened view order) towards each class, for ``wrong_class``.
+        embeddings_key: or the brain key of a similarity index over the objects of
+            ``gt_field`` (e.g. ``clip_ground_truth`` from ``detection-debugger embed
+            --objects``): the support is computed from its embeddings (the classes of each
+            object's nearest neighbours).
     """
     pred_fields = list(pred_fields)
     _check_fields(samples, gt_field, pred_fields)
     dataset = dataset_of(samples)
     config = config or LabelIssueConfig()
     read = _read(samples, gt_field, pred_fields, classes)
+    if embeddings_key is not None:
+        if neighbour_support is not None:
+            raise ValueError("give neighbour_support or embeddings_key, not both")
+        neighbour_support = _support_from_index(dataset, embeddings_key, read)
     issues = score_label_issues(read.sets, pred_fields, config, neighbour_support)
     log = read_review_log(dataset, gt_field)
     reviewed = {t: {ACCEPTED: 0, REJECTED: 0} for t in ISSUE_TYPES}
@@ -179,6 +191,23 @@ def _read(samples, gt_field: str, pred_fields: list[str], classes: list[str] | N
         sets.append(data)
         ids.append(object_ids)
     return _Read(np.array(classes, dtype=object), pred_fields, sets, ids)
+
+
+def _support_from_index(dataset, brain_key: str, read: _Read) -> np.ndarray:
+    """``(G, K)`` neighbour support of the ground-truth objects from the embeddings of the
+    similarity index ``brain_key`` (objects it does not hold get none)."""
+    if brain_key not in dataset.list_brain_runs():
+        raise ValueError(f"no similarity index {brain_key!r} in dataset {dataset.name!r}")
+    embeddings, _, label_ids = dataset.load_brain_results(brain_key).get_embeddings()
+    if label_ids is None:
+        raise ValueError(f"{brain_key!r} indexes images, not objects")
+    row_of = {lid: j for j, lid in enumerate(read.ids[0]["gt"])}
+    table = np.full((len(row_of), embeddings.shape[1]), np.nan)
+    for lid, vector in zip(label_ids, embeddings):
+        if lid in row_of:
+            table[row_of[lid]] = vector
+    gt = read.sets[0]
+    return support_from_embeddings(table, gt.gt_class, gt.num_classes)
 
 
 def _float_or_none(value) -> float | None:

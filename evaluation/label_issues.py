@@ -56,6 +56,7 @@ __all__ = [
     "LabelIssueConfig",
     "LabelIssues",
     "find_label_issues",
+    "neighbour_support",
 ]
 
 MISSING, WRONG_CLASS, SPURIOUS, LOOSE_BOX = "missing", "wrong_class", "spurious", "loose_box"
@@ -891,6 +892,40 @@ def _loose_box(sets, overlaps, config: LabelIssueConfig) -> IssueScores:
         support=(conf[:, g] > 0).sum(axis=0),
         flagged=score[g] >= config.loose_box_threshold,
     )
+
+
+def neighbour_support(
+    embeddings: np.ndarray, labels: np.ndarray, num_classes: int, k: int = 10, chunk: int = 512
+) -> np.ndarray:
+    """``(G, K)`` float64: for each object, the share of its ``k`` nearest neighbours (cosine
+    similarity of ``embeddings``, itself left out) that carry each class; the input of the
+    wrong_class score's embedding support.
+
+    Args:
+        embeddings: ``(G, D)`` e.g. CLIP embeddings of the object crops; a row of NaN (no
+            embedding) gets no support and is nobody's neighbour.
+        labels: ``(G,)`` int64 class index of each object.
+        num_classes: ``K``.
+        k: neighbours per object (fewer when fewer objects have embeddings).
+        chunk: rows compared at once (memory: ``chunk * G`` floats).
+    """
+    emb = np.asarray(embeddings, dtype=np.float32)
+    num = len(emb)
+    out = np.zeros((num, num_classes))
+    valid = ~np.isnan(emb).any(axis=1) if emb.ndim == 2 and num else np.zeros(num, bool)
+    rows = np.flatnonzero(valid)
+    k = min(k, len(rows) - 1)
+    if k < 1:
+        return out
+    unit = emb[rows] / np.maximum(np.linalg.norm(emb[rows], axis=1, keepdims=True), 1e-12)
+    for start in range(0, len(rows), chunk):
+        sims = unit[start : start + chunk] @ unit.T  # (c, V)
+        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
+        nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]  # (c, k)
+        counts = np.zeros((len(sims), num_classes))
+        np.add.at(counts, (np.repeat(np.arange(len(sims)), k), labels[rows][nearest].ravel()), 1)
+        out[rows[start : start + chunk]] = counts / k
+    return out
 
 
 def find_label_issues(

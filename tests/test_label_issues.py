@@ -256,3 +256,17 @@ def test_loose_box_inside_the_annotation_scores_higher():
     loose = find_label_issues([_set([(1, CAR, BOX)], [(1, CAR, inside, 0.9)])])["loose_box"]
     out = find_label_issues([_set([(1, CAR, BOX)], [(1, CAR, spilling, 0.9)])])["loose_box"]
     assert loose.score[0] > out.score[0] > 0
+
+
+def test_neighbour_support_from_embeddings():
+    from detection_debugger.evaluation.label_issues import neighbour_support
+
+    # Two tight groups: objects 0-2 near (1, 0), objects 3-5 near (0, 1); object 6 has none.
+    emb = np.array([[1, 0], [1, 0.1], [1, -0.1], [0, 1], [0.1, 1], [-0.1, 1], [np.nan, np.nan]])
+    labels = np.array([CAR, CAR, BIKE, PERSON, PERSON, PERSON, CAR])
+    support = neighbour_support(emb, labels, 3, k=2, chunk=4)
+    assert support.shape == (7, 3)
+    assert support[2].tolist() == [1.0, 0.0, 0.0]  # the bike among cars: its neighbours say car
+    assert support[3].tolist() == [0.0, 0.0, 1.0]
+    assert support[6].tolist() == [0.0, 0.0, 0.0]
+    np.testing.assert_allclose(support[:6].sum(axis=1), 1.0)

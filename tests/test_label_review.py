@@ -349,3 +349,26 @@ def test_several_issues_of_one_object_and_the_review_queue(two_issues):
         review.accept_issues(ds, GT, [(label_id, "spurious")])
     with pytest.raises(ValueError, match="not objects of"):
         review.accept_issues(ds, GT, ["0123456789abcdef01234567"])
+
+
+def test_embedding_neighbours_support_wrong_class(two_issues):
+    import fiftyone.brain as fob
+    import numpy as np
+
+    ds = two_issues
+    # Embeddings that put the car of the second image among the people.
+    embeddings = {}
+    for sid, labels in zip(*ds.values(["id", f"{GT}.detections.label"])):
+        vectors = np.array([[1.0, 0.0] if label == "car" else [0.0, 1.0] for label in labels])
+        embeddings[sid] = vectors
+    embeddings[ds.last().id] = np.array([[0.05, 1.0]])
+    fob.compute_similarity(
+        ds, patches_field=GT, embeddings=embeddings, brain_key="emb", backend="sklearn"
+    )
+    plain = find_label_issues(ds, GT, ["predictions"]).issues["wrong_class"].score.max()
+    backed = find_label_issues(ds, GT, ["predictions"], embeddings_key="emb")
+    # 8 of its 10 nearest neighbours are people: half the score is that support (0.8).
+    assert plain == pytest.approx(0.9)
+    assert backed.issues["wrong_class"].score.max() == pytest.approx(0.5 * 0.9 + 0.5 * 0.8)
+    with pytest.raises(ValueError, match="no similarity index"):
+        find_label_issues(ds, GT, ["predictions"], embeddings_key="nope")
