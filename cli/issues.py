@@ -28,7 +28,7 @@ def _unit(text: str) -> float:
     return value
 
 
-def add_issues_command(subparsers) -> argparse.ArgumentParser:
+def add_issues_command(subparsers) -> argparse.ArgumentParser:  # long: one flag per line
     """Adds ``issues find|accept|reject`` to the ``detection-debugger`` sub-commands."""
     issues = subparsers.add_parser(
         "issues",

@@ -50,6 +50,7 @@ ROOM_CAPTION = (
     "the AP gap counts most, frequency breaks near-ties"
 )
 ALL = "all classes"
+ALL_TYPES = "all types"
 TABS = (
     ("classes", "Classes"),
     ("confusion", "Confusion"),
@@ -77,7 +78,7 @@ SHOWN = {
     "focus": lambda value: value or ALL,
     "tide_class": lambda value: value or ALL,
     "op_class": lambda value: value or ALL,
-    "queue_type": lambda value: value or ALL,
+    "queue_type": lambda value: value or ALL_TYPES,
     "discover_class": lambda value: value or ALL,
     "off_diagonal": bool,
 }
@@ -253,7 +254,7 @@ class DetectionDebuggerPanel(foo.Panel):
         state.queue = None
         if not state.issue_counts:
             return
-        kind = _class_or_none(state.queue_type)
+        kind = None if state.queue_type in (None, "", ALL_TYPES) else state.queue_type
         samples = ctx.view if ctx.view is not None else ctx.dataset
         items = review_queue(samples, state.gt_field, [kind] if kind else None)
         open_items = sum(1 for item in items if not item["review"])
@@ -987,8 +988,8 @@ class DetectionDebuggerPanel(foo.Panel):
 
         panel.enum(
             "queue_type",
-            [ALL, *ISSUE_TYPES],
-            default=state.queue_type or ALL,
+            [ALL_TYPES, *ISSUE_TYPES],
+            default=state.queue_type or ALL_TYPES,
             label="Review queue",
             on_change=self.on_change_queue_type,
             view=types.DropdownView(),

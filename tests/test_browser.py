@@ -71,6 +71,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def app(server, tmp_path_factory):
+    from detection_debugger.datasets.descriptors import ensure_descriptors
     from detection_debugger.demo.runner import (
         build_demo_dataset,
         evaluate_demo,
@@ -83,6 +84,7 @@ def app(server, tmp_path_factory):
     )
     evaluate_demo(dataset)
     find_demo_issues(dataset, files["manifest"])
+    ensure_descriptors(dataset, ["baseline"], "ground_truth")  # what Discover needs first
     yield f"{server}/datasets/{dataset.name}", dataset
     dataset.delete()
 
@@ -173,7 +175,7 @@ def test_slice_list_loads_a_slice_and_label_issues_are_listed(app):
         settle(page)
         for tab, expected in (
             ("Search", "Compute embeddings"),
-            ("Label issues", "wrong_class"),
+            ("Label issues", "Label issues, highest score first"),
             ("Slices", "faded crosswalks"),
         ):
             panel.get_by_role("radio", name=tab).click()
@@ -181,8 +183,22 @@ def test_slice_list_loads_a_slice_and_label_issues_are_listed(app):
             settle(page)
             if tab == "Label issues":
                 snap(page, "4-issues-tab.png")
+                # the queue's rows: three actions, in a menu (the counts' rows: Review)
+                queued = panel.locator("tbody tr").filter(has_not_text="Review")
+                queued.first.locator("button").first.click()
+                page.get_by_role("menuitem", name="Show").click()
+                panel.get_by_text("1 of 12 samples").first.wait_for(timeout=60_000)
+                settle(page)
+                snap(page, "4-issue-evidence.png")
         snap(page, "4-slices-tab.png")
         assert "Save current view as slice" in panel.inner_text()
+        panel.get_by_text("Discover failure slices").first.click()
+        panel.get_by_text(
+            re.compile("Failure slices, worst first|loses AP significantly")
+        ).first.wait_for(timeout=60_000)
+        settle(page)
+        panel.get_by_text("Discover failure slices").first.scroll_into_view_if_needed()
+        snap(page, "4-discovered-slices.png")
 
         panel.get_by_text("Load slice").first.click()
         panel.get_by_text("slice 'faded crosswalks' vs the whole run").first.wait_for(
