@@ -202,7 +202,9 @@ class TideTable:
 
         # Per image: descending score, ties in row order (Python's stable sort); top max_dets.
         rows = np.arange(num_pred)
-        order = np.lexsort((-data.pred_scores, pred_image))
+        srank, num_ranks = _descending_rank(data.pred_scores)
+        # one stable sort of an int64 key (a lexsort of several keys is several sorts)
+        order = np.argsort(pred_image * num_ranks + srank, kind="stable")
         pred_order = np.empty(num_pred, np.int64)
         pred_order[order] = rows
         starts = np.searchsorted(pred_image[order], np.arange(data.num_images))
@@ -303,11 +305,10 @@ class TideTable:
         gt_miss = ~crowd & ~gt_used & ~usable
 
         # The rankings of the base AP and of the re-evaluations (filtered for slices).
-        scores = data.pred_scores
         base_rows = np.flatnonzero(kept & ~ignored)
-        base_rows = base_rows[
-            np.lexsort((pred_order[base_rows], -scores[base_rows], pred_class[base_rows]))
-        ]
+        # (class, descending score, pred_order) as one int64 key; pred_order is unique
+        key = (pred_class[base_rows] * num_ranks + srank[base_rows]) * num_pred
+        base_rows = base_rows[np.argsort(key + pred_order[base_rows])]  # unique keys
         fix_rows = np.flatnonzero(fixable)
         fix_class = np.where(
             code[fix_rows] == CLS, gt_class[target[fix_rows]], pred_class[fix_rows]
@@ -315,14 +316,11 @@ class TideTable:
         cand_rows = np.concatenate([base_rows, fix_rows])
         cand_class = np.concatenate([pred_class[base_rows], fix_class])
         cand_fixed = np.r_[np.zeros(len(base_rows), bool), np.ones(len(fix_rows), bool)]
-        cand_order = np.lexsort(
-            (
-                pred_order[cand_rows],
-                tp[cand_rows] & ~cand_fixed,  # true positives after the error-derived points
-                -scores[cand_rows],
-                cand_class,
-            )
-        )
+        # (class, descending score, true positives after the error-derived points,
+        # pred_order) as one int64 key; equal keys keep their order (stable)
+        late = tp[cand_rows] & ~cand_fixed
+        key = ((cand_class * num_ranks + srank[cand_rows]) * 2 + late) * num_pred
+        cand_order = np.argsort(key + pred_order[cand_rows], kind="stable")
 
         return cls(
             data=data,
@@ -552,6 +550,19 @@ class _Boxes:
         self.x, self.y = boxes[:, 0].copy(), boxes[:, 1].copy()
         self.x2, self.y2 = boxes[:, 2] + boxes[:, 0], boxes[:, 3] + boxes[:, 1]
         self.area = boxes[:, 2] * boxes[:, 3]
+
+
+def _descending_rank(scores: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense rank of each score, 0 for the highest (equal scores, equal ranks), and the
+    number of ranks: sorting by it is sorting by descending score."""
+    if not len(scores):
+        return np.zeros(0, np.int64), 1
+    order = np.argsort(-scores)  # ties get one rank: their order does not matter
+    ordered = scores[order]
+    new = np.r_[True, ordered[1:] != ordered[:-1]]
+    rank = np.empty(len(scores), np.int64)
+    rank[order] = np.cumsum(new) - 1
+    return rank, int(rank.max()) + 1
 
 
 def _pairs(
