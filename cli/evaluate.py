@@ -6,7 +6,14 @@ import argparse
 import gc
 import json
 
-from detection_debugger.cli.common import UsageError, iou_argument, load_dataset, write_output
+from detection_debugger.cli.common import (
+    UsageError,
+    add_progress_argument,
+    iou_argument,
+    load_dataset,
+    progress_bar,
+    write_output,
+)
 from detection_debugger.evaluation import DetectionSet, InputError, MatchTable
 from detection_debugger.evaluation.detections import GT, PRED
 from detection_debugger.formats import (
@@ -57,6 +64,7 @@ def add_evaluate_command(subparsers) -> None:
     )
     evaluate.add_argument("--output", metavar="OUT.json", help="write here instead of stdout")
     _add_analysis_arguments(evaluate)
+    add_progress_argument(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 
 
@@ -141,6 +149,7 @@ def _evaluate_dataset(args: argparse.Namespace) -> int:
         eval_key=key,
         iou=args.iou,
         score_threshold=args.score_threshold,
+        progress=progress_bar(args),
     )
     table = results.table()
     document = {**results.result.to_dict(), **_analyses(args, table.data, table)}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from detection_debugger.cli.common import UsageError
+from detection_debugger.cli.common import UsageError, add_progress_argument, progress_bar
 from detection_debugger.datasets.exporting import EXPORT_FORMATS
 from detection_debugger.datasets.importing import GT_FORMATS, PRED_FORMATS
 from detection_debugger.formats import ClassMap
+from detection_debugger.formats.progress import part
 
 __all__ = ["add_export_command", "add_import_command"]
 
@@ -57,6 +58,7 @@ def add_import_command(subparsers) -> None:
         "--skip-invalid", action="store_true", help="skip malformed lines (each is reported)"
     )
     imp.add_argument("--replace", action="store_true", help="overwrite existing label fields")
+    add_progress_argument(imp)
     imp.set_defaults(run=run_import)
 
 
@@ -79,6 +81,7 @@ def add_export_command(subparsers) -> None:
     exp.add_argument(
         "--original", action="store_true", help="export FIELD itself even if FIELD_fixed exists"
     )
+    add_progress_argument(exp)
     exp.set_defaults(run=run_export)
 
 
@@ -113,9 +116,18 @@ def run_import(args: argparse.Namespace) -> int:
         )
     class_map = ClassMap.load(args.class_map) if args.class_map else None
     known = existing_classes(args.dataset, args.gt_field) if not args.gt else None
-    plan = plan_import(args.dataset, args.images, sources, class_map, args.skip_invalid, known)
+    progress = progress_bar(args)  # reading, then writing: one bar
+    plan = plan_import(
+        args.dataset,
+        args.images,
+        sources,
+        class_map,
+        args.skip_invalid,
+        known,
+        part(progress, 0, 2),
+    )
     try:
-        apply_import(plan, replace=args.replace)
+        apply_import(plan, replace=args.replace, progress=part(progress, 1, 2))
     except ValueError as error:
         raise UsageError(str(error)) from None
     print("\n".join(plan.summary()))
@@ -137,7 +149,13 @@ def run_export(args: argparse.Namespace) -> int:
         view = dataset.load_saved_view(args.view)
     try:
         report = export_labels(
-            view, args.label_field, args.format, args.output, args.overwrite, not args.original
+            view,
+            args.label_field,
+            args.format,
+            args.output,
+            args.overwrite,
+            not args.original,
+            progress=progress_bar(args),
         )
     except ValueError as error:
         raise UsageError(str(error)) from None

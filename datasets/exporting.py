@@ -22,6 +22,7 @@ from detection_debugger.formats import (
     write_kitti_folder,
     write_yolo_folder,
 )
+from detection_debugger.formats.progress import ProgressCounter, counted
 from detection_debugger.formats.relative_boxes import pixel_boxes
 
 __all__ = [
@@ -165,11 +166,12 @@ def _check_source(view, source_field: str, paths: list[str]) -> None:
             raise FileNotFoundError(errno.ENOENT, "image of the dataset not found", path)
 
 
-def _copy_images(paths: dict[str, str], image_dir: Path) -> dict[str, str]:
-    """Copies each image into ``image_dir``; returns ``{stem: file name}``."""
+def _copy_images(paths: dict[str, str], image_dir: Path, counter=None) -> dict[str, str]:
+    """Copies each image into ``image_dir`` (batches of 100 told to ``counter``); returns
+    ``{stem: file name}``."""
     image_dir.mkdir(exist_ok=True)
     file_names = {}
-    for stem, path in paths.items():
+    for stem, path in counted(paths.items(), counter, "copying images"):
         target = image_dir / Path(path).name
         shutil.copy2(path, target)
         file_names[stem] = target.name
@@ -216,6 +218,7 @@ def export_labels(
     output_dir: str | os.PathLike,
     overwrite: bool = False,
     use_corrected: bool = True,
+    progress=None,
 ) -> ExportReport:
     """Exports ``label_field`` of the samples of ``view`` with their images.
 
@@ -231,19 +234,28 @@ def export_labels(
         output_dir: an empty (or missing) folder.
         overwrite: write into a non-empty folder (its ``images/`` and ``labels/`` are replaced).
         use_corrected: export ``<label_field>_fixed`` when the dataset has it.
+        progress: a :data:`~detection_debugger.formats.progress.Progress` callback, told
+            after reading the labels, each batch of 100 images copied and the label files
+            written (one unit per image and step).
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose from {EXPORT_FORMATS}")
     corrected = label_field + FIXED_SUFFIX
     used_corrected = bool(use_corrected and view.has_field(corrected))
     source_field = corrected if used_corrected else label_field
-    _check_source(view, source_field, view.values("filepath"))
+    filepaths = view.values("filepath")
+    counter = ProgressCounter(progress, 3 * len(filepaths))
+    _check_source(view, source_field, filepaths)
+    counter.start("reading labels")
     images, sizes, paths = view_objects(view, source_field)
+    counter.add(len(filepaths), "copying images")
     output = Path(output_dir)
     _prepare_output(output, overwrite)
-    file_names = _copy_images(paths, output / "images")
+    file_names = _copy_images(paths, output / "images", counter)
+    counter.start(f"writing {format} labels")
     with_score = any(o.score is not None for im in images for o in im.objects)
     files = ["images/", *_WRITERS[format](output, images, sizes, file_names, with_score)]
+    counter.finish("done")
     return ExportReport(
         output_dir=str(output),
         format=format,

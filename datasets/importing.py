@@ -33,6 +33,7 @@ from detection_debugger.formats.label_sources import (
     read_label_source,
     resolve_auto_format,
 )
+from detection_debugger.formats.progress import ProgressCounter, batches
 from detection_debugger.formats.relative_boxes import relative_box
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+WRITE_BATCH = 2000  # images per database write (and per progress report) of an import
 
 
 @dataclass
@@ -160,6 +162,7 @@ def plan_import(
     class_map: ClassMap | None = None,
     skip_invalid: bool = False,
     known_classes: list[str] | None = None,
+    progress=None,
 ) -> ImportPlan:
     """Reads and validates everything an import needs; writes nothing.
 
@@ -170,6 +173,9 @@ def plan_import(
         class_map: name mapping (default: case-insensitive matching only).
         skip_invalid: skip malformed lines (each is reported) instead of failing.
         known_classes: class names already in the dataset's ground truth.
+        progress: a :data:`~detection_debugger.formats.progress.Progress` callback, told
+            after each label set and each batch of image headers read (one unit per image
+            and step).
     """
     class_map = class_map or ClassMap()
     images = list_images(images_dir)
@@ -179,9 +185,12 @@ def plan_import(
     coco_join: dict = {}
     known = list(known_classes or [])
     plans = []
+    counter = ProgressCounter(progress, len(images) * (len(sources) + 1))
     for source in sorted(sources, key=lambda s: s.predictions):
+        counter.start(f"reading {source.field}")
         source, chosen = resolve_auto_format(source)
         read, report = read_label_source(source, images, skip_invalid, coco_join)
+        counter.add(len(images), f"reading {source.field}")
         if chosen:
             report.notes.insert(0, chosen)
         plan = LabelPlan(source=source, objects={}, report=report)
@@ -197,7 +206,17 @@ def plan_import(
             known = sorted(set(known) | set(labels))
         plan.classes = sorted(labels)
         plans.append(plan)
-    return ImportPlan(dataset_name, images, plans, image_info=read_image_info(images))
+    return ImportPlan(dataset_name, images, plans, image_info=_image_info(images, counter))
+
+
+def _image_info(images: dict[str, str], counter: ProgressCounter) -> dict[str, dict]:
+    """:func:`read_image_info` of every image, told to ``counter`` in batches."""
+    stems, info = list(images), {}
+    counter.start("reading image headers")
+    for batch in batches(len(stems), 250):
+        info.update(read_image_info({s: images[s] for s in stems[batch.start : batch.stop]}))
+        counter.add(len(batch), "reading image headers")
+    return info
 
 
 def _detection_doc(record: ObjectRecord, width: int, height: int) -> dict:
@@ -304,21 +323,25 @@ def _fields_to_write(dataset, plan: ImportPlan, replace: bool) -> tuple[list, di
     return todo, records
 
 
-def _add_samples(dataset, plan: ImportPlan, progress: bool) -> None:
+def _add_samples(dataset, plan: ImportPlan, counter: ProgressCounter) -> None:
     """Samples for the plan's images not in the dataset yet, with the metadata read (and
-    validated) when the plan was made."""
+    validated) when the plan was made; added in batches, each told to ``counter``."""
     import fiftyone as fo
 
+    label = "adding samples"
     existing = set(dataset.values("filepath")) if len(dataset) else set()
     new = [(stem, path) for stem, path in plan.images.items() if path not in existing]
-    if new:
+    counter.start(label)
+    for batch in batches(len(new), WRITE_BATCH):
         samples = [
             fo.Sample(filepath=path, metadata=fo.ImageMetadata(**plan.image_info[stem]))
-            for stem, path in new
+            for stem, path in new[batch.start : batch.stop]
         ]
-        dataset.add_samples(samples, progress=progress)
+        dataset.add_samples(samples, progress=False)
         del samples  # live Sample objects are reloaded by every later bulk write
-    dataset.compute_metadata(progress=progress)  # samples added by others may lack it
+        counter.add(len(batch), label)
+    counter.add(len(plan.images) - len(new), label)  # already there
+    dataset.compute_metadata(progress=False)  # samples added by others may lack it
 
 
 def _replaced_field(dataset, field: str, paths: list[str]) -> list[str]:
@@ -357,13 +380,17 @@ def _import_record(label_plan: LabelPlan, status: str, started_at: str) -> dict:
     }
 
 
-def _write_field(dataset, label_plan: LabelPlan, size_of: dict, images: dict, progress: bool):
-    import fiftyone.core.utils as fou
-
-    _declare_field(dataset, label_plan.source.field, label_plan)
-    values = {}
-    with fou.ProgressBar(total=len(images), progress=progress) as bar:
-        for stem in bar(images):
+def _write_field(dataset, label_plan: LabelPlan, size_of: dict, images: dict, counter):
+    """Writes one label field, :data:`WRITE_BATCH` images at a time (each told to
+    ``counter``)."""
+    field = label_plan.source.field
+    _declare_field(dataset, field, label_plan)
+    stems = list(images)
+    label = f"writing {field}"
+    counter.start(label)
+    for batch in batches(len(stems), WRITE_BATCH):
+        values = {}
+        for stem in stems[batch.start : batch.stop]:
             path = images[stem]
             width, height = size_of[path]
             records = label_plan.objects.get(stem, [])
@@ -371,12 +398,17 @@ def _write_field(dataset, label_plan: LabelPlan, size_of: dict, images: dict, pr
                 "_cls": "Detections",
                 "detections": [_detection_doc(r, width, height) for r in records],
             }
-    # Documents are built above in FiftyOne's stored form, so validation is not needed.
-    set_stored_values(dataset, label_plan.source.field, values, "filepath")
+        # Documents are built in FiftyOne's stored form, so validation is not needed.
+        set_stored_values(dataset, field, values, "filepath")
+        counter.add(len(batch), label)
 
 
-def apply_import(plan: ImportPlan, replace: bool = False, progress: bool = True):
+def apply_import(plan: ImportPlan, replace: bool = False, progress=None):
     """Writes a validated plan: creates/extends the dataset, adds the label fields.
+
+    ``progress``: a :data:`~detection_debugger.formats.progress.Progress` callback, told after
+    each batch of samples added and of label values written (one unit per image and step;
+    None or a bool: nothing reported).
 
     Safe against interruption and concurrency (:mod:`~detection_debugger.datasets.state`):
     the dataset is locked while written; each field's import record says ``writing`` before
@@ -393,7 +425,8 @@ def apply_import(plan: ImportPlan, replace: bool = False, progress: bool = True)
     dataset = _open_dataset(plan.dataset_name)
     with dataset_lock(dataset, "import"):
         todo, records = _fields_to_write(dataset, plan, replace)
-        _add_samples(dataset, plan, progress)
+        counter = ProgressCounter(progress, len(plan.images) * (1 + len(todo)))
+        _add_samples(dataset, plan, counter)
         paths = list(plan.images.values())
         filepaths, widths, heights = dataset.select_by("filepath", paths).values(
             ["filepath", "metadata.width", "metadata.height"]
@@ -409,7 +442,7 @@ def apply_import(plan: ImportPlan, replace: bool = False, progress: bool = True)
             deleted = []
             if replace and dataset.has_field(field):
                 deleted = _replaced_field(dataset, field, paths)
-            _write_field(dataset, label_plan, size_of, plan.images, progress)
+            _write_field(dataset, label_plan, size_of, plan.images, counter)
             record = _import_record(label_plan, COMPLETE, started)
             if deleted:
                 record["notes"].append(f"replaced: deleted the evaluation runs {deleted}")

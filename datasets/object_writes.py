@@ -5,11 +5,15 @@ Used by the evaluation runs (outcome fields) and the label-issue finder (scores,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from detection_debugger.datasets.fiftyone_private import bulk_write, dataset_of
 
-__all__ = ["split_per_sample", "write_object_attributes"]
+__all__ = ["WRITE_BATCH", "split_per_sample", "write_object_attributes"]
+
+WRITE_BATCH = 1000  # samples per bulk write (and per progress report)
 
 
 def split_per_sample(values: np.ndarray, image: np.ndarray, num_images: int) -> list[list]:
@@ -18,7 +22,13 @@ def split_per_sample(values: np.ndarray, image: np.ndarray, num_images: int) -> 
     return [chunk.tolist() for chunk in np.split(values, np.cumsum(counts)[:-1])]
 
 
-def write_object_attributes(samples, field: str, sample_ids: list, per_sample: dict) -> None:
+def write_object_attributes(
+    samples,
+    field: str,
+    sample_ids: list,
+    per_sample: dict,
+    on_batch: Callable[[int], None] | None = None,
+) -> None:
     """Writes attributes of every object of ``field``: ``{name: [[value per object]...]}``.
 
     FiftyOne's ``set_values`` on ``field.detections.name`` issues one database update per
@@ -26,7 +36,8 @@ def write_object_attributes(samples, field: str, sample_ids: list, per_sample: d
     collection shows every object of the field in stored order (no label filter), this
     writes one update per sample instead, addressing objects by their array position, through
     the dataset's own bulk writer (which also refreshes loaded samples). Otherwise it falls
-    back to ``set_values``.
+    back to ``set_values``. ``on_batch(samples)`` is called after each bulk write of
+    :data:`WRITE_BATCH` samples (once at the end on the fallback).
     """
     from datetime import datetime, timezone
 
@@ -39,17 +50,23 @@ def write_object_attributes(samples, field: str, sample_ids: list, per_sample: d
     if shown != stored:
         for name, values in per_sample.items():
             samples.set_values(f"{field}.detections.{name}", values)
+        if on_batch is not None:
+            on_batch(len(sample_ids))
         return
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    ops = []
-    for i, sample_id in enumerate(sample_ids):
-        update = {
-            f"{field}.detections.{j}.{name}": value
-            for name, values in per_sample.items()
-            for j, value in enumerate(values[i])
-        }
-        if update:
-            update["last_modified_at"] = now
-            ops.append(UpdateOne({"_id": ObjectId(sample_id)}, {"$set": update}))
-    if ops:
-        bulk_write(dataset, ops, sample_ids)
+    for start in range(0, len(sample_ids), WRITE_BATCH):
+        batch = sample_ids[start : start + WRITE_BATCH]
+        ops = []
+        for i, sample_id in enumerate(batch, start=start):
+            update = {
+                f"{field}.detections.{j}.{name}": value
+                for name, values in per_sample.items()
+                for j, value in enumerate(values[i])
+            }
+            if update:
+                update["last_modified_at"] = now
+                ops.append(UpdateOne({"_id": ObjectId(sample_id)}, {"$set": update}))
+        if ops:
+            bulk_write(dataset, ops, batch)
+        if on_batch is not None:
+            on_batch(len(batch))

@@ -52,6 +52,7 @@ from detection_debugger.evaluation import (
     TideTable,
     accumulate,
 )
+from detection_debugger.formats.progress import ProgressCounter
 
 __all__ = [
     "METHOD",
@@ -441,9 +442,12 @@ def _tide_values(errors: np.ndarray) -> np.ndarray:
     return out
 
 
-def _write_object_fields(samples, table, ids, fields, classes, eval_key: str, tide) -> None:
+def _write_object_fields(
+    samples, table, ids, fields, classes, eval_key: str, tide, counter=None
+) -> None:
     """Writes every per-object field of both label fields (``fields``: ``(gt_field,
-    pred_field)``; ``tide``: the run's :class:`TideResult`) and the per-sample counts."""
+    pred_field)``; ``tide``: the run's :class:`TideResult`) and the per-sample counts; each
+    batch of samples written is told to ``counter`` (a :class:`ProgressCounter`)."""
     gt_field, pred_field = fields
     data = table.data
     values = _object_fields(table, ids, classes)
@@ -455,7 +459,9 @@ def _write_object_fields(samples, table, ids, fields, classes, eval_key: str, ti
             f"{eval_key}{suffix}": split_per_sample(flat, image, data.num_images)
             for suffix, flat in values[side].items()
         }
-        write_object_attributes(samples, field, ids["samples"], per_sample)
+        label = f"writing {field}.detections.{eval_key}*"
+        on_batch = None if counter is None else (lambda n, label=label: counter.add(n, label))
+        write_object_attributes(samples, field, ids["samples"], per_sample, on_batch)
     counts = {
         "_tp": (data.pred_image, values["pred"][""] == "tp"),
         "_fp": (data.pred_image, values["pred"][""] == "fp"),
@@ -468,20 +474,25 @@ def _write_object_fields(samples, table, ids, fields, classes, eval_key: str, ti
         )
 
 
-def _evaluate_in_bulk(samples, method: DebuggerEvaluation, eval_key: str | None):
+def _evaluate_in_bulk(samples, method: DebuggerEvaluation, eval_key: str | None, counter=None):
     """Reads every box of ``samples`` in one query, runs the engine, writes every field in
-    bulk (with an ``eval_key``) and returns the run's results (not saved)."""
+    bulk (with an ``eval_key``) and returns the run's results (not saved). ``counter``: a
+    :class:`ProgressCounter` of 4 units per sample (reading, matching, writing each field)."""
     config = method.config
     gt_field, pred_field = config.gt_field, config.pred_field
+    counter = counter or ProgressCounter(None, 0)
+    counter.start("reading boxes")
     data, ids = detection_set_from_view(samples, gt_field, pred_field, classes=config.classes)
+    counter.add(data.num_images, "matching")
     classes = list(data.class_names)
     table = MatchTable.build(data, config.iou, config.score_threshold)
     summary = table.evaluate()
     tide = TideTable.build(data).errors()
+    counter.add(data.num_images, "writing per-object fields" if eval_key else "matched")
 
     if eval_key is not None:
         fields = (gt_field, pred_field)
-        _write_object_fields(samples, table, ids, fields, classes, eval_key, tide)
+        _write_object_fields(samples, table, ids, fields, classes, eval_key, tide, counter)
     precision, recall = accumulate(table.coco)
     return DebuggerResults(
         samples,
@@ -510,11 +521,16 @@ def evaluate_detections(
     iou: float = 0.5,
     score_threshold: float = 0.0,
     classes: list[str] | None = None,
+    progress=None,
 ) -> DebuggerResults:
     """Evaluates ``pred_field`` against ``gt_field`` on ``samples`` with the engine.
 
     With an ``eval_key``, writes the per-object and per-sample fields and saves the run (an
     existing run with that key is replaced). Returns FiftyOne-compatible results.
+
+    ``progress``: a :data:`~detection_debugger.formats.progress.Progress` callback, told
+    after reading the boxes, after matching and after each batch of per-object values
+    written (4 units per sample; the last call, ``done == total``, once the run is saved).
     """
     config = DebuggerEvaluationConfig(
         pred_field, gt_field, iou=iou, score_threshold=score_threshold, classes=classes
@@ -528,10 +544,13 @@ def evaluate_detections(
         method.register_run(samples, eval_key)
         method.register_samples(samples, eval_key)
 
-    results = _evaluate_in_bulk(samples, method, eval_key)
+    counter = ProgressCounter(progress, 4 * len(samples) if progress else 0)
+    results = _evaluate_in_bulk(samples, method, eval_key, counter)
     if eval_key is not None:
+        counter.start("saving the run")
         method.save_run_results(samples, eval_key, results)
         method.add_fields_to_sidebar_group(samples, eval_key, omit_fields=(pred_field, gt_field))
+    counter.finish("done")
     return results
 
 

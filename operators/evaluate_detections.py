@@ -5,7 +5,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from detection_debugger.operators.forms import detections_fields, show_error
+from detection_debugger.operators.forms import detections_fields, progress_of, show_error
 
 
 class EvaluateDetections(foo.Operator):
@@ -87,7 +87,6 @@ class EvaluateDetections(foo.Operator):
         )
         pred = ctx.params.get("pred_field") or next(f for f in fields if f != gt)
         key = ctx.params.get("eval_key") or f"eval_{pred}"
-        ctx.set_progress(progress=0.1, label="reading boxes and matching")
         results = evaluate_detections(
             ctx.target_view(),
             pred,
@@ -95,6 +94,7 @@ class EvaluateDetections(foo.Operator):
             eval_key=key,
             iou=ctx.params.get("iou") or 0.5,
             score_threshold=ctx.params.get("score_threshold") or 0.0,
+            progress=progress_of(ctx),
         )
         result = results.result
         worst = result.most_room_to_improve()

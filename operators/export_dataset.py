@@ -8,7 +8,13 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from detection_debugger.datasets.exporting import EXPORT_FORMATS, FIXED_SUFFIX, export_labels
-from detection_debugger.operators.forms import detections_fields, path_input, path_param, show_error
+from detection_debugger.operators.forms import (
+    detections_fields,
+    path_input,
+    path_param,
+    progress_of,
+    show_error,
+)
 
 
 class ExportDataset(foo.Operator):
@@ -70,6 +76,7 @@ class ExportDataset(foo.Operator):
             ctx.params["format"],
             path_param(ctx.params, "output"),
             overwrite=bool(ctx.params.get("overwrite")),
+            progress=progress_of(ctx),
         )
         lines = report.summary()
         ctx.ops.notify(lines[0], variant="success")

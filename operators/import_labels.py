@@ -21,7 +21,8 @@ from detection_debugger.datasets.importing import (
     plan_import,
 )
 from detection_debugger.formats import ClassMap, FormatError
-from detection_debugger.operators.forms import path_input, path_param, show_error
+from detection_debugger.formats.progress import part
+from detection_debugger.operators.forms import path_input, path_param, progress_of, show_error
 
 INLINE_VALIDATION_MAX_FILES = 1000  # full validation in the form up to this many label files
 FILE_FORMATS = ("coco", "ultralytics")  # one JSON file; the other formats are folders
@@ -207,7 +208,7 @@ class _ImportLabels(foo.Operator):
             return props["images_prop"]
         return props["labels_prop"]
 
-    def _plan(self, ctx):
+    def _plan(self, ctx, progress=None):
         params = ctx.params
         source = LabelSource(
             path=path_param(params, "labels"),
@@ -230,11 +231,13 @@ class _ImportLabels(foo.Operator):
             class_map,
             bool(params.get("skip_invalid")),
             known,
+            progress,
         )
 
     def execute(self, ctx):
-        plan = self._plan(ctx)
-        apply_import(plan, replace=bool(ctx.params.get("replace")), progress=False)
+        progress = progress_of(ctx)  # reading, then writing: one bar
+        plan = self._plan(ctx, part(progress, 0, 2))
+        apply_import(plan, replace=bool(ctx.params.get("replace")), progress=part(progress, 1, 2))
         lines = plan.summary()
         ctx.ops.reload_dataset()
         ctx.ops.notify(lines[1] if len(lines) > 1 else lines[0], variant="success")
