@@ -235,7 +235,9 @@ class TideTable:
         if len(mp):
             rank = _rank_in_group(pred_image * num_classes + pred_class, order)
             r = rank[mp]
-            by_round = np.lexsort((mg, mp, r))
+            # the pairs are sorted by (pred row, gt row): a stable sort by round keeps that
+            # (a radix sort when the rounds fit 16 bits)
+            by_round = np.argsort(r.astype(np.int16) if r.max() < 2**15 else r, kind="stable")
             mp, mg, mv, r = mp[by_round], mg[by_round], mv[by_round], r[by_round]
             bounds = np.flatnonzero(np.r_[True, r[1:] != r[:-1], True])
             for start, end in zip(bounds[:-1], bounds[1:]):
