@@ -187,10 +187,12 @@ def plan_import(
     plans = []
     counter = ProgressCounter(progress, len(images) * (len(sources) + 1))
     for source in sorted(sources, key=lambda s: s.predictions):
-        counter.start(f"reading {source.field}")
+        label, base = f"reading {source.field}", counter.done
+        counter.start(label)
         source, chosen = resolve_auto_format(source)
-        read, report = read_label_source(source, images, skip_invalid, coco_join)
-        counter.add(len(images), f"reading {source.field}")
+        files = counter.share(len(images), label)
+        read, report = read_label_source(source, images, skip_invalid, coco_join, files)
+        counter.add(base + len(images) - counter.done, label)
         if chosen:
             report.notes.insert(0, chosen)
         plan = LabelPlan(source=source, objects={}, report=report)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from detection_debugger.formats.errors import FormatError
 from detection_debugger.formats.numbers import parse_column
+from detection_debugger.formats.progress import files_read
 from detection_debugger.formats.records import (
     ImageObjects,
     ObjectRecord,
@@ -72,10 +73,11 @@ def parse_corner_line(text: str, path: str, line: int, predictions: bool) -> Obj
 
 
 def read_corner_txt_folder(
-    folder: str | os.PathLike, predictions: bool, skip_invalid: bool = False
+    folder: str | os.PathLike, predictions: bool, skip_invalid: bool = False, progress=None
 ) -> tuple[list[ImageObjects], ReadReport]:
     """Reads every ``<stem>.txt`` of a folder (``classes.txt`` / ``obj.names`` are not
-    label files). Blank lines and CRLF line ends are accepted.
+    label files). Blank lines and CRLF line ends are accepted. ``progress`` (a
+    :data:`~detection_debugger.formats.progress.Progress`) is told per batch of files.
 
     Returns:
         The objects of every file (sorted by stem) and a report (skipped lines, notes).
@@ -85,7 +87,7 @@ def read_corner_txt_folder(
         raise FormatError(str(folder), "not a folder of .txt label files")
     report = ReadReport()
     images = []
-    for path in sorted(folder.glob("*.txt")):
+    for path in files_read(sorted(folder.glob("*.txt")), progress):
         if path.name in _NOT_LABELS:
             continue
         report.files += 1

@@ -17,6 +17,7 @@ from pathlib import Path
 from detection_debugger.formats.errors import FormatError
 from detection_debugger.formats.numbers import format_number as _fmt
 from detection_debugger.formats.numbers import parse_column as _number
+from detection_debugger.formats.progress import files_read
 from detection_debugger.formats.records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
 from detection_debugger.formats.text_files import check_name, read_text_lines
 
@@ -76,7 +77,7 @@ def parse_kitti_line(text: str, path: str, line: int, predictions: bool) -> Obje
 
 
 def read_kitti_folder(
-    folder: str | os.PathLike, predictions: bool, skip_invalid: bool = False
+    folder: str | os.PathLike, predictions: bool, skip_invalid: bool = False, progress=None
 ) -> tuple[list[ImageObjects], ReadReport]:
     """Reads every ``<stem>.txt`` of a folder.
 
@@ -84,6 +85,8 @@ def read_kitti_folder(
         folder: the labels folder (TAO: the ``labels`` folder of an inference run).
         predictions: prediction files (confidence in the last column) or ground truth.
         skip_invalid: report malformed lines and go on, instead of raising on the first.
+        progress: a :data:`~detection_debugger.formats.progress.Progress` callback, told
+            per batch of files read.
 
     Returns:
         The objects of every file (sorted by stem) and a report (skipped lines, notes).
@@ -94,7 +97,7 @@ def read_kitti_folder(
     report = ReadReport()
     images = []
     max_score = -math.inf
-    for path in sorted(folder.glob("*.txt")):
+    for path in files_read(sorted(folder.glob("*.txt")), progress):
         report.files += 1
         image = ImageObjects(stem=path.stem)
         for number, line in enumerate(read_text_lines(path), start=1):

@@ -131,31 +131,41 @@ def _predictions_only(source: LabelSource, what: str) -> None:
         raise FormatError(source.path, f"{what} is a predictions format, not ground truth")
 
 
-def _read_kitti(source: LabelSource, images, skip_invalid: bool, coco_join: dict) -> Read:
-    return read_kitti_folder(source.path, source.predictions, skip_invalid)
+def _read_kitti(
+    source: LabelSource, images, skip_invalid: bool, coco_join: dict, progress=None
+) -> Read:
+    return read_kitti_folder(source.path, source.predictions, skip_invalid, progress)
 
 
-def _read_yolo(source: LabelSource, images, skip_invalid: bool, coco_join: dict) -> Read:
+def _read_yolo(
+    source: LabelSource, images, skip_invalid: bool, coco_join: dict, progress=None
+) -> Read:
     if not source.class_names:
         raise FormatError(source.path, "YOLO labels need a class names file (--class-names)")
     names = read_class_names(source.class_names)
     folder = Path(source.path)
     stems = [p.stem for p in folder.glob("*.txt") if p.stem in images] if folder.is_dir() else []
     return read_yolo_folder(
-        folder, names, _image_sizes(images, stems), source.predictions, skip_invalid
+        folder, names, _image_sizes(images, stems), source.predictions, skip_invalid, progress
     )
 
 
-def _read_corner_txt(source: LabelSource, images, skip_invalid: bool, coco_join: dict) -> Read:
-    return read_corner_txt_folder(source.path, source.predictions, skip_invalid)
+def _read_corner_txt(
+    source: LabelSource, images, skip_invalid: bool, coco_join: dict, progress=None
+) -> Read:
+    return read_corner_txt_folder(source.path, source.predictions, skip_invalid, progress)
 
 
-def _read_voc(source: LabelSource, images, skip_invalid: bool, coco_join: dict) -> Read:
+def _read_voc(
+    source: LabelSource, images, skip_invalid: bool, coco_join: dict, progress=None
+) -> Read:
     _ground_truth_only(source, "Pascal VOC")
-    return read_voc_folder(source.path, skip_invalid)
+    return read_voc_folder(source.path, skip_invalid, progress)
 
 
-def _read_coco(source: LabelSource, images, skip_invalid: bool, coco_join: dict) -> Read:
+def _read_coco(
+    source: LabelSource, images, skip_invalid: bool, coco_join: dict, progress=None
+) -> Read:
     if source.predictions:
         return _read_coco_results(source, images, skip_invalid, coco_join)
     objects, report, stems, names = read_coco_objects(source.path, skip_invalid)
@@ -179,7 +189,9 @@ def _coco_tables(source: LabelSource, coco_join: dict):
     return None
 
 
-def _read_coco_results(source: LabelSource, images, skip_invalid: bool, coco_join: dict) -> Read:
+def _read_coco_results(
+    source: LabelSource, images, skip_invalid: bool, coco_join: dict, progress=None
+) -> Read:
     tables = _coco_tables(source, coco_join)
     if tables is not None:
         return read_coco_result_objects(source.path, *tables, skip_invalid)
@@ -198,7 +210,9 @@ def _read_coco_results(source: LabelSource, images, skip_invalid: bool, coco_joi
     return objects, report
 
 
-def _read_ultralytics(source: LabelSource, images, skip_invalid: bool, coco_join: dict) -> Read:
+def _read_ultralytics(
+    source: LabelSource, images, skip_invalid: bool, coco_join: dict, progress=None
+) -> Read:
     _predictions_only(source, "Ultralytics predictions.json")
     tables = _coco_tables(source, coco_join)
     categories = tables[1] if tables is not None else None
@@ -220,7 +234,11 @@ _READERS = {
 
 
 def read_label_source(
-    source: LabelSource, images: dict[str, str], skip_invalid: bool, coco_join: dict
+    source: LabelSource,
+    images: dict[str, str],
+    skip_invalid: bool,
+    coco_join: dict,
+    progress=None,
 ) -> Read:
     """Reads one label set (its format already resolved, see :func:`resolve_auto_format`).
 
@@ -230,8 +248,10 @@ def read_label_source(
         skip_invalid: report malformed lines/records and go on.
         coco_join: filled with the ``stems``/``names`` tables of COCO ground truth, read by
             COCO and Ultralytics results later in the same import.
+        progress: a :data:`~detection_debugger.formats.progress.Progress` callback, told per
+            batch of files of the folder formats (a JSON file is read in one go).
     """
     reader = _READERS.get(source.format)
     if reader is None:
         raise FormatError(source.path, f"unknown format {source.format!r}")
-    return reader(source, images, skip_invalid, coco_join)
+    return reader(source, images, skip_invalid, coco_join, progress)

@@ -22,6 +22,7 @@ __all__ = [
     "as_progress",
     "batches",
     "counted",
+    "files_read",
     "part",
 ]
 
@@ -70,6 +71,18 @@ class ProgressCounter:
         self.done = min(self.done + int(units), self.total)
         self.progress(self.done, self.total, label)
 
+    def share(self, units: int, label: str) -> Progress:
+        """A callback for a sub-task worth ``units`` of this count: its ``(done, total)``
+        moves this count in proportion, reported under ``label``."""
+        base = self.done
+
+        def report(done: int, total: int, _label: str) -> None:
+            share = units * done // total if total else units
+            self.done = min(base + share, self.total)
+            self.progress(self.done, self.total, label)
+
+        return report
+
     def finish(self, label: str) -> None:
         self.done = self.total
         self.progress(self.done, self.total, label)
@@ -115,3 +128,13 @@ def counted(
             pending = 0
     if counter is not None and pending:
         counter.add(pending, label)
+
+
+def files_read(paths: list[T], progress, label: str = "reading label files") -> Iterator[T]:
+    """Yields ``paths`` (a folder's label files), telling ``progress`` after each batch of
+    100 read, out of ``len(paths)``."""
+    if progress is None:
+        return iter(paths)
+    counter = ProgressCounter(progress, len(paths))
+    counter.start(label)
+    return counted(paths, counter, label)

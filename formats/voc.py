@@ -15,6 +15,7 @@ from pathlib import Path
 
 from detection_debugger.formats.errors import FormatError
 from detection_debugger.formats.numbers import parse_decimal
+from detection_debugger.formats.progress import files_read
 from detection_debugger.formats.records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
 from detection_debugger.formats.text_files import check_name, read_bytes
 
@@ -127,9 +128,10 @@ def parse_voc_file(
 
 
 def read_voc_folder(
-    folder: str | os.PathLike, skip_invalid: bool = False
+    folder: str | os.PathLike, skip_invalid: bool = False, progress=None
 ) -> tuple[list[ImageObjects], ReadReport]:
-    """Reads every ``<stem>.xml`` of a folder.
+    """Reads every ``<stem>.xml`` of a folder (``progress``, a
+    :data:`~detection_debugger.formats.progress.Progress`, told per batch of files).
 
     With ``skip_invalid``, bad objects and files that are not valid XML are reported and
     left out instead of stopping the read.
@@ -142,7 +144,7 @@ def read_voc_folder(
         raise FormatError(str(folder), "not a folder of Pascal VOC .xml files")
     report = ReadReport()
     images = []
-    for path in sorted(folder.glob("*.xml")):
+    for path in files_read(sorted(folder.glob("*.xml")), progress):
         report.files += 1
         try:
             images.append(parse_voc_file(path, report, skip_invalid))

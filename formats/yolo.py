@@ -9,6 +9,7 @@ from pathlib import Path
 
 from detection_debugger.formats.errors import FormatError
 from detection_debugger.formats.numbers import format_number, parse_column
+from detection_debugger.formats.progress import files_read
 from detection_debugger.formats.records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
 from detection_debugger.formats.text_files import check_name, read_text_lines
 
@@ -105,8 +106,10 @@ def read_yolo_folder(
     image_sizes: Mapping[str, tuple[int, int]],
     predictions: bool,
     skip_invalid: bool = False,
+    progress=None,
 ) -> tuple[list[ImageObjects], ReadReport]:
-    """Reads ``<stem>.txt`` files; boxes are scaled by ``image_sizes[stem]`` (width, height).
+    """Reads ``<stem>.txt`` files; boxes are scaled by ``image_sizes[stem]`` (width, height);
+    ``progress`` (a :data:`~detection_debugger.formats.progress.Progress`) is told per batch.
 
     Files whose stem has no image size are returned without objects and named in the
     report: there is no image to scale them to.
@@ -116,7 +119,7 @@ def read_yolo_folder(
         raise FormatError(str(folder), "not a folder of YOLO .txt files")
     report = ReadReport()
     images = []
-    for path in sorted(folder.glob("*.txt")):
+    for path in files_read(sorted(folder.glob("*.txt")), progress):
         if path.name in ("classes.txt", "obj.names"):
             continue
         report.files += 1

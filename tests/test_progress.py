@@ -11,7 +11,13 @@ import pytest
 from helpers import run_cli
 
 from detection_debugger.demo.synthetic import SyntheticConfig, make_coco, write_files
-from detection_debugger.formats.progress import ProgressCounter, Throttled, counted, part
+from detection_debugger.formats.progress import (
+    ProgressCounter,
+    Throttled,
+    counted,
+    files_read,
+    part,
+)
 
 CONFIG = SyntheticConfig(num_images=11, num_classes=3, image_size=(320, 240), seed=17)
 PLUGIN = "@datacentric/detection-debugger"
@@ -65,6 +71,22 @@ def test_part_makes_one_bar_of_several_steps():
     part(recorder, 0, 2)(3, 4, "read")
     part(recorder, 1, 2)(4, 4, "write")
     assert recorder.calls == [(3, 8, "read"), (8, 8, "write")]
+
+
+def test_files_read_reports_per_batch_of_100_files():
+    recorder = Recorder()
+    assert list(files_read(list(range(250)), recorder)) == list(range(250))
+    assert [c[0] for c in recorder.calls] == [0, 100, 200, 250]
+    assert {c[1] for c in recorder.calls} == {250}
+
+
+def test_a_folder_reader_reports_its_files(files):
+    from detection_debugger.formats.kitti import read_kitti_folder
+
+    recorder = Recorder()
+    images, _report = read_kitti_folder(files["pred"], predictions=True, progress=recorder)
+    assert recorder.calls == [(0, 11, "reading label files"), (11, 11, "reading label files")]
+    assert len(images) == 11
 
 
 def test_the_cli_bar_draws_on_its_stream_only_when_asked_or_a_terminal():
