@@ -13,7 +13,13 @@ from typing import NamedTuple
 import numpy as np
 
 from detection_debugger.evaluation.detections import DetectionSet
-from detection_debugger.evaluation.matching import candidate_pairs, greedy_match, rank_within_groups
+from detection_debugger.evaluation.matching import (
+    CandidatePairs,
+    ClassAwarePairs,
+    class_aware_pairs,
+    greedy_match,
+    stable_sort_by,
+)
 
 __all__ = [
     "AREA_RANGES",
@@ -23,6 +29,7 @@ __all__ = [
     "STAT_NAMES",
     "CocoMatches",
     "accumulate",
+    "class_aware_pairs_of",
     "match_coco",
     "select_objects",
     "per_class_metrics",
@@ -102,56 +109,99 @@ class CocoMatches:
     pred_gt: np.ndarray
 
 
-def match_coco(data: DetectionSet) -> CocoMatches:
-    """Runs COCO matching for all IoU thresholds and area ranges (``COCOeval.evaluate``)."""
-    num_classes = data.num_classes
-    pred_group = data.pred_image * num_classes + data.pred_class
-    _, rank = rank_within_groups(pred_group, data.pred_scores)
-    evaluated = np.flatnonzero(rank < MAX_DETS[-1])
-    # lexsort is stable: equal (class, score, image) keep input order, which is rank order.
-    order = np.lexsort(
-        (data.pred_image[evaluated], -data.pred_scores[evaluated], data.pred_class[evaluated])
-    )
-    rows = evaluated[order]
+def match_coco(data: DetectionSet, shared: ClassAwarePairs | None = None) -> CocoMatches:
+    """Runs COCO matching for all IoU thresholds and area ranges (``COCOeval.evaluate``).
+
+    Args:
+        data: the set to match.
+        shared: the set's class-aware pairs (:func:`class_aware_pairs_of`) when the caller
+            has them, with a floor of at most 0.5; else they are computed here.
+    """
+    min_iou = float(IOU_THRESHOLDS.min())
+    if shared is None or shared.min_iou > min_iou:
+        shared = class_aware_pairs_of(data, min_iou)
+    evaluated = shared.rank < MAX_DETS[-1]
+    rows = _accumulation_order(data, np.flatnonzero(evaluated))
     # Matching works on positions in `rows` (accumulation order) so that its output needs
     # no reordering.
-    pairs = candidate_pairs(
-        np.arange(len(rows)),
-        pred_group[rows],
-        data.pred_boxes[rows],
-        np.arange(len(data.gt_ids)),
-        data.gt_image * num_classes + data.gt_class,
-        data.gt_boxes,
-        data.gt_crowd,
-        min_iou=float(IOU_THRESHOLDS.min()),
-    )
+    pairs = shared.subset(evaluated, min_iou)
+    position = np.empty(len(data.pred_ids), dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    pairs = CandidatePairs(pred=position[pairs.pred], gt=pairs.gt, iou=pairs.iou)
+    del position, evaluated
     gt_ignore = data.gt_crowd[None, :] | _outside_area_ranges(data.gt_areas)  # (A, G)
-    match = greedy_match(pairs, rank[rows], gt_ignore, data.gt_crowd, IOU_THRESHOLDS)
-
-    # Ignored: matched to an ignored object, or unmatched and outside the area range.
-    # Column G of the lookup (reached by index -1) stands for "unmatched".
-    lookup = np.concatenate([gt_ignore, np.zeros((len(AREA_RANGES), 1), bool)], axis=1)
-    area_index = np.arange(len(AREA_RANGES))[:, None, None]
-    unmatched = match < 0
-    ignored = lookup[area_index, match]
-    ignored |= unmatched & _outside_area_ranges(data.pred_areas[rows])[:, None, :]
-    counted = ~ignored
-    pred_tp = np.ascontiguousarray((counted & ~unmatched).transpose(1, 0, 2))
-    pred_fp = np.ascontiguousarray((counted & unmatched).transpose(1, 0, 2))
+    pred_rank = shared.rank[rows]
+    match = greedy_match(
+        pairs, pred_rank, gt_ignore, data.gt_crowd, IOU_THRESHOLDS, threshold_major=True
+    )  # (T, A, D)
+    del pairs
+    pred_tp, pred_fp, pred_counted = _outcome_flags(match, gt_ignore, data.pred_areas[rows])
     return CocoMatches(
         pred_rows=rows,
         pred_class=data.pred_class[rows],
         pred_image=data.pred_image[rows],
-        pred_rank=rank[rows],
+        pred_rank=pred_rank,
         pred_tp=pred_tp,
         pred_fp=pred_fp,
-        pred_counted=counted.any(axis=1),
+        pred_counted=pred_counted,
         gt_class=data.gt_class,
         gt_image=data.gt_image,
         gt_counted=~gt_ignore,
-        num_classes=num_classes,
-        pred_gt=np.ascontiguousarray(match.transpose(1, 0, 2)),
+        num_classes=data.num_classes,
+        pred_gt=match,
     )
+
+
+def class_aware_pairs_of(data: DetectionSet, min_iou: float) -> ClassAwarePairs:
+    """The candidate pairs of every prediction in its (image, class), with IoU >= ``min_iou``,
+    and its rank there (shared by :func:`match_coco` and the 4-way outcomes)."""
+    num_classes = data.num_classes
+    return class_aware_pairs(
+        data.pred_image * num_classes + data.pred_class,
+        data.pred_scores,
+        data.pred_boxes,
+        data.gt_image * num_classes + data.gt_class,
+        data.gt_boxes,
+        data.gt_crowd,
+        min_iou,
+    )
+
+
+def _accumulation_order(data: DetectionSet, evaluated: np.ndarray) -> np.ndarray:
+    """``evaluated`` prediction rows sorted by class, descending score, image, then input
+    order (which is rank order inside an image and class): pycocotools' accumulation order.
+
+    Stable sorts, least significant key first (a lexsort, faster: integer keys are sorted
+    by radix)."""
+    rows = stable_sort_by(data.pred_image, evaluated)
+    rows = rows[np.argsort(-data.pred_scores[rows], kind="stable")]
+    return stable_sort_by(data.pred_class, rows)
+
+
+def _outcome_flags(
+    match: np.ndarray, gt_ignore: np.ndarray, pred_areas: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pred_tp``, ``pred_fp`` (``(T, A, D)``) and ``pred_counted`` (``(A, D)``) of the
+    matches ``(T, A, D)``, one area range at a time.
+
+    Ignored (neither true nor false positive): matched to an ignored object, or unmatched
+    and outside the area range.
+    """
+    num_thr, num_areas, num_preds = match.shape
+    pred_tp = np.zeros(match.shape, bool)
+    pred_fp = np.empty(match.shape, bool)
+    pred_counted = np.zeros((num_areas, num_preds), bool)
+    inside = ~_outside_area_ranges(pred_areas)  # (A, D)
+    for t in range(num_thr):  # contiguous (D,) rows: no (T, A, D) temporary
+        for a in range(num_areas):
+            m = match[t, a]
+            unmatched = m < 0
+            np.logical_and(unmatched, inside[a], out=pred_fp[t, a])
+            matched = np.flatnonzero(~unmatched)  # a true positive unless its object is ignored
+            pred_tp[t, a, matched] = ~gt_ignore[a][m[matched]]
+            pred_counted[a] |= pred_tp[t, a]
+            pred_counted[a] |= pred_fp[t, a]
+    return pred_tp, pred_fp, pred_counted
 
 
 def select_objects(
@@ -328,30 +378,40 @@ def _true_positive_precisions(
     """
     num_thr, num_curves = len(IOU_THRESHOLDS), len(curves.k)
     starts, curve_of = curves.starts, curves.curve_of
-    # (T, N) flags of the curves' predictions, laid end to end.
+    # The curves' predictions laid end to end, as columns of the (A * D) flags.
     num_preds = matches.pred_tp.shape[2]
     columns = curves.a[curve_of] * num_preds + curves.preds
-    tp = np.take(matches.pred_tp.reshape(num_thr, -1), columns, axis=1)
-    fp = np.take(matches.pred_fp.reshape(num_thr, -1), columns, axis=1)
-    # Predictions counted (tp or fp) up to each position, per curve.
-    seen = np.cumsum(tp | fp, axis=1, dtype=np.int32)
-    seen_before = np.zeros((num_thr, num_curves), dtype=np.int32)
     inner = starts > 0
-    seen_before[:, inner] = seen[:, starts[inner] - 1]
-
-    # A curve's interpolated precision max(precision[i:]) is reached at position i or at a
-    # true positive (precision only falls at false positives), and pycocotools' recall
-    # lookup lands on a true positive. So only true positives are visited: for the v-th one
-    # of a curve, precision = v / (predictions counted so far + eps), as pycocotools.
-    tp_thr, tp_pos = np.divmod(np.flatnonzero(tp), tp.shape[1])
-    tp_curve = curve_of[tp_pos]
-    row = tp_thr * num_curves + tp_curve  # rows (t, curve), non-decreasing
-    per_row = np.bincount(row, minlength=num_thr * num_curves)
+    per_row, tp_precision = [], []
+    count_type = np.int32 if len(columns) < 2**31 else np.int64
+    for t in range(num_thr):  # one threshold at a time: (N,) temporaries, not (T, N)
+        # 1: true positive, 2: false positive (never both), gathered at once.
+        flags = matches.pred_fp[t].view(np.uint8) << 1
+        flags |= matches.pred_tp[t].view(np.uint8)
+        flags = flags.reshape(-1)[columns]
+        tp = flags == 1
+        # Predictions counted (tp or fp) up to each position, per curve.
+        seen = np.cumsum(flags.astype(bool), dtype=count_type)
+        del flags
+        seen_before = np.zeros(num_curves, dtype=count_type)
+        seen_before[inner] = seen[starts[inner] - 1]
+        # A curve's interpolated precision max(precision[i:]) is reached at position i or
+        # at a true positive (precision only falls at false positives), and pycocotools'
+        # recall lookup lands on a true positive. So only true positives are visited: for
+        # the v-th one of a curve, precision = v / (predictions counted so far + eps).
+        tp_pos = np.flatnonzero(tp)
+        del tp
+        tp_curve = curve_of[tp_pos]  # non-decreasing
+        count = np.bincount(tp_curve, minlength=num_curves)
+        ordinal = (np.arange(len(tp_pos)) - (np.cumsum(count) - count)[tp_curve] + 1).astype(
+            np.float64
+        )
+        counted_so_far = seen[tp_pos] - seen_before[tp_curve]
+        tp_precision.append(ordinal / (counted_so_far.astype(np.float64) + np.spacing(1)))
+        per_row.append(count)
+    per_row = np.concatenate(per_row)
     row_first = np.cumsum(per_row) - per_row
-    ordinal = (np.arange(len(row)) - row_first[row] + 1).astype(np.float64)
-    counted_so_far = seen[tp_thr, tp_pos] - seen_before[tp_thr, tp_curve]
-    tp_precision = ordinal / (counted_so_far.astype(np.float64) + np.spacing(1))
-    return per_row, row_first, tp_precision
+    return per_row, row_first, np.concatenate(tp_precision)
 
 
 def _interpolated_precision(

@@ -29,6 +29,7 @@ import numpy as np
 from detection_debugger.evaluation.detections import DetectionSet
 from detection_debugger.evaluation.matching import (
     CandidatePairs,
+    ClassAwarePairs,
     candidate_pairs,
     greedy_match,
     pair_iou,
@@ -107,28 +108,38 @@ class ConfusionMatrix:
 
 
 def match_outcomes(
-    data: DetectionSet, iou_threshold: float = 0.5, score_threshold: float = 0.0
+    data: DetectionSet,
+    iou_threshold: float = 0.5,
+    score_threshold: float = 0.0,
+    shared: ClassAwarePairs | None = None,
 ) -> ObjectOutcomes:
-    """Assigns every object its outcome (see the module docstring for the rules)."""
+    """Assigns every object its outcome (see the module docstring for the rules).
+
+    ``shared``: the set's class-aware pairs and ranks when the caller has them (with a
+    floor of at most ``iou_threshold``), so that they are not computed again.
+    """
     num_classes = data.num_classes
     thresholds = np.array([iou_threshold], dtype=np.float64)
-    gt_group = data.gt_image * num_classes + data.gt_class
-    pred_group = data.pred_image * num_classes + data.pred_class
     keep = data.pred_scores >= score_threshold
-    active = np.flatnonzero(keep)
     # 1. class-aware matching (crowd regions are ignored regions, as in pycocotools).
-    rank = np.zeros(len(data.pred_ids), dtype=np.int64)
-    rank[active] = rank_within_groups(pred_group[active], data.pred_scores[active])[1]
-    same_class = candidate_pairs(
-        active,
-        pred_group[active],
-        data.pred_boxes[active],
-        np.arange(len(data.gt_ids)),
-        gt_group,
-        data.gt_boxes,
-        data.gt_crowd,
-        iou_threshold,
-    )
+    if shared is not None and shared.min_iou <= iou_threshold:
+        # A group's ranks order any subset of it: the kept predictions keep their order.
+        rank, same_class = shared.rank, shared.subset(keep, iou_threshold)
+    else:
+        pred_group = data.pred_image * num_classes + data.pred_class
+        active = np.flatnonzero(keep)
+        rank = np.zeros(len(data.pred_ids), dtype=np.int64)
+        rank[active] = rank_within_groups(pred_group[active], data.pred_scores[active])[1]
+        same_class = candidate_pairs(
+            active,
+            pred_group[active],
+            data.pred_boxes[active],
+            np.arange(len(data.gt_ids)),
+            data.gt_image * num_classes + data.gt_class,
+            data.gt_boxes,
+            data.gt_crowd,
+            iou_threshold,
+        )
     first = greedy_match(same_class, rank, data.gt_crowd[None, :], data.gt_crowd, thresholds)[0, 0]
     return complete_outcomes(data, keep, first, iou_threshold, score_threshold, same_class)
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from detection_debugger.evaluation.coco_metrics import (
+    IOU_THRESHOLDS,
     CocoMatches,
     accumulate,
+    class_aware_pairs_of,
     match_coco,
     per_class_metrics,
     summarize,
@@ -52,10 +54,12 @@ class MatchTable:
         """Matches ``data`` (COCO protocol, and the 4-way matching at the given thresholds)."""
         if not 0.0 < iou_threshold <= 1.0:
             raise InputError(f"IoU threshold must be in (0, 1], got {iou_threshold}")
+        # The class-aware pairs and ranks are computed once, for both matchings.
+        shared = class_aware_pairs_of(data, min(iou_threshold, float(IOU_THRESHOLDS.min())))
         return cls(
             data=data,
-            coco=match_coco(data),
-            outcomes=match_outcomes(data, iou_threshold, score_threshold),
+            coco=match_coco(data, shared),
+            outcomes=match_outcomes(data, iou_threshold, score_threshold, shared),
         )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
