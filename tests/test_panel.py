@@ -372,31 +372,17 @@ def test_inputs_reporting_on_mount_and_an_unchanged_view_render_nothing(evaluate
 @pytest.fixture(scope="module")
 def faint_signs(tmp_path_factory):
     """Signs whose faint ones the model misses (see tests/test_slice_discovery_fiftyone.py)."""
-    import numpy as np
-    from test_slice_discovery_fiftyone import _scene
+    from test_slice_discovery_fiftyone import faint_signs_dataset
 
     folder = tmp_path_factory.mktemp("panel-discovery")
-    rng = np.random.default_rng(7)
-    dataset = fo.Dataset(f"panel-discovery-{uuid.uuid4().hex[:8]}")
-    samples = []
-    for i in range(70):
-        path = str(folder / f"{i:03d}.png")
-        gt, preds = _scene(rng, path)
-        samples.append(
-            fo.Sample(
-                filepath=path,
-                ground_truth=fo.Detections(detections=gt),
-                predictions=fo.Detections(detections=preds),
-            )
-        )
-    dataset.add_samples(samples)
-    dataset.compute_metadata()
-    evaluate_detections(dataset, "predictions", "ground_truth", eval_key="dd")
+    dataset = faint_signs_dataset(folder, f"panel-discovery-{uuid.uuid4().hex[:8]}")
     yield dataset
     dataset.delete()
 
 
 def test_panel_discovers_failure_slices_shows_and_saves_them(faint_signs):
+    from test_slice_discovery_fiftyone import KEY
+
     from detection_debugger.datasets.descriptors import ensure_descriptors
     from detection_debugger.datasets.discovery import discover_slices, hypothesis_view
 
@@ -409,14 +395,14 @@ def test_panel_discovers_failure_slices_shows_and_saves_them(faint_signs):
     ensure_descriptors(dataset, ["predictions"], "ground_truth")
     state = _state_after(_run(dataset, "on_change_discover_class", state, value="sign"), state)
     state = _state_after(_run(dataset, "on_discover", state), state)
-    expected = discover_slices(dataset, "dd", "sign", top=10)
+    expected = discover_slices(dataset, KEY, "sign", top=10)
     assert expected and [row["name"] for row in state["hypotheses"]] == [
         row["name"] for row in expected
     ]
     assert state["hypotheses"][0]["AP"] == round(expected[0]["AP"], 3)
     requests = _run(dataset, "on_hypothesis_show", state, row=0)
     view = fo.DatasetView._build(dataset, _set_view(requests)["view"])
-    assert len(view) == len(hypothesis_view(dataset, "dd", expected[0]))
+    assert len(view) == len(hypothesis_view(dataset, KEY, expected[0]))
     state = _state_after(_run(dataset, "on_hypothesis_save", state, row=0), state)
     assert expected[0]["name"] in dataset.list_saved_views()
     assert expected[0]["name"] in [row["slice"] for row in state["slices"]]

@@ -68,11 +68,12 @@ def _scene(rng, path):
     return gt, preds
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("discovery")
+def faint_signs_dataset(folder, name: str, **fields):
+    """70 images of signs, the faint ones mostly missed by the simulated detector, evaluated
+    (key ``KEY``); ``fields``: per-sample values ``lambda i: value`` (also used by
+    tests/test_panel.py)."""
     rng = np.random.default_rng(7)
-    ds = fo.Dataset(f"discovery-{uuid.uuid4().hex[:8]}", persistent=True)
+    ds = fo.Dataset(name, persistent=True)
     samples = []
     for i in range(70):
         path = str(folder / f"{i:03d}.png")
@@ -82,13 +83,23 @@ def dataset(tmp_path_factory):
                 filepath=path,
                 ground_truth=fo.Detections(detections=gt),
                 predictions=fo.Detections(detections=preds),
-                weather=["sun", "rain"][i % 2],
-                answer=i % 3,
+                **{field: value(i) for field, value in fields.items()},
             )
         )
     ds.add_samples(samples)
     ds.compute_metadata()
     evaluate_detections(ds, "predictions", "ground_truth", eval_key=KEY)
+    return ds
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    ds = faint_signs_dataset(
+        tmp_path_factory.mktemp("discovery"),
+        f"discovery-{uuid.uuid4().hex[:8]}",
+        weather=lambda i: ["sun", "rain"][i % 2],
+        answer=lambda i: i % 3,
+    )
     yield ds
     ds.delete()
 
