@@ -407,16 +407,41 @@ def _unique_image_ids(image_ids) -> np.ndarray:
 def _image_index(sorted_images: np.ndarray, values, what: str) -> np.ndarray:
     """Index into ``sorted_images`` of each image id; unknown ids raise :class:`InputError`."""
     values = _as_array(values, np.int64)
-    index = np.searchsorted(sorted_images, values)
-    bad = (index >= len(sorted_images)) | (
-        sorted_images[np.minimum(index, len(sorted_images) - 1)] != values
-        if len(sorted_images)
-        else np.ones(len(values), bool)
-    )
+    dense = _dense_index(sorted_images, values)
+    if dense is not None:
+        index, bad = dense
+    else:
+        index = np.searchsorted(sorted_images, values)
+        bad = (index >= len(sorted_images)) | (
+            sorted_images[np.minimum(index, len(sorted_images) - 1)] != values
+            if len(sorted_images)
+            else np.ones(len(values), bool)
+        )
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise InputError(f"{what} {row}: unknown image id {int(values[row])}")
     return index
+
+
+def _dense_index(
+    sorted_ids: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(index, unknown)`` of ``values`` in ``sorted_ids`` through a lookup table, when the
+    ids span a range at most a few times their number (the usual 0..N or 1..N); else None
+    (a binary search is then used)."""
+    if not len(sorted_ids) or not len(values):
+        return None
+    low, high = int(sorted_ids[0]), int(sorted_ids[-1])
+    if high - low > 4 * len(sorted_ids) + 1024:
+        return None
+    table = np.full(high - low + 1, -1, dtype=np.int64)
+    table[sorted_ids - low] = np.arange(len(sorted_ids))
+    inside = (values >= low) & (values <= high)
+    index = np.full(len(values), len(sorted_ids), dtype=np.int64)
+    index[inside] = table[values[inside] - low]
+    unknown = ~inside
+    unknown[inside] = index[inside] < 0
+    return index, unknown
 
 
 def _class_index(label_to_index: np.ndarray, labels, what: str) -> np.ndarray:
