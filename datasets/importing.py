@@ -174,8 +174,8 @@ def plan_import(
         skip_invalid: skip malformed lines (each is reported) instead of failing.
         known_classes: class names already in the dataset's ground truth.
         progress: a :data:`~detection_debugger.formats.progress.Progress` callback, told
-            after each label set and each batch of image headers read (one unit per image
-            and step).
+            per batch of label files read (folder formats; a JSON file in one go) and of
+            image headers read (one unit per image and step).
     """
     class_map = class_map or ClassMap()
     images = list_images(images_dir)

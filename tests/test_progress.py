@@ -230,3 +230,40 @@ def test_cli_bar_on_stderr_keeps_stdout_json(files):
     finally:
         if fo.dataset_exists(name):
             fo.delete_dataset(name)
+
+
+@pytest.mark.fiftyone
+def test_a_delegated_run_stores_its_progress(imported, monkeypatch):
+    """The same reports reach a delegated run's record (what the App's Runs page shows)."""
+    from fiftyone.operators import execute_operator
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    import detection_debugger.operators.forms as forms
+
+    monkeypatch.setattr(forms, "PROGRESS_INTERVAL", 0.0)
+    stored = []
+    real_set_progress = DelegatedOperationService.set_progress
+
+    def set_progress(self, doc_id, progress):
+        stored.append(progress.progress)
+        return real_set_progress(self, doc_id, progress)
+
+    monkeypatch.setattr(DelegatedOperationService, "set_progress", set_progress)
+    dataset = imported[0]
+    queued = execute_operator(
+        f"{PLUGIN}/evaluate_detections",
+        ctx={
+            "dataset": dataset,
+            "request_delegation": True,
+            "params": {"pred_field": "predictions", "eval_key": "queued"},
+        },
+    )
+    assert queued.delegated
+    service = DelegatedOperationService()
+    service.execute_queued_operations(dataset_name=dataset.name)
+    (operation,) = service.list_operations(dataset_name=dataset.name)
+    assert operation.run_state == "completed"
+    assert len(stored) >= 8 and stored == sorted(stored) and stored[-1] == 1.0
+    assert operation.status.progress == 1.0 and operation.status.label.startswith("done")
+    dataset.reload()
+    assert "queued" in dataset.list_evaluations()
