@@ -13,11 +13,13 @@ import numpy as np
 from detection_debugger.evaluation import DetectionSet
 from detection_debugger.formats.relative_boxes import pixel_boxes, recover_decimals
 
-__all__ = ["detection_set_from_view"]
+__all__ = ["READ_BATCH", "detection_set_from_view"]
+
+READ_BATCH = 10_000  # samples per query when the reading reports its progress
 
 
 def detection_set_from_view(
-    view, gt_field: str, pred_field: str, classes: list[str] | None = None
+    view, gt_field: str, pred_field: str, classes: list[str] | None = None, on_batch=None
 ) -> tuple[DetectionSet, dict]:
     """The ground truth and predictions of ``view`` as a :class:`DetectionSet`.
 
@@ -31,11 +33,14 @@ def detection_set_from_view(
         view: a FiftyOne dataset or view with image metadata (computed when missing).
         gt_field, pred_field: ``Detections`` fields.
         classes: class names, in order (default: sorted labels of both fields).
+        on_batch: called with the number of samples of each batch read; with it, the view
+            is read :data:`READ_BATCH` samples at a time (without it, in one query a field).
     """
     if view.exists("metadata", False).count():
         view.compute_metadata()
-    gt, pred = _read_objects(view, gt_field), _read_objects(view, pred_field)
-    sample_ids, widths, heights = view.values(["id", "metadata.width", "metadata.height"])
+    gt, pred, (sample_ids, widths, heights) = _read_in_batches(
+        view, (gt_field, pred_field), on_batch
+    )
     if classes is None:
         classes = sorted(set(gt["label"]) | set(pred["label"]))
     sizes = np.array([widths, heights], dtype=np.float64).T  # (N, 2)
@@ -75,6 +80,31 @@ def _read_objects(view, field: str) -> dict[str, list]:
     for name, per_sample in zip(_ATTRIBUTES, per_attribute):
         out[name] = [v for values in per_sample for v in (values or [])]
     return out
+
+
+def _read_in_batches(view, fields: tuple[str, str], on_batch) -> tuple[dict, dict, tuple]:
+    """:func:`_read_objects` of both fields and the samples' ids and sizes, one query each,
+    or, with ``on_batch``, per :data:`READ_BATCH` samples (``skip``/``limit``), joined."""
+    total = len(view) if on_batch is not None else 0
+    starts = range(0, total, READ_BATCH) if total > READ_BATCH else [None]
+    parts = []
+    for start in starts:
+        chunk = view if start is None else view.skip(start).limit(READ_BATCH)
+        samples = chunk.values(["id", "metadata.width", "metadata.height"])
+        parts.append((*(_read_objects(chunk, f) for f in fields), samples))
+        if on_batch is not None:
+            on_batch(len(samples[0]))
+    if len(parts) == 1:
+        return parts[0]
+    joined = []
+    for side in (0, 1):
+        offsets = np.cumsum([0] + [len(part[2][0]) for part in parts[:-1]])
+        out = {"image": np.concatenate([p[side]["image"] + o for p, o in zip(parts, offsets)])}
+        for name in _ATTRIBUTES:
+            out[name] = [v for part in parts for v in part[side][name]]
+        joined.append(out)
+    samples = tuple([v for part in parts for v in part[2][i]] for i in range(3))
+    return joined[0], joined[1], samples
 
 
 def _label_index(labels: list, classes: list[str], field: str) -> np.ndarray:

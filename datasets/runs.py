@@ -482,8 +482,9 @@ def _evaluate_in_bulk(samples, method: DebuggerEvaluation, eval_key: str | None,
     gt_field, pred_field = config.gt_field, config.pred_field
     counter = counter or ProgressCounter(None, 0)
     counter.start("reading boxes")
-    data, ids = detection_set_from_view(samples, gt_field, pred_field, classes=config.classes)
-    counter.add(data.num_images, "matching")
+    on_batch = None if counter.total == 0 else (lambda n: counter.add(n, "reading boxes"))
+    data, ids = detection_set_from_view(samples, gt_field, pred_field, config.classes, on_batch)
+    counter.start("matching")
     classes = list(data.class_names)
     table = MatchTable.build(data, config.iou, config.score_threshold)
     summary = table.evaluate()

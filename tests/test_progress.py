@@ -115,11 +115,13 @@ def files(tmp_path_factory):
 @pytest.fixture
 def small_batches(monkeypatch):
     """Batches of 3 samples, so an 11-image set takes several."""
+    import detection_debugger.datasets.arrays as arrays
     import detection_debugger.datasets.importing as importing
     import detection_debugger.datasets.object_writes as object_writes
 
     monkeypatch.setattr(importing, "WRITE_BATCH", 3)
     monkeypatch.setattr(object_writes, "WRITE_BATCH", 3)
+    monkeypatch.setattr(arrays, "READ_BATCH", 3)
 
 
 @pytest.fixture
@@ -164,6 +166,7 @@ def test_evaluate_and_export_report_each_batch(imported, tmp_path):
     _assert_per_batch(recorder.calls, 8)
     writes = [c for c in recorder.calls if c[2].startswith("writing predictions")]
     assert len(writes) == 4  # one per batch of 3 samples
+    assert len([c for c in recorder.calls if c[2] == "reading boxes"]) == 1 + 4
     assert dataset.count_values("predictions.detections.ev")  # the run is written
 
     recorder = Recorder()
@@ -267,3 +270,20 @@ def test_a_delegated_run_stores_its_progress(imported, monkeypatch):
     assert operation.status.progress == 1.0 and operation.status.label.startswith("done")
     dataset.reload()
     assert "queued" in dataset.list_evaluations()
+
+
+@pytest.mark.fiftyone
+def test_boxes_read_in_batches_are_the_boxes_read_at_once(imported):
+    import numpy as np
+
+    from detection_debugger.datasets.arrays import detection_set_from_view
+
+    view = imported[0].skip(1)  # a view, not the whole dataset
+    whole, whole_ids = detection_set_from_view(view, "ground_truth", "predictions")
+    sizes = []
+    batched, batched_ids = detection_set_from_view(
+        view, "ground_truth", "predictions", on_batch=sizes.append
+    )
+    assert sizes == [3, 3, 3, 1] and batched_ids == whole_ids
+    for name in ("gt_image", "gt_class", "gt_boxes", "gt_crowd", "pred_image", "pred_boxes"):
+        np.testing.assert_array_equal(getattr(batched, name), getattr(whole, name))
