@@ -181,3 +181,72 @@ def random_config(seed: int) -> SyntheticConfig:
         image_size=((160, 120), (640, 480))[seed % 2],
         seed=seed,
     )
+
+
+# ------------------------------------------------- faint signs (slice discovery)
+
+FAINT_SIGNS_KEY = "ev"
+SIGN_W, SIGN_H = 200, 150
+
+
+def _sign_scene(rng, path):
+    """An image with 3-6 'signs' (bright or faint squares) and a 'car'; returns the boxes
+    (relative), labels, whether each is faint, and the simulated detections."""
+    import fiftyone as fo
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (SIGN_W, SIGN_H), (90, 90, 90))
+    draw = ImageDraw.Draw(image)
+    gt, preds = [], []
+    for _ in range(int(rng.integers(3, 7))):
+        w, h = rng.uniform(18, 34, 2)
+        x, y = rng.uniform(0, SIGN_W - w), rng.uniform(0, SIGN_H - h)
+        faint = rng.random() < 0.4
+        level = 100 if faint else 250
+        for i in range(4):  # stripes: texture inside the box
+            draw.rectangle([x + i * w / 4, y, x + i * w / 4 + w / 8, y + h], fill=(level,) * 3)
+        box = [x / SIGN_W, y / SIGN_H, w / SIGN_W, h / SIGN_H]
+        gt.append(fo.Detection(label="sign", bounding_box=box))
+        if rng.random() < (0.25 if faint else 0.95):
+            jitter = rng.normal(0, 0.01, 4)
+            preds.append(
+                fo.Detection(
+                    label="sign",
+                    bounding_box=list(np.add(box, jitter)),
+                    confidence=float(rng.uniform(0.4, 1)),
+                )
+            )
+    x = rng.uniform(0, SIGN_W - 50)
+    draw.rectangle([x, 100, x + 50, 140], fill=(200, 30, 30))
+    car = [x / SIGN_W, 100 / SIGN_H, 50 / SIGN_W, 40 / SIGN_H]
+    gt.append(fo.Detection(label="car", bounding_box=car))
+    preds.append(fo.Detection(label="car", bounding_box=car, confidence=0.9))
+    image.save(path)
+    return gt, preds
+
+
+def faint_signs_dataset(folder, name: str, **fields):
+    """70 images of signs, the faint ones mostly missed by the simulated detector, evaluated
+    (key ``FAINT_SIGNS_KEY``); ``fields``: per-sample values ``lambda i: value``."""
+    import fiftyone as fo
+
+    from detection_debugger.datasets.runs import evaluate_detections
+
+    rng = np.random.default_rng(7)
+    ds = fo.Dataset(name, persistent=True)
+    samples = []
+    for i in range(70):
+        path = str(folder / f"{i:03d}.png")
+        gt, preds = _sign_scene(rng, path)
+        samples.append(
+            fo.Sample(
+                filepath=path,
+                ground_truth=fo.Detections(detections=gt),
+                predictions=fo.Detections(detections=preds),
+                **{field: value(i) for field, value in fields.items()},
+            )
+        )
+    ds.add_samples(samples)
+    ds.compute_metadata()
+    evaluate_detections(ds, "predictions", "ground_truth", eval_key=FAINT_SIGNS_KEY)
+    return ds

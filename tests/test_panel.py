@@ -371,8 +371,8 @@ def test_inputs_reporting_on_mount_and_an_unchanged_view_render_nothing(evaluate
 
 @pytest.fixture(scope="module")
 def faint_signs(tmp_path_factory):
-    """Signs whose faint ones the model misses (see tests/test_slice_discovery_fiftyone.py)."""
-    from test_slice_discovery_fiftyone import faint_signs_dataset
+    """Signs whose faint ones the model misses (tests/helpers.py)."""
+    from helpers import faint_signs_dataset
 
     folder = tmp_path_factory.mktemp("panel-discovery")
     dataset = faint_signs_dataset(folder, f"panel-discovery-{uuid.uuid4().hex[:8]}")
@@ -381,7 +381,7 @@ def faint_signs(tmp_path_factory):
 
 
 def test_panel_discovers_failure_slices_shows_and_saves_them(faint_signs):
-    from test_slice_discovery_fiftyone import KEY
+    from helpers import FAINT_SIGNS_KEY as KEY
 
     from detection_debugger.datasets.descriptors import ensure_descriptors
     from detection_debugger.datasets.discovery import discover_slices, hypothesis_view

@@ -11,8 +11,8 @@ import fiftyone as fo
 import numpy as np
 import pytest
 from fiftyone.operators import execute_operator
-from helpers import run_cli
-from PIL import Image, ImageDraw
+from helpers import FAINT_SIGNS_KEY as KEY
+from helpers import faint_signs_dataset, run_cli
 
 from detection_debugger.datasets.descriptors import (
     ensure_descriptors,
@@ -25,71 +25,12 @@ from detection_debugger.datasets.discovery import (
     hypothesis_view,
     save_hypothesis,
 )
-from detection_debugger.datasets.runs import evaluate_detections, load_run
+from detection_debugger.datasets.runs import load_run
 from detection_debugger.datasets.slices import evaluate_view
 
 pytestmark = pytest.mark.fiftyone
 
 PLUGIN = "@datacentric/detection-debugger"
-KEY = "ev"
-W, H = 200, 150
-
-
-def _scene(rng, path):
-    """An image with 3-6 'signs' (bright or faint squares) and a 'car'; returns the boxes
-    (relative), labels, whether each is faint, and the simulated detections."""
-    image = Image.new("RGB", (W, H), (90, 90, 90))
-    draw = ImageDraw.Draw(image)
-    gt, preds = [], []
-    for _ in range(int(rng.integers(3, 7))):
-        w, h = rng.uniform(18, 34, 2)
-        x, y = rng.uniform(0, W - w), rng.uniform(0, H - h)
-        faint = rng.random() < 0.4
-        level = 100 if faint else 250
-        for i in range(4):  # stripes: texture inside the box
-            draw.rectangle([x + i * w / 4, y, x + i * w / 4 + w / 8, y + h], fill=(level,) * 3)
-        box = [x / W, y / H, w / W, h / H]
-        gt.append(fo.Detection(label="sign", bounding_box=box))
-        if rng.random() < (0.25 if faint else 0.95):
-            jitter = rng.normal(0, 0.01, 4)
-            preds.append(
-                fo.Detection(
-                    label="sign",
-                    bounding_box=list(np.add(box, jitter)),
-                    confidence=float(rng.uniform(0.4, 1)),
-                )
-            )
-    x = rng.uniform(0, W - 50)
-    draw.rectangle([x, 100, x + 50, 140], fill=(200, 30, 30))
-    car = [x / W, 100 / H, 50 / W, 40 / H]
-    gt.append(fo.Detection(label="car", bounding_box=car))
-    preds.append(fo.Detection(label="car", bounding_box=car, confidence=0.9))
-    image.save(path)
-    return gt, preds
-
-
-def faint_signs_dataset(folder, name: str, **fields):
-    """70 images of signs, the faint ones mostly missed by the simulated detector, evaluated
-    (key ``KEY``); ``fields``: per-sample values ``lambda i: value`` (also used by
-    tests/test_panel.py)."""
-    rng = np.random.default_rng(7)
-    ds = fo.Dataset(name, persistent=True)
-    samples = []
-    for i in range(70):
-        path = str(folder / f"{i:03d}.png")
-        gt, preds = _scene(rng, path)
-        samples.append(
-            fo.Sample(
-                filepath=path,
-                ground_truth=fo.Detections(detections=gt),
-                predictions=fo.Detections(detections=preds),
-                **{field: value(i) for field, value in fields.items()},
-            )
-        )
-    ds.add_samples(samples)
-    ds.compute_metadata()
-    evaluate_detections(ds, "predictions", "ground_truth", eval_key=KEY)
-    return ds
 
 
 @pytest.fixture(scope="module")
