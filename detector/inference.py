@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 from detection_debugger.detector.network import STRIDE
-from detection_debugger.detector.training import LoadedDetector, load_images
+from detection_debugger.detector.training import LoadedDetector, load_images, torch_threads
 from detection_debugger.formats import ImageObjects, ObjectRecord, write_kitti_folder
 
 __all__ = ["decode", "predict_images", "write_predictions"]
@@ -53,8 +53,12 @@ def predict_images(
     threads: int = 1,
 ) -> list[ImageObjects]:
     """The detector's objects on each image (pixel boxes of the original size, clipped),
-    keyed by file stem."""
-    torch.set_num_threads(threads)
+    keyed by file stem; on ``threads`` CPU threads."""
+    with torch_threads(threads):
+        return _predict(detector, image_paths, sizes, batch_size)
+
+
+def _predict(detector: LoadedDetector, image_paths, sizes, batch_size: int) -> list[ImageObjects]:
     out = []
     input_w, input_h = detector.input_size
     for start in range(0, len(image_paths), batch_size):

@@ -7,7 +7,8 @@ names, the input size and a ``meta`` dictionary (how it was made: command, seed,
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,19 @@ class TrainConfig:
     input_size: tuple[int, int] = (320, 192)
     seed: int = 0
     threads: int = 1
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch's CPU threads set to ``threads`` inside the block and restored after it: the
+    detector runs inside other processes (the tests, the App), whose torch work must not
+    change with it (thread count changes a float sum's order)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def load_images(paths: Sequence[str | Path], input_size: tuple[int, int]) -> torch.Tensor:
@@ -90,8 +104,22 @@ def _schedule(iterations: int) -> Callable[[int], float]:
     return factor
 
 
-# long: one training loop (batches, augmentation, schedule, loss, progress) read in order
 def train_detector(
+    image_paths: Sequence[str | Path],
+    labels: Sequence[ImageObjects],
+    sizes: Sequence[tuple[int, int]],
+    classes: Sequence[str],
+    config: TrainConfig = TrainConfig(),
+    progress: Callable[[str], None] | None = print,
+) -> tuple[CenterNet, dict]:
+    """Trains a :class:`CenterNet` from scratch on ``config.threads`` CPU threads (see
+    :func:`_train`)."""
+    with torch_threads(config.threads):
+        return _train(image_paths, labels, sizes, classes, config, progress)
+
+
+# long: one training loop (batches, augmentation, schedule, loss, progress) read in order
+def _train(
     image_paths: Sequence[str | Path],
     labels: Sequence[ImageObjects],
     sizes: Sequence[tuple[int, int]],
@@ -110,7 +138,6 @@ def train_detector(
     Returns:
         The model (in eval mode) and a summary (seconds, final loss parts, images).
     """
-    torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     classes = list(classes)

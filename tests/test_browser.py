@@ -273,13 +273,16 @@ def test_80_classes_confusion_tide_and_operating_points(coco_app):
         snap(page, "10-coco80-operating-points.png")
         before = _ghosts_card(panel)
         thumb = panel.locator(".MuiSlider-root input[type=range]").first
-        thumb.focus()
-        for _ in range(8):  # the keyboard moves MUI's slider one step a key; 8 x 0.1 up
-            page.keyboard.press("PageUp")
-        page.wait_for_timeout(500)
-        settle(page, timeout_s=180)  # the slider's calls: re-scored counts, a new matrix
-        after = _ghosts_card(panel)  # fewer ghosts at a higher score threshold
-        assert after < before, page.operator_calls["methods"][-12:]
-        settle(page)
+        after = before
+        for _ in range(3):  # a re-render between key presses can drop the focus: press again
+            for _ in range(8):  # the keyboard moves MUI's slider a step a key: 8 x 0.1 up
+                thumb.press("PageUp")
+            page.wait_for_timeout(500)
+            settle(page, timeout_s=180)  # the slider's calls: re-scored counts, a new matrix
+            after = _ghosts_card(panel)
+            if after != before:
+                break
+        # fewer ghosts at a higher score threshold
+        assert after < before, " ".join(map(str, page.operator_calls["methods"][-20:]))
         snap(page, "11-coco80-threshold-moved.png")
         browser.close()
