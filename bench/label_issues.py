@@ -35,7 +35,6 @@ IoU 0.3; the other types name the planted object):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -55,19 +54,9 @@ MEASURES = ("precision", "recall", "top_k_recall", "ap", "reach")
 def load_dashcam():
     """``(data, stems, natural)``: the dashcam set, its image stems and the confirmed natural
     omissions keyed like planted truth."""
-    from detection_debugger.demo.planted_errors import load_yolo_set
+    from detection_debugger.demo.planted_errors import load_dashcam_set
 
-    data, stems, _ = load_yolo_set(
-        DASHCAM / "data" / "valid" / "images",
-        DASHCAM / "data" / "valid" / "labels",
-        DASHCAM / "data" / "data.yaml",
-        DASHCAM / "runs" / "detect" / "val3" / "predictions.json",
-    )
-    index = {s: i for i, s in enumerate(stems)}
-    natural: dict = {"missing": {}}
-    for item in json.loads(NATURAL.read_text())["missing"]:
-        natural["missing"].setdefault(index[item["image"]], []).append(item["box"])
-    return data, stems, natural
+    return load_dashcam_set(DASHCAM, NATURAL)
 
 
 # ------------------------------------------------------------------------ the peers

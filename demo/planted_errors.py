@@ -74,6 +74,24 @@ def load_yolo_set(
     return data, stems, sizes
 
 
+def load_dashcam_set(dashcam, natural_path) -> tuple:
+    """``(data, stems, natural)``: the real dashcam set (``../shared/real-data/dashcam``: YOLO
+    ground truth, one model's Ultralytics predictions), its image stems and the natural
+    omissions confirmed by eye (``natural_path``) keyed like planted truth."""
+    dashcam = Path(dashcam)
+    data, stems, _ = load_yolo_set(
+        dashcam / "data" / "valid" / "images",
+        dashcam / "data" / "valid" / "labels",
+        dashcam / "data" / "data.yaml",
+        dashcam / "runs" / "detect" / "val3" / "predictions.json",
+    )
+    index = {s: i for i, s in enumerate(stems)}
+    natural: dict = {"missing": {}}
+    for item in json.loads(Path(natural_path).read_text())["missing"]:
+        natural["missing"].setdefault(index[item["image"]], []).append(item["box"])
+    return data, stems, natural
+
+
 def _records_to_set(gt, preds, stems: list[str], class_names) -> DetectionSet:
     """One set from per-image records (:class:`~detection_debugger.formats.ImageObjects`)
     of the ground truth and one prediction set; image ``i`` is ``stems[i]``."""

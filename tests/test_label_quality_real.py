@@ -11,14 +11,13 @@ the set itself leaves unannotated, confirmed by looking at the images
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from detection_debugger.demo import label_quality as lq
-from detection_debugger.demo.planted_errors import load_yolo_set, plant_label_errors
+from detection_debugger.demo.planted_errors import load_dashcam_set, plant_label_errors
 from detection_debugger.evaluation.label_issues import ISSUE_TYPES, find_label_issues
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,16 +37,7 @@ FLOORS = {
 
 @pytest.fixture(scope="module")
 def dashcam():
-    data, stems, _ = load_yolo_set(
-        DASHCAM / "data" / "valid" / "images",
-        DASHCAM / "data" / "valid" / "labels",
-        DASHCAM / "data" / "data.yaml",
-        DASHCAM / "runs" / "detect" / "val3" / "predictions.json",
-    )
-    index = {s: i for i, s in enumerate(stems)}
-    natural: dict = {"missing": {}}
-    for item in json.loads(NATURAL.read_text())["missing"]:
-        natural["missing"].setdefault(index[item["image"]], []).append(item["box"])
+    data, _, natural = load_dashcam_set(DASHCAM, NATURAL)
     return data, natural
 
 
