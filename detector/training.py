@@ -104,6 +104,7 @@ def _schedule(iterations: int) -> Callable[[int], float]:
     return factor
 
 
+# long: one training loop (batches, augmentation, schedule, loss, progress) read in order
 def train_detector(
     image_paths: Sequence[str | Path],
     labels: Sequence[ImageObjects],
@@ -112,22 +113,7 @@ def train_detector(
     config: TrainConfig = TrainConfig(),
     progress: Callable[[str], None] | None = print,
 ) -> tuple[CenterNet, dict]:
-    """Trains a :class:`CenterNet` from scratch on ``config.threads`` CPU threads (see
-    :func:`_train`)."""
-    with torch_threads(config.threads):
-        return _train(image_paths, labels, sizes, classes, config, progress)
-
-
-# long: one training loop (batches, augmentation, schedule, loss, progress) read in order
-def _train(
-    image_paths: Sequence[str | Path],
-    labels: Sequence[ImageObjects],
-    sizes: Sequence[tuple[int, int]],
-    classes: Sequence[str],
-    config: TrainConfig = TrainConfig(),
-    progress: Callable[[str], None] | None = print,
-) -> tuple[CenterNet, dict]:
-    """Trains a :class:`CenterNet` from scratch.
+    """Trains a :class:`CenterNet` from scratch on ``config.threads`` CPU threads.
 
     Args:
         image_paths: the training images.
@@ -138,45 +124,46 @@ def _train(
     Returns:
         The model (in eval mode) and a summary (seconds, final loss parts, images).
     """
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    classes = list(classes)
-    started = time.monotonic()
-    pixels = load_images(image_paths, config.input_size)
-    items = _scaled_boxes(labels, sizes, classes, config.input_size)
-    h, w = config.input_size[1] // STRIDE, config.input_size[0] // STRIDE
-    model = CenterNet(len(classes))
-    model.train()
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(config.iterations))
-    order, cursor, parts = rng.permutation(len(items)), 0, {}
-    for step in range(config.iterations):
-        if cursor + config.batch_size > len(order):
-            order, cursor = rng.permutation(len(items)), 0
-        chosen = order[cursor : cursor + config.batch_size]
-        cursor += config.batch_size
-        flips = rng.random(len(chosen)) < 0.5
-        x = pixels[torch.from_numpy(chosen)].float() / 255.0
-        x[torch.from_numpy(flips)] = x[torch.from_numpy(flips)].flip(-1)
-        targets = _batch_targets([items[i] for i in chosen], flips, len(classes), h, w)
-        loss, parts = centernet_loss(model(x), targets)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        if progress and (step + 1) % 50 == 0:
-            elapsed = time.monotonic() - started
-            losses = " ".join(f"{k} {v:.3f}" for k, v in parts.items())
-            progress(f"  step {step + 1}/{config.iterations} ({elapsed:.0f} s): {losses}")
-    model.eval()
-    summary = {
-        "seconds": round(time.monotonic() - started, 1),
-        "images": len(items),
-        "objects": int(sum(len(b) for b, _ in items)),
-        "final_loss": {k: round(v, 4) for k, v in parts.items()},
-        "config": asdict(config),
-    }
-    return model, summary
+    with torch_threads(config.threads):
+        torch.manual_seed(config.seed)
+        rng = np.random.default_rng(config.seed)
+        classes = list(classes)
+        started = time.monotonic()
+        pixels = load_images(image_paths, config.input_size)
+        items = _scaled_boxes(labels, sizes, classes, config.input_size)
+        h, w = config.input_size[1] // STRIDE, config.input_size[0] // STRIDE
+        model = CenterNet(len(classes))
+        model.train()
+        optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(config.iterations))
+        order, cursor, parts = rng.permutation(len(items)), 0, {}
+        for step in range(config.iterations):
+            if cursor + config.batch_size > len(order):
+                order, cursor = rng.permutation(len(items)), 0
+            chosen = order[cursor : cursor + config.batch_size]
+            cursor += config.batch_size
+            flips = rng.random(len(chosen)) < 0.5
+            x = pixels[torch.from_numpy(chosen)].float() / 255.0
+            x[torch.from_numpy(flips)] = x[torch.from_numpy(flips)].flip(-1)
+            targets = _batch_targets([items[i] for i in chosen], flips, len(classes), h, w)
+            loss, parts = centernet_loss(model(x), targets)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            if progress and (step + 1) % 50 == 0:
+                elapsed = time.monotonic() - started
+                losses = " ".join(f"{k} {v:.3f}" for k, v in parts.items())
+                progress(f"  step {step + 1}/{config.iterations} ({elapsed:.0f} s): {losses}")
+        model.eval()
+        summary = {
+            "seconds": round(time.monotonic() - started, 1),
+            "images": len(items),
+            "objects": int(sum(len(b) for b, _ in items)),
+            "final_loss": {k: round(v, 4) for k, v in parts.items()},
+            "config": asdict(config),
+        }
+        return model, summary
 
 
 @dataclass
