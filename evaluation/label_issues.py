@@ -5,8 +5,8 @@ Four issue types, each scored in ``[0, 1]`` with every threshold a parameter of
 make stronger evidence.
 
 - ``missing``: a confident prediction on no annotated object: below ``missing_max_iou`` with
-  every same-class object that no other prediction matches (so a person next to an annotated
-  person in a crowd is still a candidate), below ``missing_matched_iou`` with any same-class
+  every same-class object that no other prediction fits better (so a person next to an
+  annotated person in a crowd is still a candidate), below ``missing_matched_iou`` with any same-class
   object (its match or a duplicate), below ``missing_other_iou`` with other classes (a wrong
   class) and not a box around a group. Predictions of every set on the same spot form one
   candidate. The score is the mean of the sets' *calibrated* confidences (how often the set
@@ -16,7 +16,12 @@ make stronger evidence.
 - ``wrong_class``: an object that a confident prediction of another class covers (IoU >=
   ``wrong_class_iou``) while no prediction of its own class does; the score is the mean over
   the sets of that other class's confidence, optionally blended with embedding-neighbour
-  support (the share of the object's nearest neighbours that carry the proposed class).
+  support (the share of the object's nearest neighbours that carry the proposed class). Or
+  an object whose box shape is rare for its class and common for another (a person-shaped
+  box annotated as a truck) while no prediction of its own class, however faint, prefers
+  it: scored by the other class's share of that shape times the chance that the sets would
+  miss an object of that class and size (a model that finds them and is silent here points
+  at a box on background instead).
 - ``spurious``: an object on which no prediction fires although the sets find objects of its
   class *and size* elsewhere: one minus the chance that every silent set misses a real object
   (their miss rates at that class and size), its odds raised by a set that fires with a
@@ -99,6 +104,13 @@ class LabelIssueConfig:
             IoU fit; a quarter of it for recall at a size) towards those of every class.
         wrong_class_iou: a prediction of another class covers the object at this IoU or more,
             and own-class predictions at this IoU or more veto the issue.
+        shape_max_share, shape_weight, shape_prior: an object whose class makes up at most
+            ``shape_max_share`` of the annotated objects of its shape (width and height within
+            about ``shape_tolerance``, ``shape_prior`` pseudo-objects at the class shares) is
+            a wrong_class candidate towards the commonest other class of that shape, scored
+            ``shape_weight`` times that class's share, unless a prediction of its own class,
+            however faint, is at least as confident as the proposed class's on it (0 for
+            ``shape_max_share`` disables the shape evidence).
         spurious_iou: a prediction of any class at this IoU or more fires on the object.
         spurious_faint_iou: a prediction of any class and confidence at this IoU or more is a
             trace on the object.
@@ -129,7 +141,10 @@ class LabelIssueConfig:
     reliability_iou: float = 0.5
     calibration_window: float = 0.1
     calibration_prior: float = 20.0
-    wrong_class_iou: float = 0.5
+    wrong_class_iou: float = 0.4
+    shape_max_share: float = 0.08
+    shape_weight: float = 0.5
+    shape_prior: float = 2.0
     spurious_iou: float = 0.3
     spurious_faint_iou: float = 0.1
     size_tolerance: float = 1.5
@@ -149,6 +164,8 @@ class LabelIssueConfig:
             "missing_confidence",
             "neighbour_weight",
             "calibration_window",
+            "shape_max_share",
+            "shape_weight",
         ) + tuple(f"{t}_threshold" for t in ISSUE_TYPES):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -180,6 +197,8 @@ class LabelIssueConfig:
             raise InputError(f"size_tolerance must be >= 1, got {self.size_tolerance}")
         if self.shape_tolerance < 1:
             raise InputError(f"shape_tolerance must be >= 1, got {self.shape_tolerance}")
+        if self.shape_prior < 0:
+            raise InputError(f"shape_prior must be >= 0, got {self.shape_prior}")
         if self.calibration_prior < 0:
             raise InputError(f"calibration_prior must be >= 0, got {self.calibration_prior}")
         if self.min_annotated < 0:
@@ -549,9 +568,9 @@ def _missing_rows(data: DetectionSet, ov: _Overlaps, config: LabelIssueConfig):
     any ground truth or crowd region)``.
 
     A prediction is a candidate when it overlaps no same-class object at
-    ``missing_max_iou`` or more, except objects another prediction already matches (at
-    ``loose_max_iou``: a neighbour in a crowd of people or a row of parked cars), and none
-    at ``missing_matched_iou`` or more (then it is that object's match or a duplicate);
+    ``missing_max_iou`` or more, except objects that another prediction fits better (a
+    neighbour in a crowd of people or a row of parked cars, found by its own prediction),
+    and none at ``missing_matched_iou`` or more (then it is that object's match or a duplicate);
     a box holding more than ``missing_max_contained`` annotated objects (half of each
     inside) is a box around a group, not an object.
     """
@@ -559,9 +578,8 @@ def _missing_rows(data: DetectionSet, ov: _Overlaps, config: LabelIssueConfig):
     crowd = data.gt_crowd[ov.gt]
     same = ov.same & ~crowd
     fires = data.pred_scores[ov.pred] >= config.fire_confidence
-    matched = np.zeros(len(data.gt_ids), bool)
-    matched[ov.gt[same & fires & (ov.iou >= config.loose_max_iou)]] = True
-    free = same & ~matched[ov.gt]
+    best_fit, _ = _group_max(ov.gt[same & fires], ov.iou[same & fires], len(data.gt_ids))
+    free = same & (ov.iou >= best_fit[ov.gt])  # no other prediction fits the object better
     near_free, _ = _group_max(ov.pred[free], ov.iou[free], num)
     near_same, _ = _group_max(ov.pred[same], ov.iou[same], num)
     near_other, _ = _group_max(ov.pred[~same & ~crowd], ov.iou[~same & ~crowd], num)
@@ -664,7 +682,66 @@ def _missing(sets, overlaps, calibrated, recall, config: LabelIssueConfig) -> Is
     )
 
 
-def _wrong_class(sets, overlaps, config: LabelIssueConfig, neighbour_support) -> IssueScores:
+def _shape_shares(gt: DetectionSet, config: LabelIssueConfig) -> np.ndarray:
+    """``(G, K)`` float64: the share of each class among the other non-crowd objects of each
+    object's shape, ``shape_prior`` pseudo-objects at the class shares added.
+
+    An object's shape neighbours have width and height within about ``shape_tolerance`` of
+    its own: the log sides are binned in cells ``log(shape_tolerance) / 2`` wide and the
+    counts summed over the 5 x 5 cells around the object's (memory: cells x classes, not
+    objects squared). A person-shaped box annotated as a truck gets a low share of trucks.
+    """
+    num_gt, num_classes = len(gt.gt_ids), gt.num_classes
+    counted = ~gt.gt_crowd
+    prior = np.bincount(gt.gt_class[counted], minlength=num_classes) / max(counted.sum(), 1)
+    if not num_gt:
+        return np.zeros((0, num_classes))
+    logs = np.log(np.maximum(gt.gt_boxes[:, 2:], 1e-6))  # (G, 2)
+    cell = max(np.log(config.shape_tolerance) / 2, 1e-3)
+    idx = np.floor((logs - logs.min(axis=0)) / cell).astype(np.int64) + 2  # 2 cells of margin
+    grid = np.zeros((num_classes, *(idx.max(axis=0) + 3)))
+    np.add.at(grid, (gt.gt_class[counted], idx[counted, 0], idx[counted, 1]), 1.0)
+    cum = np.pad(grid.cumsum(axis=1).cumsum(axis=2), ((0, 0), (1, 0), (1, 0)))
+    x0, y0, x1, y1 = idx[:, 0] - 2, idx[:, 1] - 2, idx[:, 0] + 3, idx[:, 1] + 3
+    counts = (cum[:, x1, y1] - cum[:, x0, y1] - cum[:, x1, y0] + cum[:, x0, y0]).T  # (G, K)
+    counts[np.flatnonzero(counted), gt.gt_class[counted]] -= 1.0  # leave the object out
+    m = config.shape_prior
+    total = counts.sum(axis=1, keepdims=True) + m
+    return np.where(total > 0, (counts + m * prior) / np.maximum(total, 1e-12), 0.0)
+
+
+def _shape_evidence(sets, overlaps, config: LabelIssueConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(score (G,), proposed (G,))`` of the shape evidence for wrong_class: an object
+    whose class is rare among objects of its shape (at most ``shape_max_share``) is
+    proposed the commonest other class, scored ``shape_weight`` times its share; 0 when any
+    set's most confident own-class prediction on it (IoU >= ``wrong_class_iou``, any
+    confidence) is at least as confident as its most confident proposed-class one."""
+    gt = sets[0]
+    num_gt, num_classes = len(gt.gt_ids), gt.num_classes
+    if config.shape_max_share <= 0 or not num_gt:
+        return np.zeros(num_gt), np.zeros(num_gt, np.int64)
+    shares = _shape_shares(gt, config)
+    rows = np.arange(num_gt)
+    own = shares[rows, gt.gt_class]
+    others = np.where(np.arange(num_classes)[None] == gt.gt_class[:, None], -1.0, shares)
+    proposed = np.argmax(others, axis=1)
+    score = np.where(own <= config.shape_max_share, config.shape_weight * others[rows, proposed], 0)
+    for data, ov in zip(sets, overlaps):
+        near = ov.iou >= config.wrong_class_iou
+        faint = np.zeros((num_gt, num_classes))
+        np.maximum.at(
+            faint, (ov.gt[near], data.pred_class[ov.pred[near]]), data.pred_scores[ov.pred[near]]
+        )
+        own_faint = faint[rows, gt.gt_class]
+        score[(own_faint > 0) & (own_faint >= faint[rows, proposed])] = 0.0
+    return score, proposed
+
+
+def _other_class_evidence(sets, overlaps, config: LabelIssueConfig):
+    """Per set, the most confident prediction of each other class covering each object.
+
+    Returns ``(conf (S, G, K), row (S, G, K) prediction row or -1, iou (S, G, K), vetoed
+    (G,) bool: an own-class prediction at ``fire_confidence`` covers it)``."""
     gt = sets[0]
     num_gt, num_classes, num_sets = len(gt.gt_ids), gt.num_classes, len(sets)
     other_conf = np.zeros((num_sets, num_gt, num_classes))
@@ -684,6 +761,21 @@ def _wrong_class(sets, overlaps, config: LabelIssueConfig, neighbour_support) ->
         other_conf[s].reshape(-1)[has] = best[has]
         other_row[s].reshape(-1)[has] = ov.pred[row[has]]
         other_iou[s].reshape(-1)[has] = ov.iou[row[has]]
+    return other_conf, other_row, other_iou, vetoed
+
+
+def _wrong_class(
+    sets, overlaps, config: LabelIssueConfig, neighbour_support, found: np.ndarray
+) -> IssueScores:
+    """Objects covered by a confident prediction of another class (the mean of the sets'
+    confidences, blended with the embedding neighbours' support when given), or whose
+    shape is implausible for their class (:func:`_shape_evidence`), times the chance that
+    every set misses an object of the proposed class at that size (``found``: ``(S, G)``
+    bool; a set that finds such objects and is silent here points at a box on background,
+    not at another class); the stronger wins."""
+    gt = sets[0]
+    num_gt, num_classes = len(gt.gt_ids), gt.num_classes
+    other_conf, other_row, other_iou, vetoed = _other_class_evidence(sets, overlaps, config)
     mean_conf = other_conf.mean(axis=0)  # (G, K): agreement counts
     proposed = np.argmax(mean_conf, axis=1)
     rows = np.arange(num_gt)
@@ -696,10 +788,17 @@ def _wrong_class(sets, overlaps, config: LabelIssueConfig, neighbour_support) ->
             )
         w = config.neighbour_weight
         score = np.where(score > 0, (1 - w) * score + w * np.clip(nb[rows, proposed], 0, 1), 0)
+    shape_score, shape_proposed = _shape_evidence(sets, overlaps, config)
+    for found_s in found:  # would every set have missed an object of that class here?
+        shape_score *= 1.0 - _recall_of(gt, found_s, shape_proposed, gt.gt_boxes, config)
+    by_shape = shape_score > score
+    score = np.where(by_shape, shape_score, score)
+    proposed = np.where(by_shape, shape_proposed, proposed)
     keep = (score > 0) & ~vetoed & ~gt.gt_crowd
     g = np.flatnonzero(keep)
     k = proposed[g]
     best_set = np.argmax(other_conf[:, g, k], axis=0) if len(g) else np.zeros(0, np.int64)
+    backed = ~by_shape[g]
     return IssueScores(
         issue_type=WRONG_CLASS,
         image=gt.gt_image[g],
@@ -708,11 +807,11 @@ def _wrong_class(sets, overlaps, config: LabelIssueConfig, neighbour_support) ->
         proposed_label=k,
         box=gt.gt_boxes[g],
         score=np.clip(score[g], 0.0, 1.0),
-        pred_set=best_set,
-        pred=other_row[best_set, g, k],
-        iou=other_iou[best_set, g, k],
-        confidence=other_conf[best_set, g, k],
-        support=(other_conf[:, g, k] > 0).sum(axis=0),
+        pred_set=np.where(backed, best_set, -1),
+        pred=np.where(backed, other_row[best_set, g, k], -1),
+        iou=np.where(backed, other_iou[best_set, g, k], np.nan),
+        confidence=np.where(backed, other_conf[best_set, g, k], np.nan),
+        support=np.where(backed, (other_conf[:, g, k] > 0).sum(axis=0), 0),
         flagged=score[g] >= config.wrong_class_threshold,
     )
 
@@ -734,6 +833,28 @@ def _recall_at_size(gt: DetectionSet, found: np.ndarray, counted: np.ndarray, co
         overall = (found[rows].sum() - found[rows]) / (len(rows) - 1)
         m = config.calibration_prior / 4
         out[rows] = (r + m * overall) / (n + m)
+    return out
+
+
+def _recall_of(gt: DetectionSet, found: np.ndarray, label: np.ndarray, boxes: np.ndarray, config):
+    """``(N,)`` float64 a set's recall of class ``label[i]`` at the size of ``boxes[i]``: the
+    share found of the non-crowd objects of that class whose box side is within a factor
+    ``size_tolerance``, shrunk towards the class's recall by ``calibration_prior / 4``
+    pseudo-objects (0 for a class with no objects). ``found``: ``(G,)`` bool."""
+    out = np.zeros(len(label))
+    side = np.log(np.sqrt(np.maximum(gt.gt_boxes[:, 2] * gt.gt_boxes[:, 3], 1e-12)))
+    query = np.log(np.sqrt(np.maximum(boxes[:, 2] * boxes[:, 3], 1e-12)))
+    tol, m = np.log(config.size_tolerance), config.calibration_prior / 4
+    for k in np.unique(label):
+        rows = np.flatnonzero((gt.gt_class == k) & ~gt.gt_crowd)
+        if not len(rows):
+            continue
+        order = np.argsort(side[rows], kind="stable")
+        sides, cum = side[rows][order], np.r_[0, np.cumsum(found[rows][order])]
+        q = np.flatnonzero(label == k)
+        lo = np.searchsorted(sides, query[q] - tol, side="left")
+        hi = np.searchsorted(sides, query[q] + tol, side="right")
+        out[q] = (cum[hi] - cum[lo] + m * found[rows].mean()) / (hi - lo + m)
     return out
 
 
@@ -962,7 +1083,7 @@ def find_label_issues(
     calibrated = [_calibration(d, ov, config) for d, ov in zip(sets, overlaps)]
     scores = {
         MISSING: _missing(sets, overlaps, calibrated, recall, config),
-        WRONG_CLASS: _wrong_class(sets, overlaps, config, neighbour_support),
+        WRONG_CLASS: _wrong_class(sets, overlaps, config, neighbour_support, found),
         SPURIOUS: _spurious(sets, overlaps, found, calibrated, config),
         LOOSE_BOX: _loose_box(sets, overlaps, config),
     }

@@ -270,3 +270,40 @@ def test_neighbour_support_from_embeddings():
     assert support[3].tolist() == [0.0, 0.0, 1.0]
     assert support[6].tolist() == [0.0, 0.0, 0.0]
     np.testing.assert_allclose(support[:6].sum(axis=1), 1.0)
+
+
+def test_missing_beside_a_neighbour_that_another_prediction_fits_better():
+    # The annotated person's own prediction fits it loosely (IoU 0.51); the prediction on
+    # the unannotated person beside it (IoU 0.33 with the annotated one) is still a candidate.
+    own, beside = [110, 104, 40, 40], [120, 100, 40, 40]
+    data = _set([(1, PERSON, BOX)], [(1, PERSON, own, 0.9), (1, PERSON, beside, 0.9)])
+    missing = find_label_issues([data])["missing"]
+    assert missing.flagged.sum() == 1 and missing.box[0].tolist() == beside
+
+
+def _shape_scene(persons_found: bool, own_trace: float = 0.0) -> DetectionSet:
+    """Tall 10 x 40 persons (found or not by the model) and wide 80 x 60 cars (found),
+    plus one car annotation of a person's shape with no prediction but ``own_trace``."""
+    persons = [(1, PERSON, [5 + 15 * i, 10, 10, 40]) for i in range(20)]
+    cars = [(2, CAR, [5 + 90 * (i % 10), 10 + 70 * (i // 10), 80, 60]) for i in range(20)]
+    odd = [(1, CAR, [150, 200, 10, 40])]
+    preds = [(i, c, b, 0.9) for i, c, b in cars + (persons if persons_found else [])]
+    if own_trace:
+        preds.append((1, CAR, [150, 200, 10, 40], own_trace))
+    return _set(persons + cars + odd, preds, num_images=3)
+
+
+def test_wrong_class_from_a_shape_implausible_for_the_class():
+    scores = find_label_issues([_shape_scene(persons_found=False)])["wrong_class"]
+    odd = FIRST + 40
+    assert _rows(scores) == [odd]
+    i = int(np.flatnonzero(scores.gt == odd)[0])
+    assert scores.proposed_label[i] == PERSON and scores.pred[i] == -1
+    assert scores.support[i] == 0 and np.isnan(scores.confidence[i])
+    # A model that finds persons of that size and is silent here: a box on background.
+    assert not find_label_issues([_shape_scene(True)])["wrong_class"].flagged.any()
+    # Even a faint prediction of its own class keeps the annotation.
+    traced = find_label_issues([_shape_scene(False, own_trace=0.01)])["wrong_class"]
+    assert not traced.flagged.any()
+    off = LabelIssueConfig(shape_max_share=0.0)
+    assert not find_label_issues([_shape_scene(False)], config=off)["wrong_class"].flagged.any()
