@@ -57,6 +57,7 @@ __all__ = [
     "accept_issues",
     "flagged_issues",
     "flagged_label_ids",
+    "issues_of",
     "read_review_log",
     "reject_issues",
     "review_decisions",
@@ -255,6 +256,39 @@ def flagged_label_ids(samples, gt_field: str, issue_type: str) -> list[str]:
     """Ids of the objects tagged ``issue:<issue_type>`` in ``samples``."""
     view = issues_view(samples, gt_field, issue_type)
     return view.values(f"{issue_field(gt_field, issue_type)}.id")
+
+
+def issues_of(samples, gt_field: str, label_ids, issue_types: Iterable[str]) -> list:
+    """``[(label id, issue type)]``: the issues of the objects ``label_ids`` (ground-truth
+    objects or missing candidates) among ``issue_types``: of each object, those flagged or
+    already decided (accepted or rejected), else its top issue when of those types. What
+    "accept the selected objects' issues of these types" decides."""
+    types = set(issue_types)
+    unknown = types - set(ISSUE_TYPES)
+    if unknown:
+        raise ValueError(f"unknown issue types {sorted(unknown)}; choose from {ISSUE_TYPES}")
+    dataset = dataset_of(samples)
+    check_detections_fields(dataset, (gt_field,))
+    missing = missing_field(gt_field)
+    fields_ = [gt_field] + ([missing] if dataset.has_field(missing) else [])
+    view = dataset.select_labels(ids=list(label_ids), fields=fields_)
+    out = []
+    for record in _records(view, gt_field, _GT_NAMES):
+        tags = record["tags"] or []
+        chosen = [
+            t
+            for t in GT_TYPES
+            if t in types
+            and record[SCORE_FIELDS[t]]
+            and (ISSUE_TAGS[t] in tags or record[_REVIEW[t]])
+        ]
+        top = record["issue_type"]
+        if not chosen and top in types and top in SCORE_FIELDS and record[SCORE_FIELDS[top]]:
+            chosen = [top]
+        out += [(record["id"], t) for t in chosen]
+    if MISSING in types and missing in fields_:
+        out += [(r["id"], MISSING) for r in _records(view, missing, ("id",))]
+    return out
 
 
 # ------------------------------------------------------------------- the fixed field

@@ -17,6 +17,7 @@ from detection_debugger.datasets.fiftyone_private import dataset_of
 from detection_debugger.datasets.issue_fields import (
     ISSUE_TAGS,
     SCORE_FIELDS,
+    TYPE_FIELDS,
     check_detections_fields,
     issue_field,
 )
@@ -173,7 +174,10 @@ def issues_view(samples, gt_field: str, issue_type: str, include_rejected: bool 
     """Patches of the flagged label issues of one type, highest score first.
 
     ``missing`` shows the objects of ``<gt_field>_missing``, the other types the ground-truth
-    objects tagged ``issue:<type>``.
+    objects tagged ``issue:<type>``. ``include_rejected``: also the objects whose issue of
+    this type was rejected (each issue of an object has its own decision,
+    ``issue_<type>_review``; a missing candidate's is ``issue_review``), whatever their
+    other issues.
     """
     if issue_type not in ISSUE_TYPES:
         raise ValueError(f"unknown issue type {issue_type!r}; choose from {ISSUE_TYPES}")
@@ -184,7 +188,8 @@ def issues_view(samples, gt_field: str, issue_type: str, include_rejected: bool 
     score = "issue_score" if issue_type == MISSING else SCORE_FIELDS[issue_type]
     keep = F("tags").contains(ISSUE_TAGS[issue_type])
     if include_rejected:
-        keep = keep | (F("issue_review") == REJECTED)
+        decision = "issue_review" if issue_type == MISSING else TYPE_FIELDS[issue_type]["review"][0]
+        keep = keep | (F(decision) == REJECTED)
     view = samples.filter_labels(field_name, keep)
     return view.to_patches(field_name).sort_by(f"{field_name}.{score}", reverse=True)
 

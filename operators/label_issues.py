@@ -127,8 +127,19 @@ class FindLabelIssues(foo.Operator):
         return types.Property(outputs)
 
 
+def _type_param(issue_type: str) -> str:
+    """The checkbox parameter of one issue type in the review form."""
+    return f"type_{issue_type}"
+
+
+def _chosen_types(params: dict) -> list[str]:
+    """The issue types checked in the review form (every type unless unchecked)."""
+    return [t for t in ISSUE_TYPES if params.get(_type_param(t), True) is not False]
+
+
 class _ReviewLabelIssues(foo.Operator):
-    """Accepts or rejects the issues of the selected objects (or of one flagged type)."""
+    """Accepts or rejects the issues of the checked types: of the selected objects, or every
+    flagged one in the current view when none is selected."""
 
     status = ""
 
@@ -161,30 +172,40 @@ class _ReviewLabelIssues(foo.Operator):
             view=types.DropdownView(),
         )
         selected = len(ctx.selected_labels or [])
-        if selected:
-            inputs.view(
-                "selected",
-                types.Notice(label=f"{selected} selected objects: every flagged issue of each"),
+        verb = "accept" if self.status == ACCEPTED else "reject"
+        inputs.view(
+            "scope",
+            types.Notice(
+                label=f"{selected} selected objects: their issues of the checked types"
+                if selected
+                else "No objects selected: every flagged issue of the checked types in the "
+                "current view"
+            ),
+        )
+        for t in ISSUE_TYPES:
+            inputs.bool(
+                _type_param(t),
+                default=True,
+                required=False,
+                label=f"{verb} {t}",
+                view=types.CheckboxView(),
             )
-        else:
-            inputs.enum(
-                "issue_type",
-                list(ISSUE_TYPES),
-                required=True,
-                label="No objects selected: every flagged issue of this type in the current view",
-                view=types.RadioGroup(),
-            )
+        if not _chosen_types(ctx.params):
+            inputs.view("no_type", types.Warning(label="Check at least one issue type"))
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def execute(self, ctx):
-        from detection_debugger.datasets.review import flagged_issues, review_issues
+        from detection_debugger.datasets.review import flagged_issues, issues_of, review_issues
 
         gt = ctx.params.get("gt_field") or _gt_default(_gt_choices(ctx.dataset))
-        # A selected object: every flagged issue of it; no selection: every flagged issue of
-        # the chosen type in the current view.
-        items = [s["label_id"] for s in (ctx.selected_labels or [])]
-        if not items and ctx.params.get("issue_type"):
-            items = flagged_issues(ctx.view, gt, [ctx.params["issue_type"]])
+        chosen = _chosen_types(ctx.params)
+        # Selected objects: their issues of the checked types; no selection: every flagged
+        # issue of those types in the current view.
+        selected = [s["label_id"] for s in (ctx.selected_labels or [])]
+        if selected:
+            items = issues_of(ctx.dataset, gt, selected, chosen)
+        else:
+            items = flagged_issues(ctx.view, gt, chosen) if chosen else []
         counts = review_issues(ctx.dataset, gt, items, self.status)
         ctx.ops.reload_dataset()
         ctx.ops.notify(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -10,6 +11,8 @@ from pathlib import Path
 import fiftyone as fo
 import pytest
 from fiftyone.operators import execute_operator
+from fiftyone.operators.executor import resolve_type
+from fiftyone.operators.registry import OperatorRegistry
 
 from detection_debugger.datasets import review
 from detection_debugger.datasets.exporting import export_labels
@@ -349,6 +352,69 @@ def test_several_issues_of_one_object_and_the_review_queue(two_issues):
         review.accept_issues(ds, GT, [(label_id, "spurious")])
     with pytest.raises(ValueError, match="not objects of"):
         review.accept_issues(ds, GT, ["0123456789abcdef01234567"])
+
+
+def _review_op(ds, verb: str, types_: set, selected: list | None = None):
+    """Runs the accept/reject operator with only ``types_`` checked."""
+    checked = {
+        f"type_{t}": t in types_ for t in ("missing", "wrong_class", "spurious", "loose_box")
+    }
+    ctx = {"dataset": ds, "params": {"gt_field": GT, **checked}}
+    if selected:
+        ctx["selected_labels"] = selected
+    result = execute_operator(f"{PLUGIN}/{verb}_label_issues", ctx=ctx)
+    assert result.error is None, result.error
+    return result.result
+
+
+def test_review_per_issue_type_and_views_of_rejected_issues(two_issues):
+    ds = two_issues
+    obj = ds.last()[GT].detections[0]
+    selected = [{"label_id": obj.id, "sample_id": ds.last().id, "field": GT}]
+    both = [(obj.id, "wrong_class"), (obj.id, "loose_box")]
+    assert review.issues_of(ds, GT, [obj.id], ["wrong_class", "loose_box"]) == both
+    assert review.issues_of(ds, GT, [obj.id], ["spurious"]) == []
+
+    # The selected object's loose box only: its class stays.
+    counts = _review_op(ds, "accept", {"loose_box"}, selected)
+    assert counts == {"accepted": 1, "rejected": 0, "changed": 1}
+    fixed = ds.last()[FIXED].detections[0]
+    assert fixed.label == "car" and fixed.fix_type == "loose_box"
+    assert _review_op(ds, "reject", {"loose_box"}, selected)["changed"] == 1
+    assert review.review_decisions(ds, GT)[obj.id]["issues"] == {"loose_box": "rejected"}
+
+    # The rejected loose box is not the object's top issue (wrong_class, undecided), yet the
+    # loose-box view with the rejected ones shows it.
+    def ids(issue_type, include_rejected=False):
+        view = issues_view(ds, GT, issue_type, include_rejected=include_rejected)
+        return view.values(f"{GT}.id")
+
+    assert obj.id not in ids("loose_box") and obj.id in ids("loose_box", True)
+    assert obj.id in ids("wrong_class") and obj.id in ids("wrong_class", True)
+
+    # No selection: the flagged issues of the checked types in the view (the rejected loose
+    # box is no longer flagged), wrong_class only.
+    counts = _review_op(ds, "accept", {"wrong_class"})
+    assert counts["accepted"] == len(review.flagged_label_ids(ds, GT, "wrong_class")) >= 1
+    fixed = ds.last()[FIXED].detections[0]
+    assert fixed.label == "person" and fixed.fix_type == "wrong_class"
+    assert fixed.bounding_box == pytest.approx(obj.bounding_box)
+    assert _review_op(ds, "accept", set()) == {"accepted": 0, "rejected": 0, "changed": 0}
+
+
+def test_review_form_has_a_choice_per_issue_type(two_issues):
+    def form(params):
+        request = {"dataset_name": two_issues.name, "params": params}
+        prop = asyncio.run(
+            resolve_type(OperatorRegistry(), f"{PLUGIN}/reject_label_issues", request)
+        )
+        return prop.type.properties
+
+    checks = [f"type_{t}" for t in ("missing", "wrong_class", "spurious", "loose_box")]
+    inputs = form({"gt_field": GT})
+    assert set(checks) <= set(inputs) and "no_type" not in inputs
+    assert all(inputs[c].default is True for c in checks)
+    assert "no_type" in form({"gt_field": GT, **dict.fromkeys(checks, False)})
 
 
 def test_embedding_neighbours_support_wrong_class(two_issues):
