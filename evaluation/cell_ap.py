@@ -7,15 +7,25 @@ all areas, 100 detections): a prediction matched at IoU threshold ``t`` belongs 
 the object it is matched to, an unmatched one to its own cell. With image-level cells (every
 object takes its image's cell) the numbers are pycocotools' on those images alone.
 
-All cells of several partitions are accumulated in one vectorised pass: the counted
-(threshold, prediction) entries are sorted by ``(threshold, partition, class, cell)`` with a
-stable radix sort (accumulation order is kept inside each cell); precision is read at the true
-positives only and the interpolated precision is a segmented reverse maximum.
+One partition and one class at a time, every cell in one pass (a class's arrays stay in the
+processor's cache): AP reads the precision at the true positives only, so what a partition
+needs is, for each true positive, its rank among the true positives of its (threshold, cell)
+and the number of that cell's predictions ranked before it.
+
+- The (threshold, prediction) entries of the predictions that are a true positive at some
+  threshold are sorted by ``(threshold, cell)`` with numpy's radix sort (8-bit keys; a stable
+  sort keeps the accumulation order inside each cell).
+- The pure false positives (false positives at every threshold: most predictions) are never
+  sorted: their cell does not depend on the threshold, so a histogram of them per cell and
+  per gap between the positions where some prediction is a true positive, summed along the
+  gaps, gives every true positive the count before it.
+- The interpolated precision is a segmented reverse maximum; each true positive's precision
+  is read by as many of the 101 recall thresholds as fall in its step of recall.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,15 +35,101 @@ from detection_debugger.evaluation.match_table import MatchTable
 __all__ = ["CellEvaluator"]
 
 _ALL_AREAS = 0  # index of the "all" area range in CocoMatches
+_NUM_THRESHOLDS = len(IOU_THRESHOLDS)
+
+
+@dataclass(frozen=True)
+class _ClassEntries:
+    """One class's share of a run's COCO matching, laid out for cell-wise accumulation.
+
+    Attributes:
+        k: the class index.
+        source: ``(E,)`` where an entry's cell is read in ``[gt_cells, pred_cells]``
+            (concatenated): its object's row for a true positive, ``G'`` + its own row for a
+            false positive. Entries are threshold-major, then in accumulation order (score).
+        threshold: ``(E,)`` IoU-threshold index of each entry.
+        tp: ``(E,)`` bool true positive.
+        query: ``(E,)`` for a true positive, 1 + the index of its position among the
+            class's ``R`` query positions (where some prediction is a true positive).
+        pure_pred: ``(F,)`` prediction row of each pure false positive counted (those after
+            the class's last query position are left out: nothing reads them).
+        pure_gap: ``(F,)`` query positions before it.
+        num_queries: ``R``.
+    """
+
+    k: int
+    source: np.ndarray
+    threshold: np.ndarray
+    tp: np.ndarray
+    query: np.ndarray
+    pure_pred: np.ndarray
+    pure_gap: np.ndarray
+    num_queries: int
+    _keys: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def group_keys(self, num_cells: int) -> tuple[np.ndarray, type]:
+        """``(E,)`` ``t * C`` of every entry, 8-bit when the keys fit (cached)."""
+        if num_cells not in self._keys:
+            size = _NUM_THRESHOLDS * num_cells
+            dtype = np.int8 if size < 127 else np.int16 if size < 32767 else np.int64
+            self._keys[num_cells] = ((self.threshold * num_cells).astype(dtype), dtype)
+        return self._keys[num_cells]
+
+    # long: one pass of the partition over the class, each step a few vectorised lines
+    def sums(self, cells: np.ndarray, num_cells: int, npig: np.ndarray) -> np.ndarray:
+        """``(T, C)`` sum over the 101 recall thresholds of the interpolated precision.
+
+        Args:
+            cells: ``(G' + P',)`` int8 cells of the ground-truth rows then the prediction
+                rows (-1: none).
+            num_cells: ``C``.
+            npig: ``(C,)`` objects to find per cell.
+        """
+        base, dtype = self.group_keys(num_cells)
+        mine = cells[self.source]
+        # t * C + c; an entry without a cell gets t * C - 1: the stable sort puts it after
+        # every entry of the previous threshold's last cell, so it counts for none.
+        keys = base + mine.astype(dtype)
+        order = np.argsort(keys, kind="stable")  # radix sort for 8/16-bit keys
+        keys = keys[order]
+        at = np.flatnonzero((self.tp & (mine >= 0))[order])  # true positives, sorted
+        size = _NUM_THRESHOLDS * num_cells
+        if not len(at):
+            return np.zeros((_NUM_THRESHOLDS, num_cells))
+        curve = keys[at].astype(np.intp)  # t * C + c, non-decreasing
+        curves = np.arange(size)
+        first_entry = np.searchsorted(keys, curves.astype(keys.dtype))
+        first_tp = np.searchsorted(curve, curves)
+        # Entries of the curve up to each true positive (itself included), and the pure
+        # false positives of its cell before it.
+        counted = at + (1 - first_entry)[curve]
+        counted += self._pure_before(cells, num_cells, curve, order[at])
+        ordinal = np.arange(1, len(at) + 1) - first_tp[curve]
+        precision = ordinal / (counted + np.spacing(1))
+        envelope = _segment_reverse_max(precision, curve)
+        n = np.tile(npig, _NUM_THRESHOLDS)
+        last = np.r_[first_tp[1:], len(at)]
+        return _read_recall(envelope, first_tp, last - first_tp, n).reshape(
+            _NUM_THRESHOLDS, num_cells
+        )
+
+    def _pure_before(self, cells, num_cells, flat, entry) -> np.ndarray:
+        """Pure false positives in the cell of each true positive ``entry`` (on the curve
+        ``flat = t * C + c``) before it: a ``(C, R + 1)`` running count along the gaps
+        (column ``j``: those before query position ``j - 1``), read at each entry's query
+        position."""
+        slot = cells[self.pure_pred].astype(np.intp) + 1  # slot 0: no cell
+        keys = slot * self.num_queries + self.pure_gap
+        counts = np.bincount(keys, minlength=(num_cells + 1) * self.num_queries)
+        running = np.zeros((num_cells, self.num_queries + 1), dtype=np.intp)
+        np.cumsum(counts.reshape(num_cells + 1, -1)[1:], axis=1, out=running[:, 1:])
+        row = np.tile(np.arange(num_cells) * (self.num_queries + 1), _NUM_THRESHOLDS)
+        return running.reshape(-1)[row[flat] + self.query[entry]]
 
 
 @dataclass(frozen=True)
 class CellEvaluator:
     """A run's COCO matching (all areas, 100 detections) laid out for cell-wise accumulation.
-
-    Most predictions are false positives at every IoU threshold ("pure" ones: ghosts,
-    duplicates): their cell does not depend on the threshold, so they are kept once, not once
-    per threshold. The others are kept as (threshold, prediction) entries.
 
     Only the objects of the searched classes are kept: cells are given for the ``G'`` ground
     truth rows ``gt_rows`` and the ``P'`` prediction rows ``pred_rows`` (all of them when
@@ -42,76 +138,41 @@ class CellEvaluator:
     Attributes:
         gt_rows: ``(G',)`` rows of the ``DetectionSet``'s ground truth kept.
         pred_rows: ``(P',)`` rows of its predictions kept.
-        pure_pos: ``(F,)`` accumulation position of each pure false positive (ascending).
-        pure_class: ``(F,)`` its class.
-        pure_pred: ``(F,)`` its prediction row.
-        entry_t: ``(E,)`` IoU-threshold index of each counted entry of the other predictions,
-            threshold-major, then accumulation order.
-        entry_pos: ``(E,)`` accumulation position of the prediction.
-        entry_class: ``(E,)`` its class.
-        entry_pred: ``(E,)`` its prediction row.
-        entry_gt: ``(E,)`` ground-truth row it is matched to, -1 for a false positive.
-        gt_class: ``(G,)`` class of every ground-truth object.
-        gt_counted: ``(G,)`` bool object to find (not a crowd region).
+        gt_class: ``(G',)`` class of every kept ground-truth object.
+        gt_counted: ``(G',)`` bool object to find (not a crowd region).
         num_classes: ``K``.
-        num_positions: ``D``, the evaluated predictions.
-        pure_upto: ``(E,)`` pure false positives before each entry's position.
-        pure_first: ``(E,)`` index of the first pure false positive of the entry's class.
+        classes: the searched classes' entries (:class:`_ClassEntries`), one per class.
     """
 
     gt_rows: np.ndarray
     pred_rows: np.ndarray
-    pure_pos: np.ndarray
-    pure_class: np.ndarray
-    pure_pred: np.ndarray
-    entry_t: np.ndarray
-    entry_pos: np.ndarray
-    entry_class: np.ndarray
-    entry_pred: np.ndarray
-    entry_gt: np.ndarray
     gt_class: np.ndarray
     gt_counted: np.ndarray
     num_classes: int
-    num_positions: int
-    pure_upto: np.ndarray
-    pure_first: np.ndarray
+    classes: tuple[_ClassEntries, ...]
 
     @classmethod
     def from_table(cls, table: MatchTable, classes=None) -> CellEvaluator:
         """The entries of ``table``; with ``classes`` (class indices) only theirs (the other
         classes then have no objects)."""
         coco, data = table.coco, table.data
-        tp = coco.pred_tp[:, _ALL_AREAS, :]  # (T, D)
-        fp = coco.pred_fp[:, _ALL_AREAS, :]
         searched = np.arange(coco.num_classes) if classes is None else np.asarray(classes, int)
         gt_rows = np.flatnonzero(np.isin(data.gt_class, searched))
         pred_rows = np.flatnonzero(np.isin(data.pred_class, searched))
         gt_index = np.full(len(data.gt_ids), -1)
         gt_index[gt_rows] = np.arange(len(gt_rows))
         pred_index = np.full(len(data.pred_ids), -1)
-        pred_index[pred_rows] = np.arange(len(pred_rows))
-        wanted = np.isin(coco.pred_class, searched)
-        pure = fp.all(axis=0)
-        (pure_pos,) = np.nonzero(pure & wanted)
-        t, d = np.nonzero((tp | fp) & (~pure & wanted)[None, :])  # threshold-major, by position
-        matched = coco.pred_gt[t, _ALL_AREAS, d]
+        pred_index[pred_rows] = len(gt_rows) + np.arange(len(pred_rows))
+        blocks = tuple(
+            _class_entries(coco, int(k), gt_index, pred_index) for k in np.unique(searched)
+        )
         return cls(
             gt_rows=gt_rows,
             pred_rows=pred_rows,
-            pure_pos=pure_pos.astype(np.int64),
-            pure_class=coco.pred_class[pure_pos].astype(np.int64),
-            pure_pred=pred_index[coco.pred_rows[pure_pos]],
-            entry_t=t.astype(np.int64),
-            entry_pos=d.astype(np.int64),
-            entry_class=coco.pred_class[d].astype(np.int64),
-            entry_pred=pred_index[coco.pred_rows[d]],
-            entry_gt=np.where(tp[t, d], gt_index[np.maximum(matched, 0)], -1).astype(np.int64),
             gt_class=coco.gt_class[gt_rows].astype(np.int64),
             gt_counted=coco.gt_counted[_ALL_AREAS][gt_rows],
             num_classes=coco.num_classes,
-            num_positions=len(coco.pred_rows),
-            pure_upto=np.searchsorted(pure_pos, d),
-            pure_first=np.searchsorted(coco.pred_class[pure_pos], coco.pred_class[d]),
+            classes=blocks,
         )
 
     def num_gt(self, gt_cells: np.ndarray, num_cells: int) -> np.ndarray:
@@ -124,110 +185,96 @@ class CellEvaluator:
         """
         gt_cells = np.atleast_2d(gt_cells)
         num_parts, k = len(gt_cells), self.num_classes
-        part, gt = np.nonzero((gt_cells >= 0) & self.gt_counted[None, :])
-        flat = (part * k + self.gt_class[gt]) * num_cells + gt_cells[part, gt]
+        part = np.arange(num_parts)[:, None] * k
+        flat = ((part + self.gt_class[None, :]) * num_cells + gt_cells)[
+            (gt_cells >= 0) & self.gt_counted[None, :]
+        ]
         counts = np.bincount(flat, minlength=num_parts * k * num_cells)
         return counts.reshape(num_parts, k, num_cells)
 
-    def ap(self, gt_cells: np.ndarray, pred_cells: np.ndarray, num_cells: int) -> np.ndarray:
+    def ap(
+        self,
+        gt_cells: np.ndarray,
+        pred_cells: np.ndarray,
+        num_cells: int,
+        npig: np.ndarray | None = None,
+        classes: np.ndarray | None = None,
+    ) -> np.ndarray:
         """``(M, K, C)`` COCO AP@[.5:.95] of each class on each cell, NaN without objects.
 
         Args:
             gt_cells: ``(M, G')`` cell of every ground-truth row per partition (-1: none).
             pred_cells: ``(M, P')`` own cell of every prediction row (for unmatched ones).
-            num_cells: ``C``.
+            num_cells: ``C`` (at most 127).
+            npig: ``num_gt(gt_cells, num_cells)`` when the caller has it.
+            classes: ``(M, K)`` bool, the classes to evaluate in each partition (default:
+                all); the others are NaN.
         """
         gt_cells, pred_cells = np.atleast_2d(gt_cells), np.atleast_2d(pred_cells)
-        num_parts, k, num_thr = len(gt_cells), self.num_classes, len(IOU_THRESHOLDS)
-        npig = self.num_gt(gt_cells, num_cells)  # (M, K, C)
-        total = np.zeros(num_thr * num_parts * k * num_cells)
-        tp_keys, tp_precision, tp_ordinal = self._true_positives(gt_cells, pred_cells, num_cells)
-        if len(tp_keys):
-            n = npig.reshape(-1)[tp_keys % (num_parts * k * num_cells)].astype(np.float64)
-            weight = _recall_weights(tp_ordinal, n)
-            envelope = _segment_reverse_max(tp_precision, tp_keys)
-            total += np.bincount(tp_keys, envelope * weight, minlength=len(total))
-        ap = total.reshape(num_thr, num_parts, k, num_cells).mean(axis=0) / len(RECALL_THRESHOLDS)
-        return np.where(npig > 0, ap, np.nan)
-
-    def _pure_before(self, pred_cells, num_cells, part, cells, entries):
-        """For each query (partition, cell, entry): the pure false positives of that cell and
-        of the entry's class before the entry's accumulation position.
-
-        Pure false positives are in accumulation order (by class), so those of class ``k``
-        before position ``d`` are a contiguous run; per cell, a running count over them
-        answers every query with two lookups.
-        """
-        own = pred_cells[:, self.pure_pred]  # (M, F)
-        cell_ids = np.arange(num_cells, dtype=own.dtype)[None, :, None]
-        size = len(self.pure_pos) + 1
-        counts = np.uint16 if size <= np.iinfo(np.uint16).max else np.int64  # less traffic
-        running = np.zeros((len(own), num_cells, size), dtype=counts)
-        np.cumsum(own[:, None, :] == cell_ids, axis=2, out=running[:, :, 1:])
-        upto = running[part, cells, self.pure_upto[entries]].astype(np.int64)
-        return upto - running[part, cells, self.pure_first[entries]]
-
-    def _true_positives(self, gt_cells, pred_cells, num_cells):
-        """Keys ``((t*M + m)*K + k)*C + c``, precision and ordinal (1-based rank in its cell)
-        of every true positive of every partition, sorted by key then accumulation order."""
-        num_parts, num_entries = len(gt_cells), len(self.entry_t)
-        is_tp = self.entry_gt >= 0
-        # One gather: an entry's cell is its object's (true positive) or its own.
-        source = np.where(is_tp, self.entry_gt, gt_cells.shape[1] + self.entry_pred)
-        cells = np.concatenate([gt_cells, pred_cells], axis=1)[:, source]
-        flat = np.flatnonzero(cells >= 0)  # partition-major
-        cell = cells.reshape(-1)[flat].astype(np.int64)
-        part = flat // num_entries if num_parts > 1 else np.zeros(len(flat), np.int64)
-        entry = flat - part * num_entries
-        keys = (
-            (self.entry_t[entry] * num_parts + part) * self.num_classes + self.entry_class[entry]
-        ) * num_cells + cell
-        keys, order = _sorted_with_order(keys)
-        at = np.flatnonzero(is_tp[entry[order]])  # true positives, in sorted order
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-        segment = np.searchsorted(starts, at, side="right") - 1
-        counted = at - starts[segment] + 1  # entries of the cell so far
-        ordinal = np.arange(1, len(at) + 1) - np.searchsorted(at, starts)[segment]
-        picked = order[at]
-        counted = counted + self._pure_before(
-            pred_cells, num_cells, part[picked] if num_parts > 1 else 0, cell[picked], entry[picked]
-        )
-        ordinal = ordinal.astype(np.float64)
-        precision = ordinal / (counted.astype(np.float64) + np.spacing(1))
-        return keys[at], precision, ordinal
+        if npig is None:
+            npig = self.num_gt(gt_cells, num_cells)  # (M, K, C)
+        total = np.zeros((len(gt_cells), _NUM_THRESHOLDS, self.num_classes, num_cells))
+        wanted = np.ones(npig.shape[:2], bool) if classes is None else np.atleast_2d(classes)
+        for m in range(len(gt_cells)):
+            cells = np.concatenate([gt_cells[m], pred_cells[m]]).astype(np.int8)
+            for block in self.classes:
+                if wanted[m, block.k]:
+                    total[m, :, block.k] = block.sums(cells, num_cells, npig[m, block.k])
+        ap = total.mean(axis=1) / len(RECALL_THRESHOLDS)
+        return np.where((npig > 0) & wanted[:, :, None], ap, np.nan)
 
 
-def _sorted_with_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``keys`` sorted stably (ties keep their order) and the permutation that does it.
+def _class_entries(coco, k: int, gt_index, pred_index) -> _ClassEntries:
+    """Class ``k``'s entries (see :class:`_ClassEntries`); ``gt_index``/``pred_index`` map
+    the set's rows to positions in ``[gt_cells, pred_cells]``."""
+    (mine,) = np.nonzero(coco.pred_class == k)  # accumulation positions, by score
+    tp = coco.pred_tp[:, _ALL_AREAS, mine]  # (T, D_k)
+    fp = coco.pred_fp[:, _ALL_AREAS, mine]
+    pure = fp.all(axis=0)
+    t, d = np.nonzero((tp | fp) & ~pure[None, :])  # threshold-major, by position
+    is_tp = tp[t, d]
+    matched = gt_index[np.maximum(coco.pred_gt[t, _ALL_AREAS, mine[d]], 0)]
+    queries = np.unique(d[is_tp])  # positions where some prediction is a true positive
+    (pure_pos,) = np.nonzero(pure)
+    gap = np.searchsorted(queries, pure_pos, side="right")
+    counted = gap < len(queries)  # the others come after the last true positive
+    return _ClassEntries(
+        k=k,
+        source=np.where(is_tp, matched, pred_index[coco.pred_rows[mine[d]]]).astype(np.intp),
+        threshold=t.astype(np.int16),
+        tp=is_tp,
+        query=np.where(is_tp, np.searchsorted(queries, d) + 1, 0).astype(np.intp),
+        pure_pred=pred_index[coco.pred_rows[mine[pure_pos[counted]]]].astype(np.intp),
+        pure_gap=gap[counted].astype(np.intp),
+        num_queries=len(queries),
+    )
 
-    Sorting ``key << bits | index`` (unique values) is several times faster than a stable
-    ``argsort``."""
-    bits = max(1, int(len(keys)).bit_length())
-    packed = np.sort((keys.astype(np.int64) << bits) | np.arange(len(keys)))
-    return packed >> bits, packed & ((1 << bits) - 1)
+
+def _segment_reverse_max(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """``max(values[i:end of i's segment])`` for non-decreasing segment ids and values in
+    ``[0, 1]``."""
+    offset = 2.0 * segment  # later segments never exceed earlier ones
+    shifted = values - offset
+    np.maximum.accumulate(shifted[::-1], out=shifted[::-1])
+    shifted += offset
+    return shifted
 
 
-def _segment_reverse_max(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """``max(values[i:end of i's segment])`` for sorted ``keys`` and values in ``[0, 1]``."""
-    segment = np.cumsum(np.r_[True, keys[1:] != keys[:-1]]) - 1
-    shifted = values - 2.0 * segment  # later segments never exceed earlier ones
-    return np.maximum.accumulate(shifted[::-1])[::-1] + 2.0 * segment
+def _read_recall(envelope, first, count, n) -> np.ndarray:
+    """``(S,)`` sum over the 101 recall thresholds of the interpolated precision of ``S``
+    curves: ``envelope`` of their true positives, curve by curve (curve ``s`` holds
+    ``count[s]`` from ``first[s]`` on) with ``n[s]`` objects.
 
-
-def _recall_weights(ordinal: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """How many of the 101 recall thresholds read the precision at the ``v``-th true
-    positive (``v = ordinal``) of a curve with ``n`` objects: those ``r`` with
-    ``(v-1)/n < r <= v/n`` (``r = 0`` reads the first), as pycocotools' ``searchsorted``
-    on ``tp / n`` (the same float divisions)."""
-    upto = _thresholds_up_to(ordinal / n)
-    below = _thresholds_up_to((ordinal - 1.0) / n)
-    return (upto - below + (ordinal == 1)).astype(np.float64)
-
-
-def _thresholds_up_to(x: np.ndarray) -> np.ndarray:
-    """``#{r in RECALL_THRESHOLDS: r <= x}`` for ``x`` in ``[0, 1]`` (exact comparisons;
-    the thresholds are ``i / 100`` up to rounding, so only two candidates are checked)."""
-    last = len(RECALL_THRESHOLDS) - 1
-    g = np.clip((x * last).astype(np.int64), 0, last)
-    nxt = np.minimum(g + 1, last)
-    return g + (RECALL_THRESHOLDS[g] <= x) + ((RECALL_THRESHOLDS[nxt] <= x) & (nxt > g))
+    pycocotools reads, for recall threshold ``r``, the first detection whose recall
+    ``tp / n`` reaches ``r``: the ``v``-th true positive with the smallest ``v`` such that
+    ``v / n >= r`` (the same float division), none when the curve has fewer."""
+    n = n.astype(np.float64)
+    safe = np.maximum(n, 1.0)[:, None]
+    r = RECALL_THRESHOLDS[None, :]
+    v = np.maximum(np.floor(r * safe) - 1.0, 1.0)  # (S, 101): v - 1 < the answer
+    v += v / safe < r
+    v += v / safe < r
+    v += v / safe < r
+    read = (v <= count[:, None]) & (n[:, None] > 0)
+    index = np.where(read, first[:, None] + v.astype(np.intp) - 1, 0)
+    return np.where(read, envelope[index], 0.0).sum(axis=1)

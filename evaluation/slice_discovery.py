@@ -61,8 +61,7 @@ _SINGLE_PARTITIONS = (
 )
 _TERTILES = _SINGLE_PARTITIONS[2]
 _MAX_CATEGORIES = 8  # single slices: the most frequent values; pairs: the 2 most + other
-_BATCH = 6  # partitions accumulated together (memory ~ batch x entries)
-_WORKERS = min(8, os.cpu_count() or 1)  # threads evaluating batches
+_WORKERS = min(8, os.cpu_count() or 1)  # threads evaluating partitions
 
 
 @dataclass(frozen=True)
@@ -335,10 +334,12 @@ def _bin(descriptor: Descriptor, data: _Objects, classes: np.ndarray) -> _Binned
 
 def _fine_bins(values: np.ndarray, classes: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bin ``b`` of each value under its class's edges (``edges[b-1] <= v < edges[b]``)."""
-    mine = edges[classes]  # (N, 7)
-    bins = (values[:, None] >= mine).sum(axis=1)
-    unknown = ~np.isfinite(values) | np.isnan(mine[:, 0])
-    return np.where(unknown, -1, bins)
+    bins = np.zeros(len(values), dtype=np.int8)
+    for b in range(edges.shape[1]):
+        bins += values >= edges[classes, b]
+    unknown = ~np.isfinite(values) | np.isnan(edges[classes, 0])
+    bins[unknown] = -1
+    return bins
 
 
 def _cells(binned: _Binned, ranges) -> tuple[np.ndarray, np.ndarray]:
@@ -413,33 +414,55 @@ def _pair_ranges(binned: _Binned):
     return _TERTILES if binned.edges is not None else "pair"
 
 
-def _pair_partition(a: _Binned, b: _Binned) -> _Partition:
-    ra, rb = _pair_ranges(a), _pair_ranges(b)
-    (ga, pa), (gb, pb) = _cells(a, ra), _cells(b, rb)
-    gt = np.where((ga >= 0) & (gb >= 0), ga * 3 + gb, -1).astype(np.int8)
-    pred = np.where((pa >= 0) & (pb >= 0), pa * 3 + pb, -1).astype(np.int8)
-    return _Partition(((a, ra), (b, rb)), gt, pred, 9)
+# Cell of a pair from its two parents' cells (-1..2 each) as (a + 1) * 4 + (b + 1).
+_PAIR_CELL = np.array(
+    [-1 if a < 0 or b < 0 else a * 3 + b for a in range(-1, 3) for b in range(-1, 3)],
+    dtype=np.int8,
+)
 
 
-def _evaluate(evaluator: CellEvaluator, partitions: list[_Partition]):
-    """``(M, K, C)`` AP and objects of every partition's cells: batches of partitions, on
-    the machine's cores (numpy releases the GIL in its sorts, scans and gathers)."""
-    cells = max(p.num_cells for p in partitions)
+def _pair_partition(a: _Binned, b: _Binned, parents: dict) -> _Partition:
+    """The 3 x 3 cells of ``a`` and ``b``; ``parents`` caches each descriptor's cells."""
+    cells = []
+    for binned in (a, b):
+        if id(binned) not in parents:
+            parents[id(binned)] = _cells(binned, _pair_ranges(binned))
+        cells.append(parents[id(binned)])
+    (ga, pa), (gb, pb) = cells
+    gt = _PAIR_CELL[(ga + 1) * 4 + (gb + 1)]
+    pred = _PAIR_CELL[(pa + 1) * 4 + (pb + 1)]
+    return _Partition(((a, _pair_ranges(a)), (b, _pair_ranges(b))), gt, pred, 9)
 
-    def run(start: int):
-        batch = partitions[start : start + _BATCH]
-        gt = np.stack([p.gt_cells for p in batch])
-        pred = np.stack([p.pred_cells for p in batch])
-        return evaluator.ap(gt, pred, cells), evaluator.num_gt(gt, cells)
 
-    starts = range(0, len(partitions), _BATCH)
-    workers = min(_WORKERS, len(starts))
+def _evaluate(evaluator: CellEvaluator, partitions: list[_Partition], needed):
+    """``(M, K, C)`` AP and objects of every partition's cells, one partition a task on the
+    machine's cores (numpy releases the GIL in its sorts, scans and gathers).
+
+    ``needed(counts)`` says, from a partition's ``(K, C)`` objects per class and cell, which
+    classes need their AP (``(K,)`` bool); the others are not evaluated (NaN): none of their
+    cells has the support to be reported or to be a pair's parent."""
+    width = max(p.num_cells for p in partitions)
+    shape = (len(partitions), evaluator.num_classes, width)
+    ap, n = np.full(shape, np.nan), np.zeros(shape, dtype=np.int64)
+
+    def run(i: int) -> None:
+        p = partitions[i]
+        counts = evaluator.num_gt(p.gt_cells, p.num_cells)  # (1, K, C)
+        n[i, :, : p.num_cells] = counts[0]
+        classes = needed(counts[0])
+        if classes.any():
+            ap[i, :, : p.num_cells] = evaluator.ap(
+                p.gt_cells, p.pred_cells, p.num_cells, counts, classes[None, :]
+            )[0]
+
+    workers = min(_WORKERS, len(partitions))
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:
-            done = list(pool.map(run, starts))
+            list(pool.map(run, range(len(partitions))))
     else:
-        done = [run(start) for start in starts]
-    return np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])
+        for i in range(len(partitions)):
+            run(i)
+    return ap, n
 
 
 # ---------------------------------------------------------------- chance
@@ -569,15 +592,24 @@ def discover(
         parts = _single_partitions(b)
         single_index[id(b)] = len(singles) + (2 if b.edges is not None else 0)
         singles.extend(parts)
+    parents: dict = {}
     pairs = (
-        [_pair_partition(a, b) for i, a in enumerate(binned) for b in binned[i + 1 :]]
+        [_pair_partition(a, b, parents) for i, a in enumerate(binned) for b in binned[i + 1 :]]
         if config.pairs
         else []
     )
-    ap_s, n_s = _evaluate(evaluator, singles)
+    in_search = np.isin(np.arange(evaluator.num_classes), searched)
+    upper = np.floor(config.max_fraction * totals)[:, None]
+    ap_s, n_s = _evaluate(  # a single cell above the maximum may be a pair's parent
+        evaluator, singles, lambda n: in_search & (n >= config.min_support).any(axis=1)
+    )
     groups = [(singles, _candidates(ap_s, n_s, searched, totals, config))]
     if pairs:
-        ap_p, n_p = _evaluate(evaluator, pairs)
+        ap_p, n_p = _evaluate(
+            evaluator,
+            pairs,
+            lambda n: in_search & ((n >= config.min_support) & (n <= upper)).any(axis=1),
+        )
         parents = _pair_parents(pairs, ap_s, n_s, single_index)
         groups.append((pairs, _candidates(ap_p, n_p, searched, totals, config, parents)))
 

@@ -9,7 +9,7 @@ import pytest
 
 from detection_debugger.demo.synthetic import SyntheticConfig, make_coco
 from detection_debugger.evaluation import DetectionSet, MatchTable
-from detection_debugger.evaluation.cell_ap import CellEvaluator, _thresholds_up_to
+from detection_debugger.evaluation.cell_ap import CellEvaluator, _read_recall
 from detection_debugger.evaluation.coco_metrics import RECALL_THRESHOLDS
 from detection_debugger.evaluation.descriptors import (
     ImageTables,
@@ -87,12 +87,22 @@ def test_cell_ap_of_one_class_ignores_the_others():
     assert np.isnan(one[0, 0]).all()  # the other classes have no objects
 
 
-def test_recall_thresholds_are_counted_as_pycocotools_compares_them():
-    n = np.arange(1, 400, dtype=np.float64)
-    v = np.concatenate([np.arange(0, int(k) + 1) for k in n]).astype(np.float64)
-    x = v / np.repeat(n, n.astype(int) + 1)
-    expected = np.searchsorted(RECALL_THRESHOLDS, x, side="right")
-    np.testing.assert_array_equal(_thresholds_up_to(x), expected)
+def test_recall_thresholds_read_the_true_positive_pycocotools_reads():
+    """For every curve length up to 400 objects and every number of true positives, the
+    recall thresholds read the precision where pycocotools' searchsorted finds it."""
+    rng = np.random.default_rng(0)
+    sizes = [(n, m) for n in range(1, 400) for m in (0, 1, n // 3, n)]
+    n = np.array([s[0] for s in sizes])
+    count = np.array([s[1] for s in sizes])
+    first = np.r_[0, np.cumsum(count)[:-1]]
+    envelope = rng.random(count.sum())
+    expected = []
+    for k, (objects, found) in enumerate(sizes):
+        recall = np.arange(1, found + 1, dtype=np.float64) / objects  # tp / npig
+        reads = np.searchsorted(recall, RECALL_THRESHOLDS, side="left")
+        curve = envelope[first[k] : first[k] + found]
+        expected.append(sum(curve[i] for i in reads if i < found))
+    np.testing.assert_allclose(_read_recall(envelope, first, count, n), expected, rtol=1e-12)
 
 
 # ---------------------------------------------------------------- planted slices
