@@ -21,7 +21,7 @@ make stronger evidence.
   box annotated as a truck) while no prediction of its own class, however faint, prefers
   it: scored by the other class's share of that shape times the chance that the sets would
   miss an object of that class and size (a model that finds them and is silent here points
-  at a box on background instead).
+  at a box on background instead; a faint prediction of that class lifts the doubt).
 - ``spurious``: an object on which no prediction fires although the sets find objects of its
   class *and size* elsewhere: one minus the chance that every silent set misses a real object
   (their miss rates at that class and size), its odds raised by a set that fires with a
@@ -710,22 +710,25 @@ def _shape_shares(gt: DetectionSet, config: LabelIssueConfig) -> np.ndarray:
     return np.where(total > 0, (counts + m * prior) / np.maximum(total, 1e-12), 0.0)
 
 
-def _shape_evidence(sets, overlaps, config: LabelIssueConfig) -> tuple[np.ndarray, np.ndarray]:
-    """``(score (G,), proposed (G,))`` of the shape evidence for wrong_class: an object
-    whose class is rare among objects of its shape (at most ``shape_max_share``) is
-    proposed the commonest other class, scored ``shape_weight`` times its share; 0 when any
-    set's most confident own-class prediction on it (IoU >= ``wrong_class_iou``, any
-    confidence) is at least as confident as its most confident proposed-class one."""
+def _shape_evidence(sets, overlaps, config: LabelIssueConfig):
+    """``(score (G,), proposed (G,), traced (G,) bool)`` of the shape evidence for
+    wrong_class: an object whose class is rare among objects of its shape (at most
+    ``shape_max_share``) is proposed the commonest other class, scored ``shape_weight``
+    times its share; 0 when any set's most confident own-class prediction on it (IoU >=
+    ``wrong_class_iou``, any confidence) is at least as confident as its most confident
+    proposed-class one. ``traced``: some set leaves a proposed-class prediction on it,
+    however faint, above any of its own class (the model saw such an object there)."""
     gt = sets[0]
     num_gt, num_classes = len(gt.gt_ids), gt.num_classes
     if config.shape_max_share <= 0 or not num_gt:
-        return np.zeros(num_gt), np.zeros(num_gt, np.int64)
+        return np.zeros(num_gt), np.zeros(num_gt, np.int64), np.zeros(num_gt, bool)
     shares = _shape_shares(gt, config)
     rows = np.arange(num_gt)
     own = shares[rows, gt.gt_class]
     others = np.where(np.arange(num_classes)[None] == gt.gt_class[:, None], -1.0, shares)
     proposed = np.argmax(others, axis=1)
     score = np.where(own <= config.shape_max_share, config.shape_weight * others[rows, proposed], 0)
+    traced = np.zeros(num_gt, bool)
     for data, ov in zip(sets, overlaps):
         near = ov.iou >= config.wrong_class_iou
         faint = np.zeros((num_gt, num_classes))
@@ -734,7 +737,8 @@ def _shape_evidence(sets, overlaps, config: LabelIssueConfig) -> tuple[np.ndarra
         )
         own_faint = faint[rows, gt.gt_class]
         score[(own_faint > 0) & (own_faint >= faint[rows, proposed])] = 0.0
-    return score, proposed
+        traced |= faint[rows, proposed] > own_faint
+    return score, proposed, traced
 
 
 def _other_class_evidence(sets, overlaps, config: LabelIssueConfig):
@@ -770,9 +774,10 @@ def _wrong_class(
     """Objects covered by a confident prediction of another class (the mean of the sets'
     confidences, blended with the embedding neighbours' support when given), or whose
     shape is implausible for their class (:func:`_shape_evidence`), times the chance that
-    every set misses an object of the proposed class at that size (``found``: ``(S, G)``
-    bool; a set that finds such objects and is silent here points at a box on background,
-    not at another class); the stronger wins."""
+    every set misses an object of the proposed class at that size unless one leaves a faint
+    prediction of that class on it (``found``: ``(S, G)`` bool; a set that finds such
+    objects and is silent here points at a box on background, not at another class); the
+    stronger wins."""
     gt = sets[0]
     num_gt, num_classes = len(gt.gt_ids), gt.num_classes
     other_conf, other_row, other_iou, vetoed = _other_class_evidence(sets, overlaps, config)
@@ -788,9 +793,10 @@ def _wrong_class(
             )
         w = config.neighbour_weight
         score = np.where(score > 0, (1 - w) * score + w * np.clip(nb[rows, proposed], 0, 1), 0)
-    shape_score, shape_proposed = _shape_evidence(sets, overlaps, config)
+    shape_score, shape_proposed, traced = _shape_evidence(sets, overlaps, config)
     for found_s in found:  # would every set have missed an object of that class here?
-        shape_score *= 1.0 - _recall_of(gt, found_s, shape_proposed, gt.gt_boxes, config)
+        miss = 1.0 - _recall_of(gt, found_s, shape_proposed, gt.gt_boxes, config)
+        shape_score *= np.where(traced, 1.0, miss)
     by_shape = shape_score > score
     score = np.where(by_shape, shape_score, score)
     proposed = np.where(by_shape, shape_proposed, proposed)

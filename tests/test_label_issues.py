@@ -281,15 +281,17 @@ def test_missing_beside_a_neighbour_that_another_prediction_fits_better():
     assert missing.flagged.sum() == 1 and missing.box[0].tolist() == beside
 
 
-def _shape_scene(persons_found: bool, own_trace: float = 0.0) -> DetectionSet:
+def _shape_scene(persons_found: bool, own_trace: float = 0.0, person_trace: float = 0.0):
     """Tall 10 x 40 persons (found or not by the model) and wide 80 x 60 cars (found),
-    plus one car annotation of a person's shape with no prediction but ``own_trace``."""
+    plus one car annotation of a person's shape with no prediction but a car one at
+    ``own_trace`` and a person one at ``person_trace`` (0: none)."""
     persons = [(1, PERSON, [5 + 15 * i, 10, 10, 40]) for i in range(20)]
     cars = [(2, CAR, [5 + 90 * (i % 10), 10 + 70 * (i // 10), 80, 60]) for i in range(20)]
     odd = [(1, CAR, [150, 200, 10, 40])]
     preds = [(i, c, b, 0.9) for i, c, b in cars + (persons if persons_found else [])]
-    if own_trace:
-        preds.append((1, CAR, [150, 200, 10, 40], own_trace))
+    for label, trace in ((CAR, own_trace), (PERSON, person_trace)):
+        if trace:
+            preds.append((1, label, [150, 200, 10, 40], trace))
     return _set(persons + cars + odd, preds, num_images=3)
 
 
@@ -302,6 +304,9 @@ def test_wrong_class_from_a_shape_implausible_for_the_class():
     assert scores.support[i] == 0 and np.isnan(scores.confidence[i])
     # A model that finds persons of that size and is silent here: a box on background.
     assert not find_label_issues([_shape_scene(True)])["wrong_class"].flagged.any()
+    # Unless it leaves a faint person prediction there: it saw a person.
+    faint = find_label_issues([_shape_scene(True, person_trace=0.05)])["wrong_class"]
+    assert _rows(faint) == [odd] and faint.pred[faint.gt == odd][0] == -1
     # Even a faint prediction of its own class keeps the annotation.
     traced = find_label_issues([_shape_scene(False, own_trace=0.01)])["wrong_class"]
     assert not traced.flagged.any()
