@@ -11,10 +11,12 @@ from __future__ import annotations
 import sys
 
 __all__ = [
+    "aggregate_after_view",
     "bulk_write",
     "dataset_id",
     "dataset_of",
     "disconnect_if_connected_to",
+    "insert_image_samples",
     "is_patches_view",
     "open_clip_model_class",
     "root_dataset_of",
@@ -40,6 +42,14 @@ def is_patches_view(view) -> bool:
     return bool(getattr(view, "_is_patches", False))
 
 
+def aggregate_after_view(samples, stages: list[dict]):
+    """A cursor over the raw documents (pymongo's, no FiftyOne conversion) of ``stages``
+    run after the view's own pipeline (``SampleCollection._aggregate(post_pipeline=...)``):
+    millions of values read at the speed of BSON decoding instead of FiftyOne's per-value
+    ``to_python``."""
+    return samples._aggregate(post_pipeline=stages)
+
+
 def dataset_id(dataset) -> str:
     """The dataset's database id, stable across renames (``Dataset._doc.id``)."""
     return str(dataset._doc.id)
@@ -57,6 +67,48 @@ def set_stored_values(dataset, field: str, values: dict, key_field: str) -> None
     ``Detections.to_mongo()`` gives) without building label objects: ``set_values`` with
     ``validate=False`` takes the stored form, which is FiftyOne's internal layout."""
     dataset.set_values(field, values, key_field=key_field, validate=False)
+
+
+def insert_image_samples(dataset, rows: list[tuple[str, dict, dict]]) -> None:
+    """Adds image samples in one ``insert_many``, as the documents ``add_samples`` would
+    write for ``fo.Sample(filepath=path, metadata=fo.ImageMetadata(**metadata), **fields)``
+    (``Dataset._sample_collection``, ``_doc.id`` and the ``_rand`` of
+    ``fiftyone.core.odm.sample``), without building a ``Sample`` per image (the bulk of
+    ``add_samples``' time).
+
+    Args:
+        dataset: an image dataset (its media type and ``ImageMetadata`` schema declared,
+            e.g. by a first ``add_samples``) whose schema declares every field of ``fields``.
+        rows: ``(filepath, metadata, fields)`` per sample: the ``ImageMetadata`` values and
+            the label fields in FiftyOne's stored form.
+    """
+    from datetime import datetime, timezone
+
+    from bson import ObjectId
+    from fiftyone.core.odm.sample import _generate_rand
+
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # BSON dates hold ms
+    docs = [
+        {
+            "_id": ObjectId(),
+            "filepath": filepath,
+            "tags": [],
+            "metadata": {
+                "_cls": "ImageMetadata",
+                **{k: v for k, v in metadata.items() if v is not None},
+            },
+            "_media_type": "image",
+            "_rand": _generate_rand(),
+            "_dataset_id": dataset._doc.id,
+            "created_at": now,
+            "last_modified_at": now,
+            **fields,
+        }
+        for filepath, metadata, fields in rows
+    ]
+    if docs:
+        dataset._sample_collection.insert_many(docs, ordered=False)
 
 
 def disconnect_if_connected_to(port: int, run_exit_cleanup: bool) -> None:

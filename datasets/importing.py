@@ -16,7 +16,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detection_debugger.datasets.fiftyone_private import set_stored_values
+from bson import ObjectId
+
+from detection_debugger.datasets.fiftyone_private import insert_image_samples, set_stored_values
 from detection_debugger.datasets.state import (
     COMPLETE,
     WRITING,
@@ -63,6 +65,7 @@ class LabelPlan:
     images_without_labels: int = 0
     unknown_classes: Counter = field(default_factory=Counter)
     classes: list[str] = field(default_factory=list)
+    fingerprint: str = ""  # of the input when it was read (see _fingerprint)
 
     def summary(self) -> list[str]:
         objects = sum(len(v) for v in self.objects.values())
@@ -144,15 +147,22 @@ def list_images(folder: str | os.PathLike) -> dict[str, str]:
 
 def _join_to_images(plan: LabelPlan, read, images: dict, class_map: ClassMap, known) -> None:
     """Fills ``plan.objects`` with the records of the images that exist, class names
-    resolved through ``class_map``; label files without an image are listed."""
+    resolved through ``class_map`` (once per name); label files without an image are
+    listed."""
+    resolved: dict[str, str] = {}
     for image in read:
         if image.stem not in images:
             plan.files_without_image.append(image.stem)
             continue
-        plan.objects[image.stem] = [
-            dataclasses.replace(record, label=class_map.resolve(record.label, known))
-            for record in image.objects
-        ]
+        records = []
+        for record in image.objects:
+            name = resolved.get(record.label)
+            if name is None:
+                name = resolved[record.label] = class_map.resolve(record.label, known)
+            records.append(
+                record if name == record.label else dataclasses.replace(record, label=name)
+            )
+        plan.objects[image.stem] = records
 
 
 def plan_import(
@@ -191,11 +201,12 @@ def plan_import(
         counter.start(label)
         source, chosen = resolve_auto_format(source)
         files = counter.share(len(images), label)
+        fingerprint = _fingerprint(source.path)  # before reading: a later change is seen
         read, report = read_label_source(source, images, skip_invalid, coco_join, files)
         counter.add(base + len(images) - counter.done, label)
         if chosen:
             report.notes.insert(0, chosen)
-        plan = LabelPlan(source=source, objects={}, report=report)
+        plan = LabelPlan(source=source, objects={}, report=report, fingerprint=fingerprint)
         _join_to_images(plan, read, images, class_map, known)
         plan.images_without_labels = len(set(images) - set(plan.objects))
         labels = Counter(o.label for v in plan.objects.values() for o in v if not o.crowd)
@@ -221,23 +232,24 @@ def _image_info(images: dict[str, str], counter: ProgressCounter) -> dict[str, d
     return info
 
 
-def _detection_doc(record: ObjectRecord, width: int, height: int) -> dict:
-    """A ``fo.Detection`` in FiftyOne's stored form (what ``Detection.to_mongo()`` gives):
+def _detections_doc(records: list[ObjectRecord], width: int, height: int) -> dict:
+    """A ``fo.Detections`` in FiftyOne's stored form (what ``Detections.to_mongo()`` gives):
     building documents directly is ~50x faster than constructing label objects."""
-    from bson import ObjectId
-
-    doc = {
-        "_id": ObjectId(),
-        "_cls": "Detection",
-        "tags": [],
-        "label": record.label,
-        "bounding_box": relative_box(record.box, width, height),
-        "confidence": record.score,
-        **record.attributes,
-    }
-    if record.crowd:
-        doc["iscrowd"] = True
-    return doc
+    detections = []
+    for record in records:
+        doc = {
+            "_id": ObjectId(),
+            "_cls": "Detection",
+            "tags": [],
+            "label": record.label,
+            "bounding_box": relative_box(record.box, width, height),
+            "confidence": record.score,
+            **record.attributes,
+        }
+        if record.crowd:
+            doc["iscrowd"] = True
+        detections.append(doc)
+    return {"_cls": "Detections", "detections": detections}
 
 
 def _declare_field(dataset, field: str, plan: LabelPlan) -> None:
@@ -249,8 +261,9 @@ def _declare_field(dataset, field: str, plan: LabelPlan) -> None:
     kinds: dict[str, type] = {}
     for records in plan.objects.values():
         for record in records:
-            for key, value in record.attributes.items():
-                kinds.setdefault(key, type(value))
+            if record.attributes.keys() - kinds.keys():
+                for key, value in record.attributes.items():
+                    kinds.setdefault(key, type(value))
             if record.crowd:
                 kinds.setdefault("iscrowd", bool)
     field_types = {
@@ -313,7 +326,7 @@ def _fields_to_write(dataset, plan: ImportPlan, replace: bool) -> tuple[list, di
         record = records.get(field) or {}
         if replace or not dataset.has_field(field) or record.get("status") == WRITING:
             todo.append(label_plan)
-        elif record.get("fingerprint") == _fingerprint(label_plan.source.path):
+        elif record.get("fingerprint") == label_plan.fingerprint:
             label_plan.report.notes.append("already imported from this input: left as it is")
         else:
             taken.append(field)
@@ -325,25 +338,45 @@ def _fields_to_write(dataset, plan: ImportPlan, replace: bool) -> tuple[list, di
     return todo, records
 
 
-def _add_samples(dataset, plan: ImportPlan, counter: ProgressCounter) -> None:
-    """Samples for the plan's images not in the dataset yet, with the metadata read (and
-    validated) when the plan was made; added in batches, each told to ``counter``."""
+def _add_samples(dataset, plan: ImportPlan, todo: list, counter: ProgressCounter) -> list[str]:
+    """Adds the plan's images that are not in the dataset yet, with the metadata read (and
+    validated) when the plan was made and their label fields (``todo``), in one insert per
+    :data:`WRITE_BATCH` images, each told to ``counter``.
+
+    Returns the stems of the images that were already samples (their fields are written
+    afterwards, by :func:`_write_fields`).
+    """
     import fiftyone as fo
 
     label = "adding samples"
     existing = set(dataset.values("filepath")) if len(dataset) else set()
-    new = [(stem, path) for stem, path in plan.images.items() if path not in existing]
+    new = [stem for stem, path in plan.images.items() if path not in existing]
+    old = [stem for stem, path in plan.images.items() if path in existing]
     counter.start(label)
+    if new and dataset.media_type != "image":
+        # FiftyOne declares the media type and the metadata schema with its first sample.
+        stem = new.pop(0)
+        sample = fo.Sample(
+            filepath=plan.images[stem], metadata=fo.ImageMetadata(**plan.image_info[stem])
+        )
+        dataset.add_samples([sample], progress=False)
+        old.append(stem)
     for batch in batches(len(new), WRITE_BATCH):
-        samples = [
-            fo.Sample(filepath=path, metadata=fo.ImageMetadata(**plan.image_info[stem]))
-            for stem, path in new[batch.start : batch.stop]
-        ]
-        dataset.add_samples(samples, progress=False)
-        del samples  # live Sample objects are reloaded by every later bulk write
-        counter.add(len(batch), label)
-    counter.add(len(plan.images) - len(new), label)  # already there
+        rows = []
+        for stem in new[batch.start : batch.stop]:
+            info = plan.image_info[stem]
+            fields = {
+                lp.source.field: _detections_doc(
+                    lp.objects.get(stem, []), info["width"], info["height"]
+                )
+                for lp in todo
+            }
+            rows.append((plan.images[stem], info, fields))
+        insert_image_samples(dataset, rows)
+        counter.add(len(rows) * (1 + len(todo)), label)
+    counter.add(len(old), label)
     dataset.compute_metadata(progress=False)  # samples added by others may lack it
+    return old
 
 
 def _replaced_field(dataset, field: str, paths: list[str]) -> list[str]:
@@ -367,7 +400,7 @@ def _import_record(label_plan: LabelPlan, status: str, started_at: str) -> dict:
     return {
         "status": status,
         "path": os.path.abspath(source.path),
-        "fingerprint": _fingerprint(source.path),
+        "fingerprint": label_plan.fingerprint,
         "format": source.format,
         "predictions": source.predictions,
         "started_at": started_at,
@@ -382,27 +415,49 @@ def _import_record(label_plan: LabelPlan, status: str, started_at: str) -> dict:
     }
 
 
-def _write_field(dataset, label_plan: LabelPlan, size_of: dict, images: dict, counter):
-    """Writes one label field, :data:`WRITE_BATCH` images at a time (each told to
-    ``counter``)."""
-    field = label_plan.source.field
-    _declare_field(dataset, field, label_plan)
-    stems = list(images)
-    label = f"writing {field}"
-    counter.start(label)
-    for batch in batches(len(stems), WRITE_BATCH):
-        values = {}
-        for stem in stems[batch.start : batch.stop]:
-            path = images[stem]
-            width, height = size_of[path]
-            records = label_plan.objects.get(stem, [])
-            values[path] = {
-                "_cls": "Detections",
-                "detections": [_detection_doc(r, width, height) for r in records],
-            }
-        # Documents are built in FiftyOne's stored form, so validation is not needed.
-        set_stored_values(dataset, field, values, "filepath")
-        counter.add(len(batch), label)
+def _start_fields(dataset, plan: ImportPlan, todo: list, records: dict, replace: bool) -> dict:
+    """Before any value is written: each field's import record says ``writing``, a replaced
+    field is cleared where the new input does not cover it (its runs deleted) and the field
+    and its attributes are declared. Returns ``{field: (started_at, deleted run keys)}``."""
+    out = {}
+    for label_plan in todo:
+        field = label_plan.source.field
+        previous = records.get(field) or {}
+        started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        if previous.get("status") == WRITING:
+            started = previous.get("started_at", started)  # completing an interrupted one
+        set_import_record(dataset, field, _import_record(label_plan, WRITING, started))
+        deleted = []
+        if replace and dataset.has_field(field):
+            deleted = _replaced_field(dataset, field, list(plan.images.values()))
+        _declare_field(dataset, field, label_plan)
+        out[field] = (started, deleted)
+    return out
+
+
+def _write_fields(dataset, plan: ImportPlan, todo: list, stems: list[str], counter) -> None:
+    """Writes the label fields of the samples of ``stems`` that existed before the import,
+    :data:`WRITE_BATCH` images at a time (each told to ``counter``)."""
+    if not stems or not todo:
+        return
+    paths = [plan.images[stem] for stem in stems]
+    filepaths, widths, heights = dataset.select_by("filepath", paths).values(
+        ["filepath", "metadata.width", "metadata.height"]
+    )
+    size_of = dict(zip(filepaths, zip(widths, heights)))
+    for label_plan in todo:
+        field = label_plan.source.field
+        label = f"writing {field}"
+        counter.start(label)
+        for batch in batches(len(stems), WRITE_BATCH):
+            values = {}
+            for stem in stems[batch.start : batch.stop]:
+                path = plan.images[stem]
+                records = label_plan.objects.get(stem, [])
+                values[path] = _detections_doc(records, *size_of[path])
+            # Documents are built in FiftyOne's stored form, so validation is not needed.
+            set_stored_values(dataset, field, values, "filepath")
+            counter.add(len(batch), label)
 
 
 def apply_import(plan: ImportPlan, replace: bool = False, progress=None):
@@ -428,24 +483,13 @@ def apply_import(plan: ImportPlan, replace: bool = False, progress=None):
     with dataset_lock(dataset, "import"):
         todo, records = _fields_to_write(dataset, plan, replace)
         counter = ProgressCounter(progress, len(plan.images) * (1 + len(todo)))
-        _add_samples(dataset, plan, counter)
-        paths = list(plan.images.values())
-        filepaths, widths, heights = dataset.select_by("filepath", paths).values(
-            ["filepath", "metadata.width", "metadata.height"]
-        )
-        size_of = dict(zip(filepaths, zip(widths, heights)))
+        started = _start_fields(dataset, plan, todo, records, replace)
+        existed = _add_samples(dataset, plan, todo, counter)
+        _write_fields(dataset, plan, todo, existed, counter)
         for label_plan in todo:
             field = label_plan.source.field
-            previous = records.get(field) or {}
-            started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-            if previous.get("status") == WRITING:
-                started = previous.get("started_at", started)  # completing an interrupted one
-            set_import_record(dataset, field, _import_record(label_plan, WRITING, started))
-            deleted = []
-            if replace and dataset.has_field(field):
-                deleted = _replaced_field(dataset, field, paths)
-            _write_field(dataset, label_plan, size_of, plan.images, counter)
-            record = _import_record(label_plan, COMPLETE, started)
+            started_at, deleted = started[field]
+            record = _import_record(label_plan, COMPLETE, started_at)
             if deleted:
                 record["notes"].append(f"replaced: deleted the evaluation runs {deleted}")
                 label_plan.report.notes.append(record["notes"][-1])

@@ -190,7 +190,7 @@ class DebuggerResults(fouc.COCODetectionResults):
             samples,
             config,
             eval_key,
-            matches,
+            matches or [],
             precision,
             recall,
             iou_threshs,
@@ -210,21 +210,56 @@ class DebuggerResults(fouc.COCODetectionResults):
         self._label_ids: dict = {}
         self._sorted_ids: dict = {}
         self._sample_index = None
+        if matches is None:  # built from the match table when first asked for
+            for name in MATCH_COLUMNS:
+                self.__dict__.pop(name, None)
+
+    def __getattr__(self, name):
+        """FiftyOne's match columns (``ytrue``, ``ypred``...), built on first use."""
+        if name not in MATCH_COLUMNS or "match_table" not in self.__dict__:
+            raise AttributeError(name)
+        table = self.table()
+        columns = match_columns(
+            table,
+            self.label_ids("gt").astype(str),
+            self.label_ids("pred").astype(str),
+            list(self.classes),
+            self.missing,
+        )
+        for key, column in columns.items():
+            self.__dict__[key] = np.asarray(column.tolist())  # as FiftyOne builds them
+        return self.__dict__[name]
 
     def attributes(self):
-        return super().attributes() + ["summary", "match_table", "sample_ids", "tide"]
+        # The match columns are not stored: at 100k images they would be millions of JSON
+        # values written with the run and parsed by every load (the table holds them).
+        stored = [a for a in super().attributes() if a not in MATCH_COLUMNS]
+        return stored + ["summary", "match_table", "sample_ids", "tide"]
 
     @classmethod
     def _from_dict(cls, d, samples, config, eval_key, **kwargs):
-        return super()._from_dict(
-            d,
+        extra = {
+            "summary": d.get("summary"),
+            "match_table": d.get("match_table"),
+            "sample_ids": d.get("sample_ids"),
+            "tide": d.get("tide"),
+        }
+        if "ytrue" in d:  # stored by an earlier version, with the columns
+            return super()._from_dict(d, samples, config, eval_key, **extra, **kwargs)
+        return cls(
             samples,
             config,
             eval_key,
-            summary=d.get("summary"),
-            match_table=d.get("match_table"),
-            sample_ids=d.get("sample_ids"),
-            tide=d.get("tide"),
+            None,
+            d["precision"],
+            d["recall"],
+            d["iou_threshs"],
+            d.get("classes"),
+            recall_sweep=d.get("recall_sweep"),
+            thresholds=d.get("thresholds"),
+            missing=d.get("missing"),
+            custom_metrics=d.get("custom_metrics"),
+            **extra,
             **kwargs,
         )
 
@@ -389,44 +424,48 @@ def _object_fields(table: MatchTable, ids: dict, classes: list[str]) -> dict[str
     }
 
 
-def _matches(table: MatchTable, ids: dict, classes: list[str]) -> list[tuple]:
-    """FiftyOne's flat match list: ``(gt_label, pred_label, iou, conf, gt_id, pred_id)``.
+MATCH_COLUMNS = ("ytrue", "ypred", "ious", "confs", "ytrue_ids", "ypred_ids")
+
+
+def match_columns(table: MatchTable, gt_ids, pred_ids, classes: list[str], missing: str) -> dict:
+    """FiftyOne's flat match list as its results hold it (``ytrue``, ``ypred``, ``ious``,
+    ``confs``, ``ytrue_ids``, ``ypred_ids``; unmatched sides ``missing`` or None), built with
+    numpy from the match table.
 
     True positives and mispredictions are pairs (so FiftyOne's confusion matrix shows the
-    mispredictions), undetected objects have no prediction, ghosts no ground truth.
+    mispredictions), undetected objects have no prediction, ghosts (false positives and
+    duplicates) no ground truth; ground truth first, in table order, then the ghosts.
     """
     data, out = table.data, table.outcomes
-    matches = []
-    for j in range(len(data.gt_ids)):
-        if data.gt_crowd[j]:
-            continue
-        p = int(out.gt_match[j])
-        if p >= 0:
-            matches.append(
-                (
-                    classes[data.gt_class[j]],
-                    classes[data.pred_class[p]],
-                    float(out.gt_iou[j]),
-                    float(data.pred_scores[p]),
-                    ids["gt"][j],
-                    ids["pred"][p],
-                )
-            )
-        else:
-            matches.append((classes[data.gt_class[j]], None, None, None, ids["gt"][j], None))
+    names = np.array(list(classes) + [missing], dtype=object)
+    gt_rows = np.flatnonzero(~data.gt_crowd)
+    partner = out.gt_match[gt_rows]
+    paired = partner >= 0
+    safe = np.where(paired, partner, 0)
     ghosts = np.flatnonzero(np.isin(out.pred_outcome, (Outcome.FP, Outcome.DUPLICATE)))
-    for p in ghosts:
-        matches.append(
-            (
-                None,
-                classes[data.pred_class[p]],
-                None,
-                float(data.pred_scores[p]),
-                None,
-                ids["pred"][p],
-            )
-        )
-    return matches
+    gt_ids = np.asarray(gt_ids, dtype=object)
+    pred_ids = np.asarray(pred_ids, dtype=object)
+    none = np.full(len(ghosts), None, dtype=object)
+
+    def pair_values(values: np.ndarray) -> np.ndarray:
+        column = np.full(len(gt_rows), None, dtype=object)
+        column[paired] = values[paired]
+        return column
+
+    pred_class = data.pred_class[safe] if len(data.pred_class) else np.zeros(len(safe), int)
+    ypred = np.where(paired, pred_class, len(classes))
+    scores = data.pred_scores[safe] if len(data.pred_scores) else np.zeros(len(safe))
+    matched_pred_ids = pred_ids[safe] if len(pred_ids) else np.full(len(safe), None, object)
+    return {
+        "ytrue": np.concatenate([names[data.gt_class[gt_rows]], names[[-1] * len(ghosts)]]),
+        "ypred": np.concatenate([names[ypred], names[data.pred_class[ghosts]]]),
+        "ious": np.concatenate([pair_values(out.gt_iou[gt_rows].astype(object)), none]),
+        "confs": np.concatenate(
+            [pair_values(scores.astype(object)), data.pred_scores[ghosts].astype(object)]
+        ),
+        "ytrue_ids": np.concatenate([gt_ids[gt_rows], none]),
+        "ypred_ids": np.concatenate([pair_values(matched_pred_ids), pred_ids[ghosts]]),
+    }
 
 
 def tide_summary(tide: TideResult) -> dict:
@@ -499,7 +538,7 @@ def _evaluate_in_bulk(samples, method: DebuggerEvaluation, eval_key: str | None,
         samples,
         config,
         eval_key,
-        _matches(table, ids, classes),
+        None,  # FiftyOne's match columns: built from the table when asked for
         precision=precision[:, :, :, 0, -1].transpose(0, 2, 1),  # (T, K, R)
         recall=RECALL_THRESHOLDS,
         iou_threshs=IOU_THRESHOLDS,

@@ -32,6 +32,14 @@ __all__ = [
 DONT_CARE = "DontCare"
 
 
+# After the class, a line of plain ASCII decimals separated by spaces or tabs is parsed by
+# ``float`` alone (the common case): with only these characters, ``float`` takes exactly the
+# plain decimals (no ``1_0``, ``nan``, Unicode digits) and refuses the rest. Any other line
+# takes the checked path, which gives the same objects or names the file, line and column of
+# the problem.
+_PLAIN_CHARACTERS = str.maketrans("", "", "0123456789.+-eE \t")
+
+
 def parse_kitti_line(text: str, path: str, line: int, predictions: bool) -> ObjectRecord:
     """Parses one KITTI (``predictions=False``) or TAO prediction line.
 
@@ -39,6 +47,47 @@ def parse_kitti_line(text: str, path: str, line: int, predictions: bool) -> Obje
         FormatError: naming the file, line and what is wrong.
     """
     cols = text.split()
+    label = cols[0] if cols else ""
+    if (len(cols) == 15 or predictions and len(cols) == 16) and label.isprintable():
+        rest = text[text.index(label) + len(label) :]
+        try:
+            values = list(map(float, cols[1:])) if not rest.translate(_PLAIN_CHARACTERS) else ()
+        except ValueError:  # "1e", "+-1", "..."
+            values = ()
+        if values and -math.inf < min(values) and max(values) < math.inf:
+            if values[5] >= values[3] and values[6] >= values[4]:
+                return _record(label, values, predictions, path, line)
+    return _parse_checked(text, cols, path, line, predictions)
+
+
+def _record(label: str, values: list, predictions: bool, path: str, line: int) -> ObjectRecord:
+    """The object of a line whose columns after the class are ``values`` (checked)."""
+    attributes: dict = {
+        "truncated": values[0],
+        "occluded": values[1],
+        "alpha": values[2],
+        "dimensions": values[7:10],
+        "location": values[10:13],
+    }
+    score = None
+    if predictions:
+        score = values[-1]
+        if len(values) == 15:
+            attributes["rotation_y"] = values[13]
+    else:
+        attributes["rotation_y"] = values[13]
+    return ObjectRecord(
+        label=label,
+        box=(values[3], values[4], values[5], values[6]),
+        score=score,
+        crowd=(not predictions and label == DONT_CARE),
+        attributes=attributes,
+        source=(path, line),
+    )
+
+
+def _parse_checked(text: str, cols: list, path: str, line: int, predictions: bool):
+    """:func:`parse_kitti_line` column by column, with the error of the first bad one."""
     allowed = (15, 16) if predictions else (15,)
     if len(cols) not in allowed:
         expected = "15 or 16" if predictions else "15"
@@ -51,29 +100,18 @@ def parse_kitti_line(text: str, path: str, line: int, predictions: bool) -> Obje
         raise FormatError(path, f"x2 ({x2:g}) < x1 ({x1:g})", line=line)
     if y2 < y1:
         raise FormatError(path, f"y2 ({y2:g}) < y1 ({y1:g})", line=line)
-    attributes: dict = {
-        "truncated": _number(cols[1], path, line, 2, "truncation"),
-        "occluded": _number(cols[2], path, line, 3, "occlusion"),
-        "alpha": _number(cols[3], path, line, 4, "alpha"),
-        "dimensions": [_number(cols[8 + i], path, line, 9 + i, "dimensions") for i in range(3)],
-        "location": [_number(cols[11 + i], path, line, 12 + i, "location") for i in range(3)],
-    }
-    score = None
+    values = [_number(cols[1], path, line, 2, "truncation")]
+    values.append(_number(cols[2], path, line, 3, "occlusion"))
+    values.append(_number(cols[3], path, line, 4, "alpha"))
+    values += [x1, y1, x2, y2]
+    values += [_number(cols[8 + i], path, line, 9 + i, "dimensions") for i in range(3)]
+    values += [_number(cols[11 + i], path, line, 12 + i, "location") for i in range(3)]
+    score = _number(cols[-1], path, line, len(cols), "confidence") if predictions else None
+    if len(cols) == 16 or not predictions:
+        values.append(_number(cols[14], path, line, 15, "rotation_y"))
     if predictions:
-        score = _number(cols[-1], path, line, len(cols), "confidence")
-        if len(cols) == 16:
-            attributes["rotation_y"] = _number(cols[14], path, line, 15, "rotation_y")
-    else:
-        attributes["rotation_y"] = _number(cols[14], path, line, 15, "rotation_y")
-    label = check_name(cols[0], path, line)
-    return ObjectRecord(
-        label=label,
-        box=(x1, y1, x2, y2),
-        score=score,
-        crowd=(not predictions and label == DONT_CARE),
-        attributes=attributes,
-        source=(path, line),
-    )
+        values.append(score)
+    return _record(check_name(cols[0], path, line), values, predictions, path, line)
 
 
 def read_kitti_folder(

@@ -102,6 +102,7 @@ def test_second_prediction_set_leaves_the_first_untouched(files, name):
     assert dataset.values("predictions") == before
     assert dataset.count("retrained.detections") == dataset.count("predictions.detections")
     _touch_a_file(files["kitti"]["pred"])  # the same unchanged input would be a no-op rerun
+    plan = plan_import(name, files["kitti"]["images"], [source], known_classes=["car"])
     with pytest.raises(ValueError, match="already has field"):
         apply_import(plan, progress=False)
 

@@ -213,3 +213,72 @@ def test_thresholds_are_saved_with_the_run_renamed_and_removed_with_it(dataset):
     assert saved_thresholds(dataset, "dd") is None
     dataset.delete_evaluation("renamed")
     assert saved_thresholds(dataset, "renamed") is None
+
+
+def _reference_matches(table, ids: dict, classes: list[str]) -> list[tuple]:
+    """FiftyOne's flat match list, object by object (the loop the columns replace)."""
+    from detection_debugger.evaluation import Outcome
+
+    data, out = table.data, table.outcomes
+    matches = []
+    for j in range(len(data.gt_ids)):
+        if data.gt_crowd[j]:
+            continue
+        p = int(out.gt_match[j])
+        if p >= 0:
+            matches.append(
+                (
+                    classes[data.gt_class[j]],
+                    classes[data.pred_class[p]],
+                    float(out.gt_iou[j]),
+                    float(data.pred_scores[p]),
+                    ids["gt"][j],
+                    ids["pred"][p],
+                )
+            )
+        else:
+            matches.append((classes[data.gt_class[j]], None, None, None, ids["gt"][j], None))
+    for p in np.flatnonzero(np.isin(out.pred_outcome, (Outcome.FP, Outcome.DUPLICATE))):
+        matches.append(
+            (
+                None,
+                classes[data.pred_class[p]],
+                None,
+                float(data.pred_scores[p]),
+                None,
+                ids["pred"][p],
+            )
+        )
+    return matches
+
+
+def test_fiftyones_match_columns_are_built_from_the_table_not_stored(dataset):
+    """The run stores no per-match lists (millions of JSON values at scale); a loaded run
+    builds FiftyOne's ``ytrue``/``ypred``/``ious``/``confs``/ids from its table, equal to
+    the object-by-object list, and FiftyOne's report and confusion matrix work on them."""
+    import fiftyone.utils.eval.coco as fouc
+
+    evaluate_detections(dataset, "predictions", eval_key="dd")
+    stored = dataset._doc.evaluations["dd"].results.read()  # the stored JSON
+    assert b"ytrue" not in stored and b"match_table" in stored
+    loaded = dataset.load_evaluation_results("dd")
+    assert "ytrue" not in vars(loaded)  # not built before it is used
+    table = loaded.table()
+    ids = {side: loaded.label_ids(side).astype(str).tolist() for side in ("gt", "pred")}
+    matches = _reference_matches(table, ids, list(loaded.classes))
+    reference = fouc.COCODetectionResults(
+        dataset,
+        loaded.config,
+        "dd",
+        matches,
+        loaded.precision,
+        loaded.recall,
+        loaded.iou_threshs,
+        list(loaded.classes),
+    )
+    for name in ("ytrue", "ypred", "ious", "confs", "ytrue_ids", "ypred_ids"):
+        ours, theirs = getattr(loaded, name), getattr(reference, name)
+        assert ours.dtype == theirs.dtype, name
+        assert ours.tolist() == theirs.tolist(), name
+    assert loaded.report() == reference.report()
+    np.testing.assert_array_equal(loaded.confusion_matrix(), reference.confusion_matrix())

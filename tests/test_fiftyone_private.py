@@ -118,3 +118,35 @@ def test_open_clip_model_class_maps_the_private_hooks():
     assert issubclass(model_class, fouoc.TorchOpenClipModel)
     for name in ("attach", "network", "preprocess_image", "encode_prompts"):
         assert hasattr(model_class, name), name
+
+
+def test_insert_image_samples_writes_what_add_samples_writes():
+    """The inserted documents have exactly the keys and values (ids, times and ``_rand``
+    aside) that ``add_samples`` stores for the same sample, and FiftyOne reads them back."""
+    ds = fo.Dataset(f"private-{uuid.uuid4().hex[:8]}")
+    try:
+        meta = {"size_bytes": 10, "mime_type": "image/jpeg", "width": 64, "height": 48}
+        detections = fo.Detections(detections=[fo.Detection(label="car", bounding_box=[0.1] * 4)])
+        ds.add_samples(
+            [fo.Sample(filepath="/tmp/a.jpg", metadata=fo.ImageMetadata(**meta), gt=detections)]
+        )
+        stored = detections.to_dict()
+        for d in stored["detections"]:
+            d["_id"] = (
+                ObjectId(d.pop("_id")["$oid"]) if isinstance(d.get("_id"), dict) else d["_id"]
+            )
+        private.insert_image_samples(
+            ds, [("/tmp/b.jpg", {**meta, "num_channels": None}, {"gt": stored})]
+        )
+        a, b = (
+            ds._sample_collection.find_one({"filepath": p}) for p in ("/tmp/a.jpg", "/tmp/b.jpg")
+        )
+        assert sorted(a) == sorted(b)
+        for key in ("_id", "filepath", "created_at", "last_modified_at", "_rand"):
+            a.pop(key), b.pop(key)
+        assert a == b
+        sample = ds["/tmp/b.jpg"]
+        assert sample.metadata.width == 64 and sample.gt.detections[0].label == "car"
+        assert len(ds) == 2 and ds.count("gt.detections") == 2
+    finally:
+        ds.delete()

@@ -169,3 +169,46 @@ def test_class_map(tmp_path):
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
     with pytest.raises(FormatError, match="expected a mapping"):
         ClassMap.load(tmp_path / "list.yaml")
+
+
+def test_kitti_lines_parse_the_same_through_the_one_match_and_the_checked_path():
+    """The one-match path (plain decimals separated by spaces) and the column-by-column path
+    give equal objects; lines the one match does not take (other separators, leading spaces,
+    exponents, odd labels) go the checked way, with its errors."""
+    import random
+
+    from detection_debugger.formats.kitti import _parse_checked
+
+    rng = random.Random(7)
+    forms = (
+        lambda v: f"{v:g}",
+        lambda v: f"{v:.6f}",
+        lambda v: f"{v:e}",
+        lambda v: f"{v:+.2f}",
+        lambda v: str(int(v)),
+    )
+    for case in range(400):
+        predictions = case % 2 == 0
+        ncols = rng.choice((15, 16)) if predictions else 15
+        x1, y1 = rng.uniform(0, 500), rng.uniform(0, 500)
+        values = [rng.uniform(-3, 3) for _ in range(3)]
+        values += [x1, y1, x1 + rng.uniform(0, 90), y1 + rng.uniform(0, 90)]
+        values += [rng.uniform(-9, 9) for _ in range(ncols - 8)]
+        sep = rng.choice((" ", "  ", "\t", " \t"))
+        label = rng.choice(("car", "Pedestrian", "traffic_sign", "DontCare", "feu_rouge_é"))
+        line = sep.join([label, *(rng.choice(forms)(v) for v in values)])
+        line = rng.choice(("", " ")) + line + rng.choice(("", " ", "\t"))
+        fast = parse_kitti_line(line, "f.txt", 3, predictions)
+        checked = _parse_checked(line, line.split(), "f.txt", 3, predictions)
+        assert fast == checked, line
+    for bad, reason in (
+        ("car 0 0 0 10 10 5 20 0 0 0 0 0 0 0 0.5", "x2"),
+        ("car 0 0 0 10 10 20 20 0 0 0 0 0 0 0 1e999", "not finite"),
+        ("car\x07 0 0 0 10 10 20 20 0 0 0 0 0 0 0 0.5", "control character"),
+        ("car 0 0 0 10 10 20 20 0 0 0 0 0 0 0 1_0", "not a number"),
+        ("car 0 0 0 10 10 20 20 0 0 0 0 0 0 0 1e", "not a number"),
+        ("car 0 0 0 10 10 20 20 0 0 0 0 0 0 0 nan", "not finite"),
+        ("car 0 0 0 10 10 20 20 0 0 0 0 0 0 0 \u0663", "not a number"),
+    ):
+        with pytest.raises(FormatError, match=reason):
+            parse_kitti_line(bad, "f.txt", 3, predictions=True)

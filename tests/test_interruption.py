@@ -98,23 +98,22 @@ def test_ctrl_c_mid_write_is_refused_by_evaluation_and_completed_by_a_rerun(smal
         expected = _content(
             apply_import(plan_import(reference, small["images"], _sources(small)), progress=False)
         )
-        real_write = dataset_import._write_field
+        real_insert = dataset_import.insert_image_samples
 
-        def interrupted(dataset, label_plan, size_of, images, progress):
-            if label_plan.source.field == "predictions":
-                half = dict(list(images.items())[: len(images) // 2])
-                real_write(dataset, label_plan, size_of, half, progress)
-                raise KeyboardInterrupt
-            real_write(dataset, label_plan, size_of, images, progress)
+        def interrupted(dataset, rows):  # Ctrl-C after half the samples went in
+            real_insert(dataset, rows[: len(rows) // 2])
+            raise KeyboardInterrupt
 
-        monkeypatch.setattr(dataset_import, "_write_field", interrupted)
+        monkeypatch.setattr(dataset_import, "insert_image_samples", interrupted)
         with pytest.raises(KeyboardInterrupt):
             apply_import(plan_import(name, small["images"], _sources(small)), progress=False)
         monkeypatch.undo()
         dataset = fo.load_dataset(name)
         records = import_records(dataset)
-        assert records["ground_truth"]["status"] == COMPLETE
+        # new samples are inserted with both label fields: both are marked unfinished
+        assert records["ground_truth"]["status"] == WRITING
         assert records["predictions"]["status"] == WRITING
+        assert 0 < len(dataset) < len(fo.load_dataset(reference))
         assert "lock" not in dataset.info["detection_debugger"]  # released on the way out
         with pytest.raises(PartialFieldError, match="only partly imported.*run the same import"):
             evaluate_detections(dataset, "predictions", "ground_truth", eval_key="eval")

@@ -147,12 +147,15 @@ def imported(files, small_batches):
 def test_import_reports_each_batch(imported):
     _dataset, reading, writing = imported
     _assert_per_batch(reading, 4)
-    # 11 images in batches of 3: 4 batches of samples, 4 per label field, plus step starts.
-    _assert_per_batch(writing, 12)
+    # 11 images: the first added by FiftyOne (it declares the media type), its fields written
+    # after; the other 10 inserted with both fields in batches of 3 (3 units an image).
+    _assert_per_batch(writing, 8)
+    inserts = [done for done, _, label in writing if label == "adding samples"]
+    assert inserts == [0, 9, 18, 27, 30, 31]  # start, 4 batches, the one already there
     assert writing[-1] == (33, 33, "writing predictions")
     steps = [label for _, _, label in writing]
     assert steps.index("adding samples") < steps.index("writing ground_truth")
-    assert steps.count("writing ground_truth") == 1 + 4
+    assert steps.count("writing ground_truth") == 1 + 1
 
 
 @pytest.mark.fiftyone
@@ -287,3 +290,27 @@ def test_boxes_read_in_batches_are_the_boxes_read_at_once(imported):
     assert sizes == [3, 3, 3, 1] and batched_ids == whole_ids
     for name in ("gt_image", "gt_class", "gt_boxes", "gt_crowd", "pred_image", "pred_boxes"):
         np.testing.assert_array_equal(getattr(batched, name), getattr(whole, name))
+
+
+@pytest.mark.fiftyone
+def test_raw_read_equals_fiftyones_values_on_a_label_filtered_view(imported):
+    """The one raw aggregation reads exactly what FiftyOne's ``values()`` shows of a view
+    that filters labels (ids, classes, boxes, crowd flags, scores, in view order)."""
+    import numpy as np
+    from fiftyone import ViewField as F
+
+    from detection_debugger.datasets.arrays import detection_set_from_view
+
+    dataset = imported[0]
+    view = dataset.skip(2).filter_labels("predictions", F("confidence") > 0.3, only_matches=False)
+    data, ids = detection_set_from_view(view, "ground_truth", "predictions")
+    assert ids["samples"] == view.values("id")
+    for side, field in (("gt", "ground_truth"), ("pred", "predictions")):
+        values = view.values(f"{field}.detections.id", unwind=True)
+        assert ids[side] == values and len(values) > 0
+        labels = view.values(f"{field}.detections.label", unwind=True)
+        names = np.asarray(data.class_names)[getattr(data, f"{side}_class")]
+        assert names.tolist() == labels
+    scores = view.values("predictions.detections.confidence", unwind=True)
+    np.testing.assert_array_equal(data.pred_scores, scores)
+    assert min(scores) > 0.3
