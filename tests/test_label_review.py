@@ -417,6 +417,43 @@ def test_review_form_has_a_choice_per_issue_type(two_issues):
     assert "no_type" in form({"gt_field": GT, **dict.fromkeys(checks, False)})
 
 
+def test_a_wrong_class_from_the_box_shape_alone_is_reviewed_like_any(tmp_path):
+    """Tall persons no prediction finds, wide cars found, and one person-shaped box
+    annotated as a car: a wrong_class issue with no prediction behind it."""
+    size = 640
+
+    def det(label, box, conf=None):
+        return fo.Detection(label=label, bounding_box=[v / size for v in box], confidence=conf)
+
+    persons = [det("person", [10 + 25 * i, 20, 10, 40]) for i in range(20)]
+    car_boxes = [[10 + 60 * (i % 10), 100 + 70 * (i // 10), 50, 40] for i in range(20)]
+    cars = [det("car", b) for b in car_boxes]
+    odd = det("car", [300, 400, 10, 40])
+    dataset = fo.Dataset(f"li-shape-{uuid.uuid4().hex[:6]}")
+    dataset.add_sample(
+        fo.Sample(
+            filepath=str(tmp_path / "shape.jpg"),
+            metadata=fo.ImageMetadata(width=size, height=size),
+            ground_truth=fo.Detections(detections=[*persons, *cars, odd]),
+            predictions=fo.Detections(detections=[det("car", b, 0.9) for b in car_boxes]),
+        )
+    )
+    try:
+        find_label_issues(dataset, GT, ["predictions"])
+        flagged = review.flagged_label_ids(dataset, GT, "wrong_class")
+        assert flagged == [odd.id]
+        obj = dataset.first()[GT].detections[-1]
+        assert obj.issue_wrong_class_label == "person"
+        assert obj.issue_wrong_class_source_field is None and obj.issue_wrong_class_box is None
+        assert review.accept_issues(dataset, GT, [(odd.id, "wrong_class")])["changed"] == 1
+        fixed = dataset.first()[FIXED].detections[-1]
+        assert fixed.label == "person" and fixed.fix_previous_label == "car"
+        assert fixed.fix_type == "wrong_class"
+        assert getattr(fixed, "fix_source_field", None) is None
+    finally:
+        dataset.delete()
+
+
 def test_embedding_neighbours_support_wrong_class(two_issues):
     import fiftyone.brain as fob
     import numpy as np
