@@ -17,8 +17,8 @@ make stronger evidence.
   ``wrong_class_iou``) while no prediction of its own class does; the score is the mean over
   the sets of that other class's confidence, optionally blended with embedding-neighbour
   support (the share of the object's nearest neighbours that carry the proposed class). Or
-  an object whose box shape is rare for its class and common for another (a person-shaped
-  box annotated as a truck) while no prediction of its own class, however faint, prefers
+  an object whose box shape is rare for its class while most boxes of that shape carry
+  another (a person-shaped box annotated as a truck) while no prediction of its own class, however faint, prefers
   it: scored by the other class's share of that shape times the chance that the sets would
   miss an object of that class and size (a model that finds them and is silent here points
   at a box on background instead; a faint prediction of that class lifts the doubt).
@@ -107,7 +107,7 @@ class LabelIssueConfig:
         shape_max_share, shape_weight, shape_prior: an object whose class makes up at most
             ``shape_max_share`` of the annotated objects of its shape (width and height within
             about ``shape_tolerance``, ``shape_prior`` pseudo-objects at the class shares) is
-            a wrong_class candidate towards the commonest other class of that shape, scored
+            a wrong_class candidate towards the other class that holds most of them, scored
             ``shape_weight`` times that class's share, unless a prediction of its own class,
             however faint, is at least as confident as the proposed class's on it (0 for
             ``shape_max_share`` disables the shape evidence).
@@ -713,10 +713,10 @@ def _shape_shares(gt: DetectionSet, config: LabelIssueConfig) -> np.ndarray:
 def _shape_evidence(sets, overlaps, config: LabelIssueConfig):
     """``(score (G,), proposed (G,), traced (G,) bool)`` of the shape evidence for
     wrong_class: an object whose class is rare among objects of its shape (at most
-    ``shape_max_share``) is proposed the commonest other class, scored ``shape_weight``
-    times its share; 0 when any set's most confident own-class prediction on it (IoU >=
-    ``wrong_class_iou``, any confidence) is at least as confident as its most confident
-    proposed-class one. ``traced``: some set leaves a proposed-class prediction on it,
+    ``shape_max_share``) is proposed the other class that holds most objects of that
+    shape (over half), scored ``shape_weight`` times its share; 0 when any set's most
+    confident own-class prediction on it (IoU >= ``wrong_class_iou``, any confidence) is
+    at least as confident as its most confident proposed-class one. ``traced``: some set leaves a proposed-class prediction on it,
     however faint, above any of its own class (the model saw such an object there)."""
     gt = sets[0]
     num_gt, num_classes = len(gt.gt_ids), gt.num_classes
@@ -727,17 +727,18 @@ def _shape_evidence(sets, overlaps, config: LabelIssueConfig):
     own = shares[rows, gt.gt_class]
     others = np.where(np.arange(num_classes)[None] == gt.gt_class[:, None], -1.0, shares)
     proposed = np.argmax(others, axis=1)
-    score = np.where(own <= config.shape_max_share, config.shape_weight * others[rows, proposed], 0)
+    majority = others[rows, proposed]
+    implausible = (own <= config.shape_max_share) & (majority > 0.5)
+    score = np.where(implausible, config.shape_weight * majority, 0.0)
     traced = np.zeros(num_gt, bool)
     for data, ov in zip(sets, overlaps):
         near = ov.iou >= config.wrong_class_iou
-        faint = np.zeros((num_gt, num_classes))
-        np.maximum.at(
-            faint, (ov.gt[near], data.pred_class[ov.pred[near]]), data.pred_scores[ov.pred[near]]
-        )
-        own_faint = faint[rows, gt.gt_class]
-        score[(own_faint > 0) & (own_faint >= faint[rows, proposed])] = 0.0
-        traced |= faint[rows, proposed] > own_faint
+        cls, conf = data.pred_class[ov.pred], data.pred_scores[ov.pred]
+        own_rows, prop_rows = near & ov.same, near & (cls == proposed[ov.gt])
+        own_faint = np.maximum(_group_max(ov.gt[own_rows], conf[own_rows], num_gt)[0], 0.0)
+        prop_faint = np.maximum(_group_max(ov.gt[prop_rows], conf[prop_rows], num_gt)[0], 0.0)
+        score[(own_faint > 0) & (own_faint >= prop_faint)] = 0.0
+        traced |= prop_faint > own_faint
     return score, proposed, traced
 
 
