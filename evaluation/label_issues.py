@@ -6,9 +6,9 @@ make stronger evidence.
 
 - ``missing``: a confident prediction on no annotated object: below ``missing_max_iou`` with
   every same-class object that no other prediction fits better (so a person next to an
-  annotated person in a crowd is still a candidate), below ``missing_matched_iou`` with any same-class
-  object (its match or a duplicate), below ``missing_other_iou`` with other classes (a wrong
-  class) and not a box around a group. Predictions of every set on the same spot form one
+  annotated person in a crowd is still a candidate), below ``missing_matched_iou`` with any
+  same-class object (its match or a duplicate), below ``missing_other_iou`` with other
+  classes (a wrong class) and not a box around a group. Predictions of every set on the same spot form one
   candidate. The score is the mean of the sets' *calibrated* confidences (how often the set
   is right at that class and confidence, the class's curve shrunk towards every class's so
   that small classes are not capped; 0 for a silent set, whose weight grows with its recall
@@ -18,10 +18,11 @@ make stronger evidence.
   the sets of that other class's confidence, optionally blended with embedding-neighbour
   support (the share of the object's nearest neighbours that carry the proposed class). Or
   an object whose box shape is rare for its class while most boxes of that shape carry
-  another (a person-shaped box annotated as a truck) while no prediction of its own class, however faint, prefers
-  it: scored by the other class's share of that shape times the chance that the sets would
-  miss an object of that class and size (a model that finds them and is silent here points
-  at a box on background instead; a faint prediction of that class lifts the doubt).
+  another (a person-shaped box annotated as a truck), and that no prediction of its own
+  class prefers, however faint: scored by the other class's share of that shape times the
+  chance that the sets would miss an object of that class and size (a model that finds
+  them and is silent here points at a box on background instead; a faint prediction of
+  that class lifts the doubt).
 - ``spurious``: an object on which no prediction fires although the sets find objects of its
   class *and size* elsewhere: one minus the chance that every silent set misses a real object
   (their miss rates at that class and size), its odds raised by a set that fires with a
@@ -109,8 +110,8 @@ class LabelIssueConfig:
             about ``shape_tolerance``, ``shape_prior`` pseudo-objects at the class shares) is
             a wrong_class candidate towards the other class that holds most of them, scored
             ``shape_weight`` times that class's share, unless a prediction of its own class,
-            however faint, is at least as confident as the proposed class's on it (0 for
-            ``shape_max_share`` disables the shape evidence).
+            however faint, is at least as confident as the proposed class's on it
+            (``shape_max_share`` 0 disables the shape evidence).
         spurious_iou: a prediction of any class at this IoU or more fires on the object.
         spurious_faint_iou: a prediction of any class and confidence at this IoU or more is a
             trace on the object.
@@ -570,8 +571,8 @@ def _missing_rows(data: DetectionSet, ov: _Overlaps, config: LabelIssueConfig):
     A prediction is a candidate when it overlaps no same-class object at
     ``missing_max_iou`` or more, except objects that another prediction fits better (a
     neighbour in a crowd of people or a row of parked cars, found by its own prediction),
-    and none at ``missing_matched_iou`` or more (then it is that object's match or a duplicate);
-    a box holding more than ``missing_max_contained`` annotated objects (half of each
+    and none at ``missing_matched_iou`` or more (then it is that object's match or a
+    duplicate); a box holding more than ``missing_max_contained`` annotated objects (half of each
     inside) is a box around a group, not an object.
     """
     num = len(data.pred_ids)
@@ -716,8 +717,9 @@ def _shape_evidence(sets, overlaps, config: LabelIssueConfig):
     ``shape_max_share``) is proposed the other class that holds most objects of that
     shape (over half), scored ``shape_weight`` times its share; 0 when any set's most
     confident own-class prediction on it (IoU >= ``wrong_class_iou``, any confidence) is
-    at least as confident as its most confident proposed-class one. ``traced``: some set leaves a proposed-class prediction on it,
-    however faint, above any of its own class (the model saw such an object there)."""
+    at least as confident as its most confident proposed-class one. ``traced``: some set
+    leaves a proposed-class prediction on it, however faint, above any of its own class
+    (the model saw such an object there)."""
     gt = sets[0]
     num_gt, num_classes = len(gt.gt_ids), gt.num_classes
     if config.shape_max_share <= 0 or not num_gt:
