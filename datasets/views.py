@@ -197,7 +197,8 @@ def issues_view(samples, gt_field: str, issue_type: str, include_rejected: bool 
 def issue_evidence_view(samples, item: dict):
     """The image of one queued label issue (an item of
     :func:`~detection_debugger.datasets.review.review_queue`) showing its object and the
-    prediction behind it side by side: the other objects of those two fields are hidden (ids compared as strings: the view travels to the App as JSON)."""
+    prediction behind it side by side: the other objects of those two fields are hidden
+    (ids compared as strings: the view travels to the App as JSON)."""
     view = samples.select(item["sample_id"])
     view = view.filter_labels(
         item["field"], F("_id").to_string() == item["label_id"], only_matches=False
