@@ -12,7 +12,8 @@ make stronger evidence.
   same spot form one candidate. The score is the mean of the sets' *calibrated*
   confidences (how often the set is right at that class and confidence, the class's curve
   shrunk towards every class's so that small classes are not capped; 0 for a silent set,
-  whose weight grows with its recall of the class), times the support of annotated objects of that class and size elsewhere.
+  whose weight grows with its recall of the class), times the support of annotated objects
+  of that class and size elsewhere.
 - ``wrong_class``: an object that a confident prediction of another class covers (IoU >=
   ``wrong_class_iou``) while no prediction of its own class does; the score is the mean over
   the sets of that other class's confidence, optionally blended with embedding-neighbour
