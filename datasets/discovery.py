@@ -119,13 +119,14 @@ def discover_slices(dataset, eval_key: str, cls: str | None = None, top: int = 1
     return discover_run(dataset, eval_key, cls, config).to_dicts()
 
 
-def _condition_expression(condition: dict, attribute: bool):
-    """The filter of one condition: on a label attribute (``attribute``) or a sample field."""
-    value = F(condition["field"])
+def _condition_expression(condition: dict, attribute: bool, root: str = ""):
+    """The filter of one condition: on a label attribute (``attribute``) or a sample field
+    (``root="$"``: a sample field read from inside a label filter)."""
+    value = F(root + condition["field"])
     if condition.get("value") is not None:
         if condition["field"] == "tags":
             tag = condition["descriptor"].removeprefix("tag:")
-            has = F("tags").contains(tag)
+            has = F(root + "tags").contains(tag)
             return has if condition["value"] == "with" else ~has
         if condition["value"] in ("True", "False") and not attribute:
             return value == (condition["value"] == "True")
@@ -144,25 +145,30 @@ def _condition_expression(condition: dict, attribute: bool):
 def hypothesis_view(dataset, eval_key: str, hypothesis: dict):
     """The slice of a hypothesis (a row of :func:`discover_slices`) as a view.
 
-    Image conditions select samples. With object conditions, the ground truth shown is the
-    class's objects meeting them and the predictions shown are the class's meeting them by
-    their own values (the unmatched ones are the slice's false positives); samples showing
-    none of either are left out. Its slice evaluation gives the hypothesis's AP.
+    Image conditions alone select samples (its slice evaluation gives the hypothesis's AP).
+    With object conditions the slice is a set of objects: the ground truth shown is the
+    class's objects meeting every condition (an image condition through their sample) and
+    the predictions shown are all of the class's, so that each false positive of the class
+    counts; samples showing neither are left out. Its slice evaluation gives the
+    hypothesis's ``slice_AP`` (the hypothesis's ``AP`` is that, normalized).
     """
     dataset = dataset_of(dataset)
     config = load_run(dataset, eval_key).config
     view = dataset.view()
-    objects = [c for c in hypothesis["conditions"] if c["level"] == OBJECTS]
-    for condition in hypothesis["conditions"]:
-        if condition["level"] != OBJECTS:
+    conditions = hypothesis["conditions"]
+    if not any(c["level"] == OBJECTS for c in conditions):
+        for condition in conditions:
             view = view.match(_condition_expression(condition, attribute=False))
-    if not objects:
         return view
-    expression = F("label") == hypothesis["class"]
-    for condition in objects:
-        expression = expression & _condition_expression(condition, attribute=True)
-    for field in (config.gt_field, config.pred_field):
-        view = view.filter_labels(field, expression, only_matches=False)
+    label = F("label") == hypothesis["class"]
+    expression = label
+    for condition in conditions:
+        if condition["level"] == OBJECTS:
+            expression = expression & _condition_expression(condition, attribute=True)
+        else:
+            expression = expression & _condition_expression(condition, False, root="$")
+    view = view.filter_labels(config.gt_field, expression, only_matches=False)
+    view = view.filter_labels(config.pred_field, label, only_matches=False)
     shown = (
         F(f"{config.gt_field}.detections").length() + F(f"{config.pred_field}.detections").length()
     )

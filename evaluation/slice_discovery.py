@@ -151,7 +151,12 @@ class Condition:
 
 @dataclass(frozen=True)
 class Hypothesis:
-    """A slice of one class that loses AP: where the model may fail."""
+    """A slice of one class that loses AP: where the model may fail.
+
+    ``AP`` of an object slice is its normalized AP (:meth:`CellEvaluator.object_ap`: the
+    class's AP if all its objects were like these); ``slice_AP`` is what the saved slice
+    evaluates to (these objects against every prediction of the class, not normalized).
+    For an image slice both are pycocotools' AP on those images."""
 
     cls: str
     conditions: tuple[Condition, ...]
@@ -160,6 +165,7 @@ class Hypothesis:
     baseline_AP: float
     class_num_gt: int
     p_value: float  # Bonferroni-adjusted
+    slice_AP: float = float("nan")  # what the saved slice's evaluation gives
 
     @property
     def level(self) -> str:
@@ -181,8 +187,9 @@ class Hypothesis:
     def description(self) -> str:
         where = " and ".join(c.describe() for c in self.conditions)
         scope = "objects" if self.level == OBJECTS else "objects in images"
+        metric = "normalized AP" if self.level == OBJECTS else "AP"
         return (
-            f"{self.cls} {scope} where {where}: AP {self.AP:.3f} vs {self.baseline_AP:.3f} "
+            f"{self.cls} {scope} where {where}: {metric} {self.AP:.3f} vs {self.baseline_AP:.3f} "
             f"for the class ({self.num_gt} of {self.class_num_gt} objects)"
         )
 
@@ -199,6 +206,7 @@ class Hypothesis:
             "class": self.cls,
             "class_num_gt": self.class_num_gt,
             "p_value": self.p_value,
+            "slice_AP": self.slice_AP,
             "conditions": [c.to_dict() for c in self.conditions],
         }
 
@@ -434,26 +442,26 @@ def _pair_partition(a: _Binned, b: _Binned, parents: dict) -> _Partition:
     return _Partition(((a, _pair_ranges(a)), (b, _pair_ranges(b))), gt, pred, 9)
 
 
-def _evaluate(evaluator: CellEvaluator, partitions: list[_Partition], needed):
-    """``(M, K, C)`` AP and objects of every partition's cells, one partition a task on the
-    machine's cores (numpy releases the GIL in its sorts, scans and gathers).
+def _evaluate(evaluator: CellEvaluator, partitions: list[_Partition], needed, ranks):
+    """``(M, K, C)`` AP, objects and sum of the objects' ``ranks`` of every partition's
+    cells, one partition a task on the machine's cores (numpy releases the GIL in its
+    sorts, scans and gathers).
 
     ``needed(counts)`` says, from a partition's ``(K, C)`` objects per class and cell, which
     classes need their AP (``(K,)`` bool); the others are not evaluated (NaN): none of their
     cells has the support to be reported or to be a pair's parent."""
     width = max(p.num_cells for p in partitions)
     shape = (len(partitions), evaluator.num_classes, width)
-    ap, n = np.full(shape, np.nan), np.zeros(shape, dtype=np.int64)
+    ap, n, w = np.full(shape, np.nan), np.zeros(shape, dtype=np.int64), np.zeros(shape)
 
     def run(i: int) -> None:
         p = partitions[i]
         counts = evaluator.num_gt(p.gt_cells, p.num_cells)  # (1, K, C)
         n[i, :, : p.num_cells] = counts[0]
+        w[i, :, : p.num_cells] = evaluator.num_gt(p.gt_cells, p.num_cells, ranks)[0]
         classes = needed(counts[0])
         if classes.any():
-            ap[i, :, : p.num_cells] = evaluator.ap(
-                p.gt_cells, p.pred_cells, p.num_cells, counts, classes[None, :]
-            )[0]
+            ap[i, :, : p.num_cells] = _ap(evaluator, p, counts, classes[None, :])[0]
 
     workers = min(_WORKERS, len(partitions))
     if workers > 1:
@@ -462,7 +470,18 @@ def _evaluate(evaluator: CellEvaluator, partitions: list[_Partition], needed):
     else:
         for i in range(len(partitions)):
             run(i)
-    return ap, n
+    return ap, n, w
+
+
+def _ap(evaluator: CellEvaluator, partition: _Partition, counts, classes) -> np.ndarray:
+    """``(1, K, C)`` AP of a partition's cells: object slices (a descriptor of the objects
+    is in it) by :meth:`CellEvaluator.object_ap`, normalized; image slices by
+    :meth:`CellEvaluator.ap` (pycocotools on those images)."""
+    if _level(partition) == OBJECTS:
+        return evaluator.object_ap(partition.gt_cells, partition.num_cells, counts, classes)
+    return evaluator.image_ap(
+        partition.gt_cells, partition.pred_cells, partition.num_cells, counts, classes
+    )
 
 
 # ---------------------------------------------------------------- chance
@@ -470,11 +489,12 @@ def _evaluate(evaluator: CellEvaluator, partitions: list[_Partition], needed):
 
 def _chance_spread(evaluator: CellEvaluator, data: _Objects, config, baseline, totals):
     """``{level: (K,) s^2}``: the spread of random-slice AP, ``Var(AP_n) ~ s^2 (1/n - 1/N)``,
-    fitted on random partitions of the objects (or of the images) into 2, 4, 8 parts."""
+    fitted on random partitions of the images (image slices; object slices are tested by
+    :func:`_mann_whitney`) into 2, 4, 8 parts."""
     rng = np.random.default_rng(config.seed)
     cells = max(config.null_parts)
     out = {}
-    for level in (OBJECTS, IMAGES):
+    for level in (IMAGES,):
         gt, pred = [], []
         for parts in config.null_parts:
             for _ in range(config.null_seeds):
@@ -486,8 +506,9 @@ def _chance_spread(evaluator: CellEvaluator, data: _Objects, config, baseline, t
                     gt.append(rng.integers(0, parts, len(data.gt_rows), dtype=np.int8))
                     pred.append(rng.integers(0, parts, len(data.pred_rows), dtype=np.int8))
         gt, pred = np.stack(gt), np.stack(pred)
-        ap = evaluator.ap(gt, pred, cells)  # (M, K, C)
-        n = evaluator.num_gt(gt, cells).astype(np.float64)
+        n = evaluator.num_gt(gt, cells)
+        ap = evaluator.image_ap(gt, pred, cells, n)  # (M, K, C)
+        n = n.astype(np.float64)
         total = totals[None, :, None].astype(np.float64)
         usable = (n > 0) & (n < total) & np.isfinite(ap)
         scale = np.where(usable, 1.0 / np.maximum(n, 1) - 1.0 / np.maximum(total, 1), 1.0)
@@ -505,41 +526,76 @@ def _p_values(delta, n, total, spread) -> np.ndarray:
     return 0.5 * np.array([math.erfc(v / math.sqrt(2.0)) for v in z.ravel()]).reshape(z.shape)
 
 
+def _burial_ranks(burial, gt_class, counted, num_classes) -> tuple[np.ndarray, np.ndarray]:
+    """``(G',)`` rank of each object's burial among its class's objects (1: found first;
+    ties share their mean rank; 0 for the objects not counted) and ``(K,)`` the ties'
+    ``sum(t^3 - t)`` of each class (the Mann-Whitney variance correction)."""
+    rows = np.flatnonzero(counted)
+    order = rows[np.lexsort((burial[rows], gt_class[rows]))]
+    cls, value = gt_class[order], burial[order]
+    new = np.r_[True, (cls[1:] != cls[:-1]) | (value[1:] != value[:-1])]
+    start = np.flatnonzero(new)
+    size = np.diff(np.r_[start, len(order)]).astype(np.float64)
+    class_start = np.searchsorted(cls, np.arange(num_classes))
+    ranks = np.zeros(len(burial))
+    ranks[order] = (start + (size - 1) / 2.0)[np.cumsum(new) - 1] - class_start[cls] + 1
+    ties = np.bincount(cls[start], size**3 - size, minlength=num_classes)
+    return ranks, ties
+
+
+def _mann_whitney(rank_sum, n, total, ties) -> np.ndarray:
+    """One-sided p-values (normal approximation, continuity and tie corrections) that the
+    ``n`` objects of a slice, whose ranks among the ``total`` of their class sum to
+    ``rank_sum``, are ranked higher (found later or not at all) than the others."""
+    n, total = np.asarray(n, np.float64), np.asarray(total, np.float64)
+    other = total - n
+    u = rank_sum - n * (n + 1) / 2
+    var = n * other / 12 * ((total + 1) - ties / np.maximum(total * (total - 1), 1))
+    z = (u - n * other / 2 - 0.5) / np.sqrt(np.maximum(var, 1e-12))
+    return 0.5 * np.array([math.erfc(v / math.sqrt(2.0)) for v in np.ravel(z)]).reshape(z.shape)
+
+
 # ---------------------------------------------------------------- search
 
 
 @dataclass(frozen=True)
 class _Candidates:
-    """Every evaluated slice with enough support, flat: partition, class, cell, objects, AP
-    and (pairs) the AP of its two one-descriptor parents."""
+    """Every evaluated slice with enough support, flat: partition, class, cell, objects, AP,
+    the objects' rank sum and (pairs) the AP, objects, single partition and cell of its
+    worse one-descriptor parent."""
 
     partition: np.ndarray
     k: np.ndarray
     cell: np.ndarray
     n: np.ndarray
     ap: np.ndarray
+    rank_sum: np.ndarray
     parent_ap: np.ndarray | None = None
     parent_n: np.ndarray | None = None
+    parent_partition: np.ndarray | None = None
+    parent_cell: np.ndarray | None = None
 
 
-def _candidates(ap, n, classes, totals, config, parents=None) -> _Candidates:
+def _candidates(evaluated, classes, totals, config, parents=None) -> _Candidates:
+    ap, n, w = evaluated
     mask = np.zeros(ap.shape, dtype=bool)
     mask[:, classes, :] = True
     upper = np.floor(config.max_fraction * totals)[None, :, None]
     mask &= (n >= config.min_support) & (n <= upper) & np.isfinite(ap)
-    m, k, c = np.nonzero(mask)
-    if parents is None:
-        return _Candidates(m, k, c, n[m, k, c], ap[m, k, c])
-    parent_ap, parent_n = parents
-    return _Candidates(m, k, c, n[m, k, c], ap[m, k, c], parent_ap[m, k, c], parent_n[m, k, c])
+    at = np.nonzero(mask)
+    found = [a[at] for a in (n, ap, w)]
+    if parents is not None:
+        found += [a[at] for a in parents]
+    return _Candidates(*at, *found)
 
 
 def _pair_parents(pairs, ap_single, n_single, single_index):
-    """``(M, K, 9)`` AP and objects of the worse (lower-AP) one-descriptor parent (tertile
-    or value) of each pair cell."""
+    """``(M, K, 9)`` AP, objects, single partition and cell of the worse (lower-AP)
+    one-descriptor parent (tertile or value) of each pair cell."""
     ap_single = np.nan_to_num(ap_single, nan=np.inf)
     ap = np.full((len(pairs), ap_single.shape[1], 9), np.inf)
     n = np.zeros(ap.shape)
+    part, where = np.zeros(ap.shape, dtype=int), np.zeros(ap.shape, dtype=int)
     width = ap_single.shape[2]
     for i, pair in enumerate(pairs):
         (a, _), (b, _) = pair.parts
@@ -551,7 +607,62 @@ def _pair_parents(pairs, ap_single, n_single, single_index):
         a_worse = first <= second
         ap[i][:, cells] = np.where(a_worse, first, second)
         n[i][:, cells] = np.where(a_worse, n_single[ia][:, ca], n_single[ib][:, cb])
-    return ap, n
+        part[i][:, cells] = np.where(a_worse, ia, ib)
+        where[i][:, cells] = np.where(a_worse, ca, cb)
+    return ap, n, part, where
+
+
+@dataclass(frozen=True)
+class _Tests:
+    """The significance tests, Bonferroni-corrected for the ``num_tested`` slices.
+
+    Object slices: :func:`_mann_whitney` on the objects' burial ranks (the slice against the
+    rest of its class; a pair against the rest of its worse parent). Image slices: the AP
+    loss against the spread of random image slices (:func:`_chance_spread`)."""
+
+    data: _Objects
+    baseline: np.ndarray
+    totals: np.ndarray
+    spread: np.ndarray  # (K,) s^2 of image slices
+    ties: np.ndarray
+    burial: np.ndarray  # (G',) of every object
+    num_tested: int
+
+    def slices(self, partitions, cands: _Candidates, config, singles) -> tuple:
+        """``(p, keep)``: adjusted p-values and which candidates are reported."""
+        k = cands.k
+        objects = np.array([_level(partitions[m]) == OBJECTS for m in cands.partition], bool)
+        delta = self.baseline[k] - cands.ap
+        raw = np.where(
+            objects,
+            _mann_whitney(cands.rank_sum, cands.n, self.totals[k], self.ties[k]),
+            _p_values(delta, cands.n, self.totals[k], self.spread[k]),
+        )
+        p = np.minimum(1.0, raw * self.num_tested)
+        keep = (delta > 0) & (p <= config.alpha)
+        if cands.parent_ap is not None:  # a pair must lose more than its worse parent
+            keep &= cands.parent_ap - cands.ap > config.pair_margin
+            for i in np.flatnonzero(keep):
+                p[i] = max(p[i], min(1.0, self._beyond_parent(partitions, cands, i, singles)))
+            keep &= p <= config.alpha
+        return p, keep
+
+    def _beyond_parent(self, partitions, cands: _Candidates, i: int, singles) -> float:
+        """Bonferroni-adjusted p that pair cell ``i`` is worse than the rest of its parent."""
+        k, n = cands.k[i], cands.n[i]
+        if _level(partitions[cands.partition[i]]) != OBJECTS:
+            beyond = cands.parent_ap[i] - cands.ap[i]
+            raw = _p_values(beyond, n, max(cands.parent_n[i], n + 1), self.spread[k])
+            return float(raw * self.num_tested)
+        data = self.data
+        mine = (data.gt_class == k) & data.gt_counted
+        parent = mine & (singles[cands.parent_partition[i]].gt_cells == cands.parent_cell[i])
+        inside = parent & (partitions[cands.partition[i]].gt_cells == cands.cell[i])
+        values = self.burial[parent]
+        same = np.zeros(len(values), dtype=int)
+        ranks, ties = _burial_ranks(values, same, np.ones(len(values), bool), 1)
+        raw = _mann_whitney(ranks[inside[parent]].sum(), n, len(values), ties[0])
+        return float(raw * self.num_tested)
 
 
 # long: the search in order (bins, singles, pairs, chance, correction, ranking)
@@ -600,41 +711,36 @@ def discover(
     )
     in_search = np.isin(np.arange(evaluator.num_classes), searched)
     upper = np.floor(config.max_fraction * totals)[:, None]
-    ap_s, n_s = _evaluate(  # a single cell above the maximum may be a pair's parent
-        evaluator, singles, lambda n: in_search & (n >= config.min_support).any(axis=1)
+    ranks, ties = _burial_ranks(evaluator.burial, data.gt_class, data.gt_counted, data.num_classes)
+    found_s = _evaluate(  # a single cell above the maximum may be a pair's parent
+        evaluator, singles, lambda n: in_search & (n >= config.min_support).any(axis=1), ranks
     )
-    groups = [(singles, _candidates(ap_s, n_s, searched, totals, config))]
+    groups = [(singles, _candidates(found_s, searched, totals, config))]
     if pairs:
-        ap_p, n_p = _evaluate(
+        found_p = _evaluate(
             evaluator,
             pairs,
             lambda n: in_search & ((n >= config.min_support) & (n <= upper)).any(axis=1),
+            ranks,
         )
-        parents = _pair_parents(pairs, ap_s, n_s, single_index)
-        groups.append((pairs, _candidates(ap_p, n_p, searched, totals, config, parents)))
+        parents = _pair_parents(pairs, found_s[0], found_s[1], single_index)
+        groups.append((pairs, _candidates(found_p, searched, totals, config, parents)))
 
-    spread = _chance_spread(evaluator, data, config, baseline, totals)
-    num_tested = sum(len(c.k) for _, c in groups)
+    spread = _chance_spread(evaluator, data, config, baseline, totals)[IMAGES]
+    tests = _Tests(
+        data, baseline, totals, spread, ties, evaluator.burial, sum(len(c.k) for _, c in groups)
+    )
     ranked = []
     for partitions, cands in groups:
-        level = np.array([_level(partitions[m]) == IMAGES for m in cands.partition], dtype=bool)
-        s2 = np.where(level, spread[IMAGES][cands.k], spread[OBJECTS][cands.k])
-        delta = baseline[cands.k] - cands.ap
-        p = np.minimum(1.0, _p_values(delta, cands.n, totals[cands.k], s2) * num_tested)
-        keep = (delta > 0) & (p <= config.alpha)
-        if cands.parent_ap is not None:  # a pair must lose more than its worse parent
-            beyond = cands.parent_ap - cands.ap
-            p_parent = _p_values(beyond, cands.n, np.maximum(cands.parent_n, cands.n + 1), s2)
-            p = np.maximum(p, np.minimum(1.0, p_parent * num_tested))
-            keep &= (beyond > config.pair_margin) & (p <= config.alpha)
-        score = delta * cands.n / totals[cands.k]
+        p, keep = tests.slices(partitions, cands, config, singles)
+        score = (baseline[cands.k] - cands.ap) * cands.n / totals[cands.k]
         for i in np.flatnonzero(keep):
             ranked.append((score[i], partitions[cands.partition[i]], cands, i, p[i]))
     ranked.sort(key=lambda r: -r[0])
-    hypotheses = _pick(ranked, data, baseline, totals, names, config)
+    hypotheses = _pick(ranked, data, baseline, totals, names, config, evaluator)
     return DiscoveryResult(
         hypotheses,
-        num_tested,
+        tests.num_tested,
         len(ranked),
         {v: float(baseline[k]) for k, v in names.items()},
         [b.descriptor.name for b in binned],
@@ -665,7 +771,18 @@ def _redundant(members: np.ndarray, other: np.ndarray, config: DiscoveryConfig) 
     )
 
 
-def _pick(ranked, data, baseline, totals, names, config) -> list[Hypothesis]:
+def _slice_ap(evaluator: CellEvaluator, partition: _Partition, k: int, cell: int, ap) -> float:
+    """The AP the slice's saved view gives (:func:`~detection_debugger.datasets.discovery.
+    hypothesis_view`): an object slice's objects against every prediction of the class,
+    not normalized; an image slice's AP."""
+    if _level(partition) != OBJECTS:
+        return float(ap)
+    cells = np.where(partition.gt_cells == cell, 0, -1)
+    classes = np.arange(evaluator.num_classes) == k
+    return float(evaluator.object_ap(cells, 1, classes=classes[None, :], normalized=False)[0, k, 0])
+
+
+def _pick(ranked, data, baseline, totals, names, config, evaluator) -> list[Hypothesis]:
     """The best ``top`` slices, skipping those overlapping a better one of their class."""
     chosen: list[tuple[int, np.ndarray]] = []
     out = []
@@ -685,6 +802,7 @@ def _pick(ranked, data, baseline, totals, names, config) -> list[Hypothesis]:
                 baseline_AP=float(baseline[k]),
                 class_num_gt=int(totals[k]),
                 p_value=float(p),
+                slice_AP=_slice_ap(evaluator, partition, k, cell, cands.ap[i]),
             )
         )
         if len(out) >= config.top:

@@ -21,6 +21,8 @@ from detection_debugger.evaluation.descriptors import (
 from detection_debugger.evaluation.slice_discovery import (
     Descriptor,
     DiscoveryConfig,
+    _burial_ranks,
+    _mann_whitney,
     discover,
 )
 
@@ -64,14 +66,89 @@ def test_cell_ap_equals_the_match_table_on_object_cells(seed, kwargs):
             _assert_same(ap[m, :, c], [result.classes[n].AP for n in data.class_names])
 
 
-def test_cell_ap_of_image_cells_is_pycocotools_on_those_images():
-    table = _table(4)
+@pytest.mark.parametrize("seed", [4, 7, 8])
+def test_cell_ap_of_image_cells_is_pycocotools_on_those_images(seed):
+    table = _table(seed, **({"score_decimals": 1} if seed == 7 else {}))
     data = table.data
-    image = np.random.default_rng(4).integers(0, 3, data.num_images)
-    ap = CellEvaluator.from_table(table).ap(image[data.gt_image], image[data.pred_image], 3)
-    for c in range(3):
-        result = table.evaluate(image == c)
-        _assert_same(ap[0, :, c], [result.classes[n].AP for n in data.class_names])
+    image = np.random.default_rng(seed).integers(-1, 3, (2, data.num_images))
+    gt, pred = image[:, data.gt_image], image[:, data.pred_image]
+    evaluator = CellEvaluator.from_table(table)
+    general, fast = evaluator.ap(gt, pred, 3), evaluator.image_ap(gt, pred, 3)
+    for m in range(2):
+        for c in range(3):
+            result = table.evaluate(image[m] == c)
+            expected = [result.classes[n].AP for n in data.class_names]
+            _assert_same(general[m, :, c], expected)
+            _assert_same(fast[m, :, c], expected)
+
+
+def _normalized_ap(table: MatchTable, k: int, gt_mask: np.ndarray) -> float | None:
+    """Reference: the normalized AP of class ``k``'s objects in ``gt_mask`` (Hoiem et al.),
+    accumulated prediction by prediction as pycocotools does, threshold by threshold."""
+    coco, data = table.coco, table.data
+    counted = coco.gt_counted[0] & (data.gt_class == k)
+    mine, total = counted & gt_mask, counted.sum()
+    n = mine.sum()
+    if n == 0:
+        return None
+    per_threshold = []
+    for t in range(coco.pred_tp.shape[0]):
+        tps = fps = 0
+        recall, precision = [], []
+        for d in np.flatnonzero(coco.pred_class == k):
+            if coco.pred_fp[t, 0, d]:
+                fps += 1
+            elif coco.pred_tp[t, 0, d] and mine[coco.pred_gt[t, 0, d]]:
+                tps += 1
+            else:
+                continue  # matched to a crowd region or to an object of another slice
+            found = tps * (total / n)
+            recall.append(tps / n)
+            precision.append(found / (found + fps + np.spacing(1)))
+        envelope = np.maximum.accumulate(np.array(precision[::-1] or [0.0]))[::-1]
+        reads = np.searchsorted(np.array(recall), RECALL_THRESHOLDS, side="left")
+        per_threshold.append(sum(envelope[i] for i in reads if i < len(recall)) / 101)
+    return float(np.mean(per_threshold))
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_object_ap_equals_the_match_table_with_every_prediction_and_the_reference(seed):
+    """Random object cells: not normalized, the AP of a cell is MatchTable.evaluate with
+    the cell's objects and every prediction; normalized, the reference's."""
+    table = _table(seed, score_decimals=2)
+    data = table.data
+    rng = np.random.default_rng(seed)
+    cells = rng.integers(-1, 3, (2, len(data.gt_ids)))
+    evaluator = CellEvaluator.from_table(table)
+    plain = evaluator.object_ap(cells, 3, normalized=False)
+    normalized = evaluator.object_ap(cells, 3)
+    every = np.ones(len(data.pred_ids), bool)
+    for m in range(2):
+        for c in range(3):
+            result = table.evaluate(None, cells[m] == c, every)
+            _assert_same(plain[m, :, c], [result.classes[n].AP for n in data.class_names])
+            expected = [_normalized_ap(table, k, cells[m] == c) for k in range(3)]
+            _assert_same(normalized[m, :, c], expected)
+    whole = evaluator.object_ap(np.zeros((1, len(data.gt_ids)), int), 1)[0, :, 0]
+    _assert_same(whole, [table.evaluate().classes[n].AP for n in data.class_names])
+
+
+def test_the_mann_whitney_test_is_scipys():
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(3)
+    burial = np.round(rng.random(300), 1)  # many ties
+    gt_class = rng.integers(0, 2, 300)
+    counted = rng.random(300) > 0.1
+    ranks, ties = _burial_ranks(burial, gt_class, counted, 2)
+    for k in range(2):
+        mine = counted & (gt_class == k)
+        inside = mine & (rng.random(300) < 0.3)
+        expected = mannwhitneyu(
+            burial[inside], burial[mine & ~inside], alternative="greater", method="asymptotic"
+        ).pvalue
+        ours = _mann_whitney(ranks[inside].sum(), inside.sum(), mine.sum(), ties[k])
+        assert ours == pytest.approx(expected, rel=1e-9)
 
 
 def test_cell_ap_of_one_class_ignores_the_others():
@@ -190,6 +267,38 @@ def test_a_planted_failure_range_is_the_top_hypothesis():
         set(row)
     )
     assert row["delta_AP"] == pytest.approx(top.AP - top.baseline_AP)
+
+
+def test_every_reported_slice_has_the_ap_of_its_exact_reevaluation():
+    """The fast path against plain per-slice evaluation: each hypothesis (singles and
+    pairs, object and image slices, alpha 1 so that many are reported) re-evaluated on
+    its own: object slices by the reference normalized AP, image slices by
+    MatchTable.evaluate on their images."""
+
+    def fail(k, d, o, w):
+        return 0.6 if (d < -0.5 or w == 2) else 0.1
+
+    table, values, rng = _planted(seed=5, fail=fail)
+    descriptors = _descriptors(table, values, rng, noise=2)
+    config = DiscoveryConfig(alpha=1.0, top=40, pair_margin=-1.0, max_overlap=1.0, max_nested=1.0)
+    found = discover(table, descriptors, config=config)
+    data = table.data
+    by_name = {d.name: d for d in descriptors}
+    levels = {(h.level, len(h.conditions)) for h in found.hypotheses}
+    assert {("objects", 1), ("images", 1), ("objects", 2)} <= levels, levels
+    for h in found.hypotheses:
+        k = data.class_names.index(h.cls)
+        if h.level == "images":
+            image = np.ones(data.num_images, bool)
+            for c in h.conditions:
+                image &= c.mask(np.asarray(values["weather"]))
+            expected = table.evaluate(image).classes[h.cls].AP
+        else:
+            mask = np.ones(len(data.gt_ids), bool)
+            for c in h.conditions:
+                mask &= c.mask(np.asarray(by_name[c.descriptor].gt_values))
+            expected = _normalized_ap(table, k, mask)
+        assert h.AP == pytest.approx(expected, abs=1e-12), h.name
 
 
 def test_an_image_attribute_failure_is_an_image_slice():
