@@ -1,26 +1,35 @@
-"""Exact COCO AP of many object slices at once, from a run's stored matches.
+"""Exact COCO AP of many slices at once, from a run's stored matches.
 
-A *partition* gives every ground-truth object and every prediction a cell (or none). The AP
-of class ``k`` on cell ``c`` is what :meth:`~detection_debugger.evaluation.MatchTable.evaluate`
-returns with ``gt_mask = gt_cell == c`` and ``pred_mask = pred_cell == c`` (pycocotools' AP,
-all areas, 100 detections): a prediction matched at IoU threshold ``t`` belongs to the cell of
-the object it is matched to, an unmatched one to its own cell. With image-level cells (every
-object takes its image's cell) the numbers are pycocotools' on those images alone.
+A *partition* gives every ground-truth object and every prediction a cell (or none). Three
+ways to score a cell ``c`` of class ``k`` (pycocotools' AP, all areas, 100 detections):
+
+- :meth:`CellEvaluator.ap`: what :meth:`~detection_debugger.evaluation.MatchTable.evaluate`
+  returns with ``gt_mask = gt_cell == c`` and ``pred_mask = pred_cell == c``: a prediction
+  matched at IoU threshold ``t`` belongs to the cell of its object, an unmatched one to its
+  own cell;
+- :meth:`CellEvaluator.image_ap`: the same for cells of whole images (pycocotools on those
+  images), faster;
+- :meth:`CellEvaluator.object_ap`: the cell's objects against every false positive of the
+  class, normalized to the class's number of objects (Hoiem et al. 2012).
 
 One partition and one class at a time, every cell in one pass (a class's arrays stay in the
 processor's cache): AP reads the precision at the true positives only, so what a partition
 needs is, for each true positive, its rank among the true positives of its (threshold, cell)
-and the number of that cell's predictions ranked before it.
+and the number of the cell's predictions counted before it. The true positives are sorted
+by ``(threshold, cell)`` with numpy's radix sort (8-bit keys; a stable sort keeps the
+accumulation order inside each cell). What comes before a true positive:
 
-- The (threshold, prediction) entries of the predictions that are a true positive at some
-  threshold are sorted by ``(threshold, cell)`` with numpy's radix sort (8-bit keys; a stable
-  sort keeps the accumulation order inside each cell).
-- The pure false positives (false positives at every threshold: most predictions) are never
-  sorted: their cell does not depend on the threshold, so a histogram of them per cell and
-  per gap between the positions where some prediction is a true positive, summed along the
-  gaps, gives every true positive the count before it.
-- The interpolated precision is a segmented reverse maximum; each true positive's precision
-  is read by as many of the 101 recall thresholds as fall in its step of recall.
+- object cells: every false positive of the class before it, the same for all partitions
+  (computed once);
+- image cells: its prediction's rank among the cell's predictions (one sort of the
+  predictions), less those matched to a crowd region at that threshold;
+- other cells: the (threshold, prediction) entries of the predictions that are a true
+  positive somewhere are sorted like the true positives; the pure false positives (false
+  positives at every threshold: most predictions) are counted per cell and per gap between
+  the positions where some prediction is a true positive, summed along the gaps.
+
+The interpolated precision is a segmented reverse maximum, read where each of the 101
+recall thresholds reads it.
 """
 
 from __future__ import annotations
