@@ -52,6 +52,7 @@ from detection_debugger.evaluation import (
     TideTable,
     accumulate,
 )
+from detection_debugger.evaluation.table_storage import pack_arrays, unpack_arrays
 from detection_debugger.formats.progress import ProgressCounter
 
 __all__ = [
@@ -162,7 +163,7 @@ class DebuggerResults(fouc.COCODetectionResults):
         summary: :meth:`EvaluationResult.to_dict` of the whole run.
         tide: TIDE's summary of the whole run (:func:`tide_summary`).
         match_table: the :class:`MatchTable` arrays and the label ids of its rows,
-            ``np.savez_compressed`` then base64.
+            packed (:mod:`~detection_debugger.evaluation.table_storage`) then base64.
         sample_ids: ids of the evaluated samples, in the table's image order.
     """
 
@@ -270,8 +271,10 @@ class DebuggerResults(fouc.COCODetectionResults):
 
     def _arrays(self) -> dict[str, np.ndarray]:
         raw = base64.b64decode(self.match_table)
-        with np.load(io.BytesIO(raw)) as arrays:
-            return dict(arrays)
+        if raw.startswith(b"PK"):  # stored by an earlier version: np.savez_compressed
+            with np.load(io.BytesIO(raw)) as arrays:
+                return dict(arrays)
+        return unpack_arrays(raw)
 
     def table(self) -> MatchTable:
         """The stored match table (decoded once)."""
@@ -340,13 +343,12 @@ class DebuggerResults(fouc.COCODetectionResults):
 
 
 def _encode_table(table: MatchTable, ids: dict) -> str:
-    """The table's arrays and the label ids of its rows (``ids.gt``, ``ids.pred``)."""
+    """The table's arrays and the label ids of its rows (``ids.gt``, ``ids.pred``), packed
+    (:func:`~detection_debugger.evaluation.table_storage.pack_arrays`) then base64."""
     arrays = table.to_arrays()
     for side in ("gt", "pred"):
         arrays[f"ids.{side}"] = np.array(ids[side], dtype="S24")
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return base64.b64encode(pack_arrays(arrays)).decode("ascii")
 
 
 # long: FiftyOne's per-object field conventions, field by field, over shared arrays
@@ -492,6 +494,15 @@ def _write_object_fields(
     values = _object_fields(table, ids, classes)
     values["pred"]["_tide"] = _tide_values(tide.pred_error)
     values["gt"]["_tide"] = _tide_values(tide.gt_error)
+    counts = {
+        "_tp": (data.pred_image, values["pred"][""] == "tp"),
+        "_fp": (data.pred_image, values["pred"][""] == "fp"),
+        "_fn": (data.gt_image, values["gt"][""] == "fn"),
+    }
+    per_sample_counts = {
+        f"{eval_key}{suffix}": np.bincount(image[flags], minlength=data.num_images).tolist()
+        for suffix, (image, flags) in counts.items()
+    }
     fields = {"gt": (gt_field, data.gt_image), "pred": (pred_field, data.pred_image)}
     for side, (field, image) in fields.items():
         per_sample = {
@@ -500,16 +511,13 @@ def _write_object_fields(
         }
         label = f"writing {field}.detections.{eval_key}*"
         on_batch = None if counter is None else (lambda n, label=label: counter.add(n, label))
-        write_object_attributes(samples, field, ids["samples"], per_sample, on_batch)
-    counts = {
-        "_tp": (data.pred_image, values["pred"][""] == "tp"),
-        "_fp": (data.pred_image, values["pred"][""] == "fp"),
-        "_fn": (data.gt_image, values["gt"][""] == "fn"),
-    }
-    for suffix, (image, flags) in counts.items():
-        samples.set_values(
-            f"{eval_key}{suffix}",
-            np.bincount(image[flags], minlength=data.num_images).tolist(),
+        write_object_attributes(
+            samples,
+            field,
+            ids["samples"],
+            per_sample,
+            on_batch,
+            sample_values=per_sample_counts if side == "pred" else None,
         )
 
 
