@@ -22,7 +22,7 @@ from pathlib import Path
 from detection_debugger.datasets.database import DATA_DIR_ENV, project_data_dir, project_database
 from detection_debugger.demo.scenes import CLASSES, FADED_AT, DemoConfig, ensure_demo_files
 
-__all__ = ["DEMO_SLICE", "build_demo_dataset", "evaluate_demo", "run_demo"]
+__all__ = ["DEMO_SLICE", "build_demo_dataset", "discovery_story", "evaluate_demo", "run_demo"]
 
 PLUGIN_ROOT = Path(__file__).resolve().parents[1]
 DEMO_SLICE = "faded crosswalks"
@@ -174,6 +174,51 @@ def find_demo_issues(dataset, manifest_path) -> list[str]:
     ]
 
 
+def _faded_in(view, scenes: dict) -> int:
+    """Ground-truth crosswalks of ``view`` that are faded in the manifest (the manifest's
+    crosswalk of their image that they overlap most, at IoU >= 0.1: a loose box still overlaps it) has fade >= FADED_AT)."""
+    faded = 0
+    columns = ["filepath", "metadata.width", "metadata.height", "ground_truth.detections"]
+    for path, width, height, labels in zip(*view.values(columns)):
+        truth = [o for o in scenes[Path(path).stem] if o["label"] == "crosswalks"]
+        for label in labels or []:
+            x, y, w, h = label.bounding_box
+            box = (x * width, y * height, (x + w) * width, (y + h) * height)
+            best = max(truth, key=lambda o: _iou(box, o["box"]), default=None)
+            faded += best is not None and _iou(box, best["box"]) >= 0.1 and best["fade"] >= FADED_AT
+    return faded
+
+
+def _iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - iw * ih
+    return iw * ih / union if union > 0 else 0.0
+
+
+def discovery_story(dataset, manifest_path, top: int = 3) -> list[str]:
+    """Slice discovery on the baseline run, the generator's scene fields excluded: the top
+    hypotheses for crosswalks, each with its share of faded crosswalks per the manifest."""
+    from detection_debugger.datasets.discovery import discover_run, hypothesis_view
+    from detection_debugger.evaluation.slice_discovery import DiscoveryConfig
+
+    found = discover_run(dataset, "eval_baseline", "crosswalks", DiscoveryConfig(top=top))
+    scenes = json.loads(Path(manifest_path).read_text())["scenes"]
+    lines = [
+        f"crosswalks on eval_baseline: {found.num_tested} slices of "
+        f"{len(found.descriptors)} descriptors tested (scene fields excluded), "
+        f"{found.num_significant} significant after Bonferroni correction"
+    ]
+    for h in found.hypotheses:
+        faded = _faded_in(hypothesis_view(dataset, "eval_baseline", h.to_dict()), scenes)
+        lines.append(
+            f"{h.name}: {h.num_gt} crosswalks, normalized AP {h.AP:.3f} vs {h.baseline_AP:.3f} "
+            f"(p = {h.p_value:.2g}); {faded} of them faded per the manifest "
+            f"({faded / h.num_gt:.0%})"
+        )
+    return lines
+
+
 def _story(results: dict) -> list[str]:
     base, new = results["baseline"], results["retrained"]
     cw_all, cw_slice = base["all"].classes["crosswalks"], base["slice"].classes["crosswalks"]
@@ -248,6 +293,9 @@ def _tell_the_story(dataset, files: dict) -> None:
     _say("\n" + results["baseline"]["all"].format_confusion())
     _say("\n== the story ==")
     for line in _story(results):
+        _say("  " + line)
+    _say("\n== failure slices found automatically (slices discover) ==")
+    for line in discovery_story(dataset, files["manifest"]):
         _say("  " + line)
     _say("\n== label quality ==")
     for line in find_demo_issues(dataset, files["manifest"]):

@@ -198,6 +198,7 @@ def test_readme_sequence_demo_then_cli_in_another_terminal_then_app(tmp_path):
     try:
         assert url == f"http://127.0.0.1:{port}/datasets/{name}", "".join(lines)
         assert "== the story ==" in "".join(lines)
+        assert "== failure slices found automatically (slices discover) ==" in "".join(lines)
         for command in commands:
             documented = " ".join(command[:3]).replace(name, "crosswalks-demo-500-0")
             assert f"detection-debugger {documented}" in readme, documented
