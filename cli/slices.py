@@ -169,6 +169,11 @@ def format_hypotheses(rows: list[dict]) -> str:
             f"{row['AP']:7.3f}{row['baseline_AP']:7.3f}{row['delta_AP']:+8.3f}"
             f"{row['score']:7.3f}  {row['name']}"
         )
+    if any(row["level"] == "objects" for row in rows):
+        lines.append(
+            "(objects: AP of the slice's objects against every false positive of the class, "
+            "normalized to the class's objects; the saved slice evaluates to slice_AP)"
+        )
     return "\n".join(lines)
 
 
