@@ -16,10 +16,12 @@ __all__ = [
     "dataset_id",
     "dataset_of",
     "disconnect_if_connected_to",
+    "has_no_stages",
     "insert_image_samples",
     "is_patches_view",
     "open_clip_model_class",
     "root_dataset_of",
+    "sample_ids_of",
     "set_stored_values",
 ]
 
@@ -48,6 +50,20 @@ def aggregate_after_view(samples, stages: list[dict]):
     millions of values read at the speed of BSON decoding instead of FiftyOne's per-value
     ``to_python``."""
     return samples._aggregate(post_pipeline=stages)
+
+
+def has_no_stages(samples) -> bool:
+    """Whether ``samples`` is a dataset or a view of it without any stage (every sample,
+    every label) (``DatasetView._stages``)."""
+    stages = getattr(samples, "_stages", None)
+    return stages is None or len(stages) == 0
+
+
+def sample_ids_of(samples) -> list[str]:
+    """The ids of the samples of ``samples``, in order, read raw (``values("id")`` converts
+    each through FiftyOne: half a second at 100,000 samples)."""
+    cursor = aggregate_after_view(samples, [{"$project": {"_id": 1}}])
+    return [str(doc["_id"]) for doc in cursor]
 
 
 def dataset_id(dataset) -> str:

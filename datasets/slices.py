@@ -23,7 +23,11 @@ from dataclasses import dataclass, replace
 import fiftyone as fo
 import numpy as np
 
-from detection_debugger.datasets.fiftyone_private import is_patches_view
+from detection_debugger.datasets.fiftyone_private import (
+    has_no_stages,
+    is_patches_view,
+    sample_ids_of,
+)
 from detection_debugger.datasets.runs import DebuggerResults, debugger_runs, load_run
 from detection_debugger.evaluation import EvaluationResult
 
@@ -153,12 +157,13 @@ def _shown_labels(view, field, expected: int, patches: bool) -> list[str] | None
 def slice_selection(results: DebuggerResults, view) -> SliceSelection:
     """The part of the run ``results`` that ``view`` (a slice) selects."""
     config = results.config
-    table = results.table()
-    data = table.data
     patches = is_patches_view(view)  # patches views map to their samples
-    sample_ids = view.distinct("sample_id") if patches else view.values("id")
+    sample_ids = view.distinct("sample_id") if patches else sample_ids_of(view)
     image_mask, outside_samples = results.sample_rows(sample_ids)
+    if not patches and has_no_stages(view):  # every label of its samples: no table needed
+        return SliceSelection(image_mask, None, None, outside_samples, 0)
 
+    data = results.table().data
     outside_labels = 0
     masks = {}
     for side, field, image in (
@@ -182,11 +187,16 @@ def slice_selection(results: DebuggerResults, view) -> SliceSelection:
     return SliceSelection(image_mask, gt_mask, pred_mask, outside_samples, outside_labels)
 
 
+def evaluate_selection(results: DebuggerResults, selection: SliceSelection) -> EvaluationResult:
+    """Exact metrics of the run on what a view selected."""
+    result = results.table().evaluate(selection.image_mask, selection.gt_mask, selection.pred_mask)
+    return _with_params(result, selection=selection.level)
+
+
 def evaluate_view(results: DebuggerResults, view) -> tuple[EvaluationResult, SliceSelection]:
     """Exact metrics of the run on ``view``, and what the view selected."""
     selection = slice_selection(results, view)
-    result = results.table().evaluate(selection.image_mask, selection.gt_mask, selection.pred_mask)
-    return _with_params(result, selection=selection.level), selection
+    return evaluate_selection(results, selection), selection
 
 
 def evaluate_slice(dataset, eval_key: str, slice_name: str | None = None) -> EvaluationResult:

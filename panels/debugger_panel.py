@@ -100,6 +100,15 @@ def _rounded(value, digits: int = 3):
     return None if value is None else round(float(value), digits)
 
 
+def _tide_main(results, selection) -> dict | None:
+    """TIDE's dAP per main error type on the view: stored with the run for the whole run
+    (no TIDE matching to build), computed on the images of a slice."""
+    if selection is None and results.tide:
+        return results.tide["main"]
+    image_mask = None if selection is None else selection.image_mask
+    return results.tide_table().errors(image_mask).main
+
+
 def _queue_row(rank: int, item: dict) -> dict:
     """A row of the review queue: what the table shows and what its actions need."""
     proposed = item["proposed_label"]
@@ -142,15 +151,16 @@ class DetectionDebuggerPanel(foo.Panel):
     def _result_for_view(self, ctx, results):
         """The run's result on the App's current view (exact), the scope's name, a note and
         the view's selection (None for the whole run)."""
-        from detection_debugger.datasets.slices import evaluate_view
+        from detection_debugger.datasets.slices import evaluate_selection, slice_selection
 
         num_run = len(results.sample_ids)
         view = ctx.view
         if view is None:
             return results.result, None, f"whole run ({num_run} samples)", None
-        result, selection = evaluate_view(results, view)
+        selection = slice_selection(results, view)
         if selection.num_images == num_run and selection.level == "images":
             return results.result, None, f"whole run ({num_run} samples)", None
+        result = evaluate_selection(results, selection)
         name = getattr(view, "name", None)
         scope = f"slice '{name}'" if name else "current view"
         note = (
@@ -231,19 +241,25 @@ class DetectionDebuggerPanel(foo.Panel):
         state.classes = class_rows(shown, compare, state.sort_by or "AP")
         self._refresh_confusion(ctx, shown)
         ctx.panel.data.bars, state.bars_layout = imbalance_bars(shown)
-        tide = self._refresh_tide(ctx, results, selection)
-        state.cards = [list(card) for card in summary_cards(shown, tide)]
-        self._refresh_operating(ctx, results, selection, thresholds)
-
+        state.cards = [list(card) for card in summary_cards(shown, _tide_main(results, selection))]
         whole = results.result
         state.slice_scope = scope
         if scope is not None:
             state.slice_classes = slice_rows(result, whole)
             ctx.panel.data.slice_bars, state.slice_bars_layout = slice_bars(result, whole, scope)
-        state.slices = self._slices(ctx, results)
-        state.issue_counts = self._issue_counts(ctx, config.gt_field)
-        self._refresh_queue(ctx)
-        self._refresh_changes(ctx, note if comparing else None, scope)
+        # Only the shown tab's own data: the others are computed when their tab opens.
+        tab = state.tab
+        if tab == "tide":
+            self._refresh_tide(ctx, results, selection)
+        elif tab == "operating":
+            self._refresh_operating(ctx, results, selection, thresholds)
+        elif tab == "slices":
+            state.slices = self._slices(ctx, results)
+        elif tab == "issues":
+            state.issue_counts = self._issue_counts(ctx, config.gt_field)
+            self._refresh_queue(ctx)
+        elif tab == "compare":
+            self._refresh_changes(ctx, note if comparing else None, scope)
 
     def _refresh_queue(self, ctx):
         """The review queue: the flagged label issues of the chosen type on the current view,
@@ -440,6 +456,7 @@ class DetectionDebuggerPanel(foo.Panel):
 
     def on_change_tab(self, ctx):
         ctx.panel.state.tab = ctx.params.get("value") or TABS[0][0]
+        self._refresh(ctx)
 
     def _setter(method, name):
         INPUTS[method] = name

@@ -152,8 +152,9 @@ def rescored(result, confusion, counts: dict):
     return replace(result, classes=classes, confusion=confusion)
 
 
-def summary_cards(result, tide=None) -> list[tuple[str, str]]:
-    """``(title, value)`` of the cards above the tabs."""
+def summary_cards(result, tide_main: dict | None = None) -> list[tuple[str, str]]:
+    """``(title, value)`` of the cards above the tabs (``tide_main``: TIDE's dAP per main
+    error type, :attr:`TideResult.main`)."""
     stats, classes = result.stats, result.classes.values()
 
     def number(v):
@@ -169,9 +170,9 @@ def summary_cards(result, tide=None) -> list[tuple[str, str]]:
         ("mispredicted", str(sum(m.mispredicted for m in classes))),
         ("ghosts", str(sum(m.fp for m in classes))),
     ]
-    if tide is not None:
-        worst = max(MAIN_ERRORS, key=lambda t: tide.main[t])
-        cards.append(("largest TIDE error", f"{worst} (dAP {tide.main[worst]:.1f})"))
+    if tide_main is not None:
+        worst = max(MAIN_ERRORS, key=lambda t: tide_main[t])
+        cards.append(("largest TIDE error", f"{worst} (dAP {tide_main[worst]:.1f})"))
     return cards
 
 

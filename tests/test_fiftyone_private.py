@@ -150,3 +150,22 @@ def test_insert_image_samples_writes_what_add_samples_writes():
         assert len(ds) == 2 and ds.count("gt.detections") == 2
     finally:
         ds.delete()
+
+
+def test_has_no_stages_and_sample_ids_of(dataset):
+    assert private.has_no_stages(dataset) and private.has_no_stages(dataset.view())
+    view = dataset.skip(1)
+    assert not private.has_no_stages(view)
+    assert private.sample_ids_of(dataset) == dataset.values("id")
+    assert private.sample_ids_of(view) == view.values("id")
+    assert private.sample_ids_of(dataset.sort_by("filepath", reverse=True)) == list(
+        reversed(dataset.sort_by("filepath").values("id"))
+    )
+
+
+def test_aggregate_after_view_runs_after_the_views_own_stages(dataset):
+    view = dataset.limit(2)
+    docs = list(
+        private.aggregate_after_view(view, [{"$project": {"n": {"$size": "$gt.detections"}}}])
+    )
+    assert [d["n"] for d in docs] == [1, 1] and len(docs) == 2

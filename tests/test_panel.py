@@ -148,7 +148,7 @@ def test_panel_compares_a_slice_with_the_whole_run_and_lists_slices(evaluated):
             "params": {
                 "panel_id": "p",
                 "__method__": "on_load",
-                "panel_state": {},
+                "panel_state": {"tab": "slices"},  # a tab's own data comes with the tab
             },
         },
     )
@@ -174,7 +174,7 @@ def test_panel_compares_a_slice_with_the_whole_run_and_lists_slices(evaluated):
 def test_panel_follows_objects_two_runs_changed(evaluated):
     dataset, _ = evaluated
     evaluate_detections(dataset, "predictions", eval_key="strict", iou=0.75)
-    state = _state_after(_run(dataset, "on_load", {}))
+    state = _state_after(_run(dataset, "on_load", {"tab": "compare"}))
     state = _state_after(_run(dataset, "on_change_compare", state, value="strict"), state)
     changes = {row["class"]: row for row in state["changes"]}
     regressed = sum(row["regressed"] for row in changes.values())
@@ -192,6 +192,8 @@ def test_panel_lists_label_issues_and_opens_each_type(evaluated):
     dataset, _ = evaluated
     find_label_issues(dataset, "ground_truth", ["predictions"])
     state = _state_after(_run(dataset, "on_load", {}))
+    assert "issue_counts" not in state  # computed when the tab opens
+    state = _state_after(_run(dataset, "on_change_tab", state, value="issues"), state)
     counts = {row["issue"]: row["flagged"] for row in state["issue_counts"]}
     assert set(counts) == {"missing", "wrong_class", "spurious", "loose_box"}
     assert sum(counts.values()) > 0
@@ -238,7 +240,7 @@ def test_tide_section_counts_and_each_type_opens_its_objects(evaluated):
     dataset, _ = evaluated
     results = dataset.load_evaluation_results("dd")
     expected = tide_errors(results.table().data)
-    state = _state_after(_run(dataset, "on_load", {}))
+    state = _state_after(_run(dataset, "on_load", {"tab": "tide"}))
     rows = {row["type"]: row for row in state["tide_rows"]}
     assert {t: r["count"] for t, r in rows.items()} == expected.counts
     assert rows["Cls"]["dAP"] == round(expected.main["Cls"], 2)
@@ -271,7 +273,7 @@ def test_tide_on_a_slice_uses_the_slice_images(evaluated):
         ctx={
             "dataset": dataset,
             "view_name": "tide eight",
-            "params": {"panel_id": "p", "__method__": "on_load", "panel_state": {}},
+            "params": {"panel_id": "p", "__method__": "on_load", "panel_state": {"tab": "tide"}},
         },
     )
     assert out.error is None, out.error
@@ -288,7 +290,7 @@ def test_threshold_slider_rescores_and_thresholds_are_saved_with_the_run(evaluat
 
     dataset, _ = evaluated
     results = dataset.load_evaluation_results("dd")
-    state = _state_after(_run(dataset, "on_load", {}))
+    state = _state_after(_run(dataset, "on_load", {"tab": "operating"}))
     assert state.get("threshold") is None and state["pr_layout"]
     requests = _run(dataset, "on_change_threshold", state, value=0.6)
     state = _state_after(requests, state)
@@ -418,7 +420,7 @@ def test_review_queue_highest_score_first_shows_evidence_and_accepts(evaluated):
 
     dataset, _ = evaluated
     find_label_issues(dataset, "ground_truth", ["predictions"])
-    state = _state_after(_run(dataset, "on_load", {}))
+    state = _state_after(_run(dataset, "on_load", {"tab": "issues"}))
     queue = review_queue(dataset, "ground_truth")
     assert queue and len(state["queue"]) == min(len(queue), 25)
     scores = [row["score"] for row in state["queue"]]
@@ -450,3 +452,19 @@ def test_review_queue_highest_score_first_shows_evidence_and_accepts(evaluated):
     assert {d.id: d.label for d in dataset[row["sample_id"]].ground_truth_fixed.detections}[
         row["label_id"]
     ] == row["label"]
+
+
+def test_first_render_of_the_whole_run_decodes_no_match_table(evaluated):
+    """The whole run's first render (the Classes tab) shows the stored summary, confusion
+    matrix and TIDE figures: the run's match table is not decoded (at 100k images that
+    takes seconds); a tab that needs it decodes it."""
+    from detection_debugger.datasets.runs import load_run
+
+    dataset, result = evaluated
+    dataset.clear_cache()
+    state = _state_after(_run(dataset, "on_load", {}))
+    assert load_run(dataset, "dd")._table is None
+    assert any(title == "largest TIDE error" for title, _ in state["cards"])
+    assert state["summary"] and len(state["classes"]) == len(result.classes)
+    _run(dataset, "on_change_tab", state, value="tide")
+    assert load_run(dataset, "dd")._table is not None
