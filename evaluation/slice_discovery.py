@@ -577,11 +577,17 @@ class _Candidates:
 
 
 def _candidates(evaluated, classes, totals, config, parents=None) -> _Candidates:
+    """The cells with enough support; of pairs, not those holding all the objects of one
+    of their parents (a descriptor's tertiles collapse when its values tie, e.g. a
+    border flag: the pair cell is then a one-descriptor slice again)."""
     ap, n, w = evaluated
     mask = np.zeros(ap.shape, dtype=bool)
     mask[:, classes, :] = True
     upper = np.floor(config.max_fraction * totals)[None, :, None]
     mask &= (n >= config.min_support) & (n <= upper) & np.isfinite(ap)
+    if parents is not None:
+        *parents, n_first, n_second = parents
+        mask &= (n != n_first) & (n != n_second)
     at = np.nonzero(mask)
     found = [a[at] for a in (n, ap, w)]
     if parents is not None:
@@ -591,10 +597,11 @@ def _candidates(evaluated, classes, totals, config, parents=None) -> _Candidates
 
 def _pair_parents(pairs, ap_single, n_single, single_index):
     """``(M, K, 9)`` AP, objects, single partition and cell of the worse (lower-AP)
-    one-descriptor parent (tertile or value) of each pair cell."""
+    one-descriptor parent (tertile or value) of each pair cell, and the objects of each of
+    its two parents."""
     ap_single = np.nan_to_num(ap_single, nan=np.inf)
     ap = np.full((len(pairs), ap_single.shape[1], 9), np.inf)
-    n = np.zeros(ap.shape)
+    n, n_first, n_second = np.zeros(ap.shape), np.full(ap.shape, -1), np.full(ap.shape, -1)
     part, where = np.zeros(ap.shape, dtype=int), np.zeros(ap.shape, dtype=int)
     width = ap_single.shape[2]
     for i, pair in enumerate(pairs):
@@ -609,7 +616,8 @@ def _pair_parents(pairs, ap_single, n_single, single_index):
         n[i][:, cells] = np.where(a_worse, n_single[ia][:, ca], n_single[ib][:, cb])
         part[i][:, cells] = np.where(a_worse, ia, ib)
         where[i][:, cells] = np.where(a_worse, ca, cb)
-    return ap, n, part, where
+        n_first[i][:, cells], n_second[i][:, cells] = n_single[ia][:, ca], n_single[ib][:, cb]
+    return ap, n, part, where, n_first, n_second
 
 
 @dataclass(frozen=True)

@@ -301,6 +301,34 @@ def test_every_reported_slice_has_the_ap_of_its_exact_reevaluation():
         assert h.AP == pytest.approx(expected, abs=1e-12), h.name
 
 
+def test_a_pair_is_never_one_of_its_parents_again():
+    """A flag that is 0 for most objects has collapsed tertiles: its upper tertile holds
+    every object; a pair cell with it would be the other descriptor's cell again."""
+
+    def fail(k, d, o, w):
+        return 0.7 if d < -0.5 else 0.1
+
+    table, values, rng = _planted(seed=6, fail=fail)
+    data = table.data
+    flag = Descriptor(
+        "flag",
+        "objects",
+        (rng.random(len(data.gt_ids)) < 0.05).astype(float),
+        (rng.random(len(data.pred_ids)) < 0.05).astype(float),
+    )
+    descriptors = [*_descriptors(table, values, rng, noise=1), flag]
+    config = DiscoveryConfig(alpha=1.0, top=200, pair_margin=-1.0, max_overlap=1.0, max_nested=1.0)
+    found = discover(table, descriptors, config=config)
+    by_name = {d.name: d for d in descriptors}
+    pairs = [h for h in found.hypotheses if len(h.conditions) == 2]
+    assert pairs
+    for h in pairs:
+        mine = (data.gt_class == data.class_names.index(h.cls)) & ~data.gt_crowd
+        masks = [mine & c.mask(np.asarray(by_name[c.descriptor].gt_values)) for c in h.conditions]
+        both = masks[0] & masks[1]
+        assert not any(np.array_equal(both, m) for m in masks), h.name
+
+
 def test_an_image_attribute_failure_is_an_image_slice():
     table, values, rng = _planted(fail=lambda k, d, o, w: 0.7 if k == 0 and w == 2 else 0.1)
     found = discover(table, _descriptors(table, values, rng))
