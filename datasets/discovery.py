@@ -114,7 +114,8 @@ def discover_run(
 def discover_slices(dataset, eval_key: str, cls: str | None = None, top: int = 10) -> list[dict]:
     """:func:`discover_run` as JSON-able rows, best first: ``name``, ``description``,
     ``level`` (``images``/``objects``), ``num_gt``, ``AP``, ``delta_AP``, ``baseline_AP``,
-    ``score``, plus ``class``, ``p_value`` and ``conditions`` (for :func:`save_hypothesis`)."""
+    ``score``, plus ``class``, ``p_value``, ``slice_AP`` (what the saved slice evaluates to)
+    and ``conditions`` (for :func:`save_hypothesis`)."""
     config = DiscoveryConfig(top=top)
     return discover_run(dataset, eval_key, cls, config).to_dicts()
 

@@ -9,22 +9,28 @@ contrast, a sample field...), :func:`discover` searches, per class:
   and 75th and the 33rd and 67th; for a categorical one each frequent value;
 - **pairs**: every cell of the 3 x 3 grid of two descriptors' tertiles (frequent values).
 
-Each slice is evaluated **exactly** from the stored matches (:class:`CellEvaluator`: the AP
-:meth:`MatchTable.evaluate` gives on it, with the object-slice rule: a matched prediction
-belongs to the slice of its object, an unmatched one by its own descriptor value).
+Each slice is evaluated **exactly** from the stored matches (:class:`CellEvaluator`):
+
+- an **image slice** (image descriptors only) by pycocotools' AP on its images;
+- an **object slice** (a descriptor of the objects in it) by the normalized AP of its
+  objects against every false positive of the class (:meth:`CellEvaluator.object_ap`,
+  Hoiem et al. 2012): the class's AP if all its objects were like these.
 
 **Ranking.** ``score = (baseline_AP - AP) * num_gt / class_num_gt``: the AP the slice loses
 against the class on the whole run, weighted by the share of the class's objects it holds.
 
-**Chance.** A slice of ``n`` objects drawn at random also has an AP off the baseline, more
-so when ``n`` is small. For every class the spread of that random-slice AP is measured from
-random partitions of its objects (and of its images, for image-level slices) into 2, 4 and 8
-parts: ``Var(AP_n) ~ s^2 (1/n - 1/N)`` (sampling without replacement), ``s^2`` fitted per
-class. A slice's one-sided p-value is that of ``z = (baseline - AP) / sd(n)``; it is kept
-only if the p-value times the number of slices tried (Bonferroni correction) is at most
-``alpha`` and it has at least ``min_support`` objects. A pair is kept only when it loses more
-than both of its one-descriptor parents, and a slice whose objects mostly overlap a better
-ranked one of the same class (or lies mostly inside it) is dropped.
+**Chance.** A slice of ``n`` objects drawn at random also loses AP, more so when ``n`` is
+small. An object slice is tested by a one-sided Mann-Whitney test (:func:`_mann_whitney`):
+are its objects' detections buried deeper among the class's false positives
+(:attr:`CellEvaluator.burial`) than the rest of the class's? An image slice against the
+spread of random image slices, measured per class from random partitions of the images into
+2, 4 and 8 parts: ``Var(AP_n) ~ s^2 (1/n - 1/N)`` (sampling without replacement), a p-value
+that of ``z = (baseline - AP) / sd(n)``. A slice is kept only if its p-value times the
+number of slices tried (Bonferroni correction) is at most ``alpha`` and it has at least
+``min_support`` objects. A pair is kept only when it loses more than its worse
+one-descriptor parent and is significantly worse than the rest of that parent (same tests),
+a pair cell that is one of its parents again is not tried, and a slice whose objects mostly
+overlap a better ranked one of the same class (or lie mostly inside it) is dropped.
 """
 
 from __future__ import annotations
