@@ -48,6 +48,7 @@ __all__ = [
     "exclude_from_discovery",
     "run_descriptors",
     "stored_descriptors_cover",
+    "cached_arrays",
 ]
 
 PREFIX = "dd_"  # stored descriptors: dd_<name>
@@ -249,34 +250,40 @@ def _decode(text: str) -> dict:
         return dict(arrays)
 
 
-def _columns(dataset, field: str, wanted_ids: np.ndarray) -> dict[str, np.ndarray]:
+def cached_arrays(dataset) -> dict[str, dict[str, np.ndarray]]:
+    """The run :data:`CACHE_RUN`'s stored object descriptors, decoded: ``{field: {name:
+    array}}`` (empty without the run). One read of the document, for :func:`run_descriptors`
+    and :func:`stored_descriptors_cover` to share."""
+    if not dataset.has_run(CACHE_RUN):
+        return {}
+    stored = getattr(dataset.load_run_results(CACHE_RUN, cache=False), "fields", {}) or {}
+    return {field: _decode(text) for field, text in stored.items()}
+
+
+def _columns(dataset, field: str, wanted_ids: np.ndarray, cached: dict) -> dict[str, np.ndarray]:
     """:func:`_read_columns`, kept in the run :data:`CACHE_RUN` (one document instead of
-    one read of every object's attributes); read again when an object of ``wanted_ids`` is
-    not in it. Computing descriptors drops the cache."""
-    stored = {}
-    if dataset.has_run(CACHE_RUN):
-        stored = dict(getattr(dataset.load_run_results(CACHE_RUN, cache=False), "fields", {}))
-        if field in stored:
-            arrays = _decode(stored[field])
-            if np.isin(wanted_ids, arrays["id"]).all():
-                return arrays
-    else:
+    one read of every object's attributes; ``cached``: :func:`cached_arrays`); read again
+    when an object of ``wanted_ids`` is not in it. Computing descriptors drops the cache."""
+    arrays = cached.get(field)
+    if arrays is not None and np.isin(wanted_ids, arrays["id"]).all():
+        return arrays
+    if not dataset.has_run(CACHE_RUN):
         dataset.register_run(CACHE_RUN, dataset.init_run(version=1))
     arrays = _read_columns(dataset, field)
-    stored[field] = _encode(arrays)
+    cached[field] = arrays
+    stored = {name: _encode(columns) for name, columns in cached.items()}
     dataset.save_run_results(CACHE_RUN, dataset.init_run_results(CACHE_RUN, fields=stored))
     return arrays
 
 
-def stored_descriptors_cover(dataset, results: DebuggerResults) -> bool:
+def stored_descriptors_cover(dataset, results: DebuggerResults, cached=None) -> bool:
     """Whether the cached document holds every object of the run (both fields): the
-    descriptors were computed for them, nothing needs counting."""
-    if not dataset.has_run(CACHE_RUN):
-        return False
-    stored = getattr(dataset.load_run_results(CACHE_RUN, cache=False), "fields", {}) or {}
+    descriptors were computed for them, nothing needs counting. ``cached``:
+    :func:`cached_arrays` when the caller has read them."""
+    cached = cached_arrays(dataset) if cached is None else cached
     config = results.config
     for side, field in (("gt", config.gt_field), ("pred", config.pred_field)):
-        arrays = _decode(stored[field]) if field in stored else {}
+        arrays = cached.get(field, {})
         if PREFIX + "contrast" not in arrays:  # cached before the descriptors existed
             return False
         if not np.isin(results.label_ids(side), arrays["id"]).all():
@@ -305,11 +312,11 @@ def _object_values(results: DebuggerResults, side: str, columns: dict) -> dict:
     return out
 
 
-def _stored_object_descriptors(dataset, results) -> list[Descriptor]:
+def _stored_object_descriptors(dataset, results, cached: dict) -> list[Descriptor]:
     config = results.config
     sides = {}
     for side, field in (("gt", config.gt_field), ("pred", config.pred_field)):
-        columns = _columns(dataset, field, results.label_ids(side))
+        columns = _columns(dataset, field, results.label_ids(side), cached)
         sides[side] = _object_values(results, side, columns)
     gt, pred = sides["gt"], sides["pred"]
     size = len(results.table().data.pred_ids)
@@ -428,10 +435,14 @@ def _image_descriptors(dataset, results, exclude=()) -> list[Descriptor]:
     return out
 
 
-def run_descriptors(dataset, results: DebuggerResults, exclude=()) -> list[Descriptor]:
-    """Every descriptor of the run's objects, in the run's row order (see the module)."""
+def run_descriptors(
+    dataset, results: DebuggerResults, exclude=(), cached: dict | None = None
+) -> list[Descriptor]:
+    """Every descriptor of the run's objects, in the run's row order (see the module);
+    ``cached``: :func:`cached_arrays` when the caller has read them."""
     dataset = dataset_of(dataset)
-    return _stored_object_descriptors(dataset, results) + _image_descriptors(
+    cached = cached_arrays(dataset) if cached is None else cached
+    return _stored_object_descriptors(dataset, results, cached) + _image_descriptors(
         dataset, results, exclude
     )
 

@@ -19,6 +19,7 @@ from fiftyone import ViewField as F
 from detection_debugger.datasets.descriptors import (
     EXCLUDE_MARK,
     PREFIX,
+    cached_arrays,
     compute_clip_clusters,
     ensure_descriptors,
     run_descriptors,
@@ -69,11 +70,14 @@ def _descriptors(dataset, results: DebuggerResults, exclude: tuple, progress) ->
     if cached is not None and cached[0] == _state(dataset, exclude):
         return cached[1]
     config = results.config
-    if not stored_descriptors_cover(dataset, results):
+    cached = cached_arrays(dataset)  # one read of the stored descriptors
+    if not stored_descriptors_cover(dataset, results, cached):
         ensure_descriptors(dataset, [config.pred_field], config.gt_field, progress)
+        cached = None  # computing them dropped the stored copy
     if not dataset.has_field(f"{config.gt_field}.detections.{PREFIX}clip_cluster"):
-        compute_clip_clusters(dataset, config.gt_field, config.pred_field)
-    descriptors = run_descriptors(dataset, results, exclude)
+        if compute_clip_clusters(dataset, config.gt_field, config.pred_field):
+            cached = None
+    descriptors = run_descriptors(dataset, results, exclude, cached)
     _DESCRIPTORS[results] = (_state(dataset, exclude), descriptors)
     return descriptors
 
