@@ -18,7 +18,9 @@ test: setup
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
-## bench: evaluation speed and memory against pycocotools and faster-coco-eval
+## bench: evaluation speed and memory against pycocotools and faster-coco-eval, and every
+## FiftyOne-side step at IMAGES images (default 5000; `make bench IMAGES=100000` for 100k)
+IMAGES ?= 5000
 bench: setup
 	$(PY) bench/evaluation.py
 	$(PY) bench/import_speed.py
@@ -28,6 +30,7 @@ bench: setup
 	$(PY) bench/error_analysis.py
 	$(PY) bench/label_issues.py
 	$(PY) bench/embeddings.py
+	$(PY) bench/fiftyone_scale.py --images $(IMAGES)
 
 lint: setup
 	$(VENV)/bin/ruff check .

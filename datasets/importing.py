@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -338,6 +339,26 @@ def _fields_to_write(dataset, plan: ImportPlan, replace: bool) -> tuple[list, di
     return todo, records
 
 
+def _sample_rows(plan: ImportPlan, stems: list[str], todo: list) -> list[tuple]:
+    """``(filepath, metadata, label fields)`` of the new samples of ``stems``."""
+    rows = []
+    for stem in stems:
+        info = plan.image_info[stem]
+        fields = {
+            lp.source.field: _detections_doc(
+                lp.objects.get(stem, []), info["width"], info["height"]
+            )
+            for lp in todo
+        }
+        rows.append((plan.images[stem], info, fields))
+    return rows
+
+
+def _insert(dataset, rows: list[tuple]) -> int:
+    insert_image_samples(dataset, rows)
+    return len(rows)
+
+
 def _add_samples(dataset, plan: ImportPlan, todo: list, counter: ProgressCounter) -> list[str]:
     """Adds the plan's images that are not in the dataset yet, with the metadata read (and
     validated) when the plan was made and their label fields (``todo``), in one insert per
@@ -361,19 +382,16 @@ def _add_samples(dataset, plan: ImportPlan, todo: list, counter: ProgressCounter
         )
         dataset.add_samples([sample], progress=False)
         old.append(stem)
-    for batch in batches(len(new), WRITE_BATCH):
-        rows = []
-        for stem in new[batch.start : batch.stop]:
-            info = plan.image_info[stem]
-            fields = {
-                lp.source.field: _detections_doc(
-                    lp.objects.get(stem, []), info["width"], info["height"]
-                )
-                for lp in todo
-            }
-            rows.append((plan.images[stem], info, fields))
-        insert_image_samples(dataset, rows)
-        counter.add(len(rows) * (1 + len(todo)), label)
+    # The database inserts one batch while the next is built (2 cores: half the time).
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pending = None
+        for batch in batches(len(new), WRITE_BATCH):
+            rows = _sample_rows(plan, new[batch.start : batch.stop], todo)
+            if pending is not None:
+                counter.add(pending.result() * (1 + len(todo)), label)
+            pending = writer.submit(_insert, dataset, rows)
+        if pending is not None:
+            counter.add(pending.result() * (1 + len(todo)), label)
     counter.add(len(old), label)
     dataset.compute_metadata(progress=False)  # samples added by others may lack it
     return old
