@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from detection_debugger.cli.common import UsageError
 from detection_debugger.datasets.exporting import FIXED_SUFFIX
@@ -26,6 +27,19 @@ def _unit(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not (value >= 0.0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
+    return int(text)
 
 
 def add_issues_command(subparsers) -> argparse.ArgumentParser:  # long: one flag per line
@@ -58,25 +72,11 @@ def add_issues_command(subparsers) -> argparse.ArgumentParser:  # long: one flag
         "classes of each object's nearest neighbours support wrong_class",
     )
     defaults = LabelIssueConfig()
-    for name in (
-        "confidence",
-        "fire_confidence",
-        "missing_confidence",
-        *(f"{t}_threshold" for t in ISSUE_TYPES),
-        "missing_max_iou",
-        "missing_matched_iou",
-        "missing_other_iou",
-        "wrong_class_iou",
-        "spurious_iou",
-        "spurious_faint_iou",
-        "loose_min_iou",
-        "loose_max_iou",
-    ):
+    for name, spec in LabelIssueConfig.__dataclass_fields__.items():
+        default = getattr(defaults, name)
+        kind = _count if spec.type == "int" else _unit if default <= 1 else _positive
         find.add_argument(
-            f"--{name.replace('_', '-')}",
-            type=_unit,
-            default=getattr(defaults, name),
-            help=f"({getattr(defaults, name)})",
+            f"--{name.replace('_', '-')}", type=kind, default=default, help=f"({default})"
         )
     find.set_defaults(run=run_issues_find)
     for action, run in (("accept", run_issues_accept), ("reject", run_issues_reject)):
@@ -87,7 +87,12 @@ def add_issues_command(subparsers) -> argparse.ArgumentParser:  # long: one flag
         target.add_argument(
             "--ids", nargs="+", metavar="LABEL_ID", help="label ids (every flagged issue of each)"
         )
-        target.add_argument("--type", choices=ISSUE_TYPES, help="every flagged issue of a type")
+        target.add_argument(
+            "--type",
+            nargs="+",
+            choices=ISSUE_TYPES,
+            help="every flagged issue of these types",
+        )
         p.set_defaults(run=run)
     return issues
 
@@ -127,7 +132,7 @@ def _review_command(args: argparse.Namespace, status: str) -> int:
 
     dataset = _load(args.dataset)
     try:
-        items = args.ids or flagged_issues(dataset, args.gt_field, [args.type])
+        items = args.ids or flagged_issues(dataset, args.gt_field, args.type)
         counts = review_issues(dataset, args.gt_field, items, status)
     except ValueError as error:
         raise UsageError(str(error)) from None

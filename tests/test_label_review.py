@@ -244,6 +244,47 @@ def test_cli(small, capsys):
         == 0
     )
     assert "issues accepted" in capsys.readouterr().out
+    flagged = review.flagged_issues(small, GT, ["missing", "spurious"])
+    command = ["issues", "reject", "--dataset", small.name, "--gt-field", GT]
+    assert main([*command, "--type", "missing", "spurious"]) == 0
+    assert f"{len(flagged)} issues rejected" in capsys.readouterr().out
+    # every setting of the finder is a flag, with its type checked
+    assert (
+        main(
+            [
+                "issues",
+                "find",
+                "--dataset",
+                small.name,
+                "--gt-field",
+                GT,
+                "--pred-field",
+                "baseline",
+                "--shape-weight",
+                "0.3",
+                "--missing-max-contained",
+                "1",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "issues",
+                "find",
+                "--dataset",
+                small.name,
+                "--gt-field",
+                GT,
+                "--pred-field",
+                "baseline",
+                "--missing-max-contained",
+                "1.5",
+            ]
+        )
+    assert "whole number" in capsys.readouterr().err
     assert (
         main(
             [
