@@ -154,8 +154,9 @@ def hypothesis_view(dataset, eval_key: str, hypothesis: dict):
     With object conditions the slice is a set of objects: the ground truth shown is the
     class's objects meeting every condition (an image condition through their sample) and
     the predictions shown are all of the class's, so that each false positive of the class
-    counts; samples showing neither are left out. Its slice evaluation gives the
-    hypothesis's ``slice_AP`` (the hypothesis's ``AP`` is that, normalized).
+    counts; samples showing neither are left out, those with the most of the slice's
+    objects come first. Its slice evaluation gives the hypothesis's ``slice_AP`` (the
+    hypothesis's ``AP`` is that, normalized).
     """
     dataset = dataset_of(dataset)
     config = load_run(dataset, eval_key).config
@@ -174,10 +175,10 @@ def hypothesis_view(dataset, eval_key: str, hypothesis: dict):
             expression = expression & _condition_expression(condition, False, root="$")
     view = view.filter_labels(config.gt_field, expression, only_matches=False)
     view = view.filter_labels(config.pred_field, label, only_matches=False)
-    shown = (
-        F(f"{config.gt_field}.detections").length() + F(f"{config.pred_field}.detections").length()
-    )
-    return view.match(shown > 0)
+    objects = F(f"{config.gt_field}.detections").length()
+    shown = objects + F(f"{config.pred_field}.detections").length()
+    # The images holding the slice's objects first (the others hold false positives only).
+    return view.match(shown > 0).sort_by(objects, reverse=True)
 
 
 def save_hypothesis(
