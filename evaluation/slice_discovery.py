@@ -233,7 +233,8 @@ class DiscoveryConfig:
         max_nested: drop a slice with more than this share of its objects inside a
             better-ranked one of the same class.
         pair_margin: AP a pair must lose beyond both of its parents.
-        null_parts: random partitions measuring chance (each size, each seed).
+        null_parts: random partitions of the images measuring the chance AP of image slices
+            (each size, each seed; object slices are tested by rank, see the module).
         seed: of the random partitions.
     """
 
