@@ -30,7 +30,7 @@ import numpy as np
 
 from detection_debugger.datasets.arrays import detection_set_from_view
 from detection_debugger.datasets.exporting import FIXED_SUFFIX
-from detection_debugger.datasets.fiftyone_private import dataset_of
+from detection_debugger.datasets.fiftyone_private import bulk_write, dataset_of
 from detection_debugger.datasets.issue_fields import (
     EVIDENCE_FIELDS,
     GT_TYPES,
@@ -42,7 +42,11 @@ from detection_debugger.datasets.issue_fields import (
     declare_attribute,
     missing_field,
 )
-from detection_debugger.datasets.object_writes import split_per_sample, write_object_attributes
+from detection_debugger.datasets.object_writes import (
+    WRITE_BATCH,
+    split_per_sample,
+    write_object_attributes,
+)
 from detection_debugger.datasets.review import read_review_log, timestamp, write_review_log
 from detection_debugger.datasets.state import writes_dataset
 from detection_debugger.evaluation.label_issues import (
@@ -356,15 +360,43 @@ def _previous_missing(samples, gt_field: str) -> dict:
     return previous
 
 
+_MISSING_ATTRIBUTES = {  # the evidence on each object of <gt>_missing, and its type
+    "issue_score": "float",
+    "issue_type": "str",
+    "issue_label": "str",
+    "issue_source_field": "str",
+    "issue_source_id": "str",
+    "issue_iou": "float",
+    "issue_confidence": "float",
+    "issue_support": "int",
+    "issue_review": "str",
+}
+
+
+def _declare_missing(dataset, missing: str) -> None:
+    import fiftyone as fo
+
+    kinds = {"float": fo.FloatField, "str": fo.StringField, "int": fo.IntField}
+    if not dataset.has_field(missing):
+        dataset.add_sample_field(missing, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+    for name, kind in _MISSING_ATTRIBUTES.items():
+        if not dataset.has_field(f"{missing}.detections.{name}"):
+            dataset.add_sample_field(f"{missing}.detections.{name}", kinds[kind])
+
+
 def _write_missing(samples, gt_field: str, s: IssueScores, read: _Read, reviewed):
     """Writes ``<gt_field>_missing``: one object per missing candidate, its decision carried
-    over (and counted in ``reviewed``)."""
-    import fiftyone as fo
+    over (and counted in ``reviewed``), in FiftyOne's stored form, one bulk update per
+    :data:`WRITE_BATCH` samples (label objects validated one by one took minutes at 50k
+    candidates)."""
+    from bson import ObjectId
+    from pymongo import UpdateOne
 
     missing = missing_field(gt_field)
     previous = _previous_missing(samples, gt_field)
     widths, heights = samples.values(["metadata.width", "metadata.height"])
-    per_image: list[list] = [[] for _ in read.ids[0]["samples"]]
+    sample_ids = read.ids[0]["samples"]
+    per_image: list[list] = [[] for _ in sample_ids]
     for i in s.order():
         image = int(s.image[i])
         source = read.source(int(s.pred_set[i]), int(s.pred[i]))
@@ -374,33 +406,45 @@ def _write_missing(samples, gt_field: str, s: IssueScores, read: _Read, reviewed
         size = (widths[image], heights[image])
         detection = _missing_detection(s, i, read.classes, source, key, status, size)
         per_image[image].append(detection)
-    samples.set_values(missing, [fo.Detections(detections=d) for d in per_image], dynamic=True)
+    dataset = dataset_of(samples)
+    _declare_missing(dataset, missing)
+    for start in range(0, len(sample_ids), WRITE_BATCH):
+        batch = sample_ids[start : start + WRITE_BATCH]
+        ops = [
+            UpdateOne(
+                {"_id": ObjectId(sample_id)},
+                {"$set": {missing: {"_cls": "Detections", "detections": per_image[start + k]}}},
+            )
+            for k, sample_id in enumerate(batch)
+        ]
+        bulk_write(dataset, ops, batch)
 
 
-def _missing_detection(s: IssueScores, i: int, classes, source, key, status, size):
-    """The object of missing candidate ``i``: the prediction's class and relative box, with
-    id ``key`` (a new one when None) and its evidence; ``source``: ``(field, label id)`` of
-    the prediction, ``size``: the image's ``(width, height)``."""
-    import fiftyone as fo
+def _missing_detection(s: IssueScores, i: int, classes, source, key, status, size) -> dict:
+    """The object of missing candidate ``i`` in FiftyOne's stored form: the prediction's
+    class and relative box, with id ``key`` (a new one when None) and its evidence;
+    ``source``: ``(field, label id)`` of the prediction, ``size``: the image's ``(width,
+    height)``."""
     from bson import ObjectId
 
     w, h = size
     x, y, bw, bh = s.box[i]
     label = classes[s.label[i]]
     source_field, source_id = source
-    return fo.Detection(
-        _id=ObjectId(key) if key else ObjectId(),
-        label=label,
-        bounding_box=[x / w, y / h, bw / w, bh / h],
-        confidence=float(s.confidence[i]),
-        tags=[ISSUE_TAGS[MISSING]] if s.flagged[i] and status != REJECTED else [],
-        issue_score=float(s.score[i]),
-        issue_type=MISSING,
-        issue_label=label,
-        issue_source_field=source_field,
-        issue_source_id=source_id,
-        issue_iou=float(s.iou[i]),
-        issue_confidence=float(s.confidence[i]),
-        issue_support=int(s.support[i]),
-        issue_review=status,
-    )
+    return {
+        "_id": ObjectId(key) if key else ObjectId(),
+        "_cls": "Detection",
+        "tags": [ISSUE_TAGS[MISSING]] if s.flagged[i] and status != REJECTED else [],
+        "label": label,
+        "bounding_box": [float(x / w), float(y / h), float(bw / w), float(bh / h)],
+        "confidence": float(s.confidence[i]),
+        "issue_score": float(s.score[i]),
+        "issue_type": MISSING,
+        "issue_label": label,
+        "issue_source_field": source_field,
+        "issue_source_id": source_id,
+        "issue_iou": float(s.iou[i]),
+        "issue_confidence": float(s.confidence[i]),
+        "issue_support": int(s.support[i]),
+        "issue_review": status,
+    }

@@ -312,3 +312,22 @@ def test_wrong_class_from_a_shape_implausible_for_the_class():
     assert not traced.flagged.any()
     off = LabelIssueConfig(shape_max_share=0.0)
     assert not find_label_issues([_shape_scene(False)], config=off)["wrong_class"].flagged.any()
+
+
+def test_shape_neighbours_are_counted_exactly_up_to_the_cap_without_every_pair():
+    """The binned count equals comparing every pair (capped), edges and ties included."""
+    from detection_debugger.evaluation.label_issues import _count_close
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n, r = rng.integers(0, 60), rng.integers(0, 80)
+        tol = float(rng.choice([0.1, np.log(1.5), 0.5, 1.0]))
+        scale = rng.choice([0.2, 1, 5])
+        ref = np.round(rng.normal(0, scale, (r, 2)), rng.integers(1, 4))
+        query = np.round(rng.normal(0, scale, (n, 2)), rng.integers(1, 4))
+        if r and n and trial % 3 == 0:
+            query[: min(n, r)] = ref[: min(n, r)] + tol  # exactly at the window's edge
+        cap = int(rng.integers(1, 6))
+        every_pair = (np.abs(query[:, None, :] - ref[None]) <= tol).all(axis=2).sum(axis=1)
+        got = _count_close(query, ref, tol, cap)
+        np.testing.assert_array_equal(got, np.minimum(every_pair, cap), err_msg=str(trial))
