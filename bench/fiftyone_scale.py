@@ -71,21 +71,6 @@ def _step(figures: dict, name: str, fn, repeat: int = 1):
     return out
 
 
-def _import(files: dict, name: str):
-    from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
-
-    labels = str(Path(files["images"]).parent / "labels")
-    plan = plan_import(
-        name,
-        files["images"],
-        [
-            LabelSource(labels, "kitti", "ground_truth", predictions=False),
-            LabelSource(files["pred"], "tao", "predictions", predictions=True),
-        ],
-    )
-    return apply_import(plan, progress=False)
-
-
 def _operator(dataset, name: str, **params):
     from fiftyone.operators import execute_operator
 
@@ -248,7 +233,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    from import_speed import make_files
+    from import_speed import import_set, make_files
 
     from detection_debugger.datasets.database import MongoServer, fiftyone_environment
 
@@ -258,7 +243,7 @@ def main() -> int:
         _plugins_dir(tmp)
         os.environ.update(fiftyone_environment(server.uri, "detection_debugger_bench"))
         os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
-        dataset = _step(figures, "import", lambda: _import(files, "bench-scale"))
+        dataset = _step(figures, "import", lambda: import_set(files, "bench-scale"))
         counts = _pipeline(dataset, figures)
         figures["slice images"] = len(dataset.load_saved_view("bench slice"))
         subset = min(args.images, args.peer_images)

@@ -55,22 +55,28 @@ def benchmark_dataset(num_images: int, name: str):
     from detection_debugger.datasets.database import MongoServer, fiftyone_environment
 
     files = make_files(num_images)
-    labels = str(Path(files["images"]).parent / "labels")
     with tempfile.TemporaryDirectory(prefix="dd-bench-mongo-") as tmp, MongoServer(tmp) as server:
         os.environ.update(fiftyone_environment(server.uri, "detection_debugger_bench"))
         os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
-        from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
-
         print(f"importing the benchmark set ({num_images} images) ...", flush=True)
-        plan = plan_import(
-            name,
-            files["images"],
-            [
-                LabelSource(labels, "kitti", "ground_truth", predictions=False),
-                LabelSource(files["pred"], "tao", "predictions", predictions=True),
-            ],
-        )
-        yield apply_import(plan, progress=False)
+        yield import_set(files, name)
+
+
+def import_set(files: dict, name: str):
+    """The set of :func:`make_files` (KITTI ground truth, TAO predictions) imported into the
+    dataset ``name`` as ``detection-debugger import`` does it."""
+    from detection_debugger.datasets.importing import LabelSource, apply_import, plan_import
+
+    labels = str(Path(files["images"]).parent / "labels")
+    plan = plan_import(
+        name,
+        files["images"],
+        [
+            LabelSource(labels, "kitti", "ground_truth", predictions=False),
+            LabelSource(files["pred"], "tao", "predictions", predictions=True),
+        ],
+    )
+    return apply_import(plan, progress=False)
 
 
 def main() -> int:

@@ -360,28 +360,14 @@ def _previous_missing(samples, gt_field: str) -> dict:
     return previous
 
 
-_MISSING_ATTRIBUTES = {  # the evidence on each object of <gt>_missing, and its type
-    "issue_score": "float",
-    "issue_type": "str",
-    "issue_label": "str",
-    "issue_source_field": "str",
-    "issue_source_id": "str",
-    "issue_iou": "float",
-    "issue_confidence": "float",
-    "issue_support": "int",
-    "issue_review": "str",
-}
-
-
 def _declare_missing(dataset, missing: str) -> None:
+    """Declares ``<gt>_missing`` and the evidence attributes of its objects."""
     import fiftyone as fo
 
-    kinds = {"float": fo.FloatField, "str": fo.StringField, "int": fo.IntField}
     if not dataset.has_field(missing):
         dataset.add_sample_field(missing, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
-    for name, kind in _MISSING_ATTRIBUTES.items():
-        if not dataset.has_field(f"{missing}.detections.{name}"):
-            dataset.add_sample_field(f"{missing}.detections.{name}", kinds[kind])
+    for name, kind in EVIDENCE_FIELDS.items():
+        declare_attribute(dataset, f"{missing}.detections.{name}", kind)
 
 
 def _write_missing(samples, gt_field: str, s: IssueScores, read: _Read, reviewed):
