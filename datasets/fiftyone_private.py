@@ -16,13 +16,13 @@ __all__ = [
     "dataset_id",
     "dataset_of",
     "disconnect_if_connected_to",
-    "has_no_stages",
     "insert_image_samples",
     "is_patches_view",
     "open_clip_model_class",
     "root_dataset_of",
     "sample_ids_of",
     "set_stored_values",
+    "shows_every_label",
 ]
 
 
@@ -52,11 +52,29 @@ def aggregate_after_view(samples, stages: list[dict]):
     return samples._aggregate(post_pipeline=stages)
 
 
-def has_no_stages(samples) -> bool:
-    """Whether ``samples`` is a dataset or a view of it without any stage (every sample,
-    every label) (``DatasetView._stages``)."""
-    stages = getattr(samples, "_stages", None)
-    return stages is None or len(stages) == 0
+def shows_every_label(samples) -> bool:
+    """Whether ``samples`` shows every label of its samples: a dataset, or a view whose
+    stages only choose, order or page samples (``DatasetView._stages``; a patches view is
+    made of labels, not samples: False)."""
+    import fiftyone.core.stages as fos
+
+    kinds = (
+        fos.Exclude,
+        fos.ExcludeBy,
+        fos.Exists,
+        fos.Limit,
+        fos.Match,
+        fos.MatchTags,
+        fos.Select,
+        fos.SelectBy,
+        fos.Shuffle,
+        fos.Skip,
+        fos.SortBy,
+        fos.Take,
+    )
+    if is_patches_view(samples):
+        return False
+    return all(isinstance(stage, kinds) for stage in getattr(samples, "_stages", None) or [])
 
 
 def sample_ids_of(samples) -> list[str]:

@@ -24,9 +24,9 @@ import fiftyone as fo
 import numpy as np
 
 from detection_debugger.datasets.fiftyone_private import (
-    has_no_stages,
     is_patches_view,
     sample_ids_of,
+    shows_every_label,
 )
 from detection_debugger.datasets.runs import DebuggerResults, debugger_runs, load_run
 from detection_debugger.evaluation import EvaluationResult
@@ -160,7 +160,7 @@ def slice_selection(results: DebuggerResults, view) -> SliceSelection:
     patches = is_patches_view(view)  # patches views map to their samples
     sample_ids = view.distinct("sample_id") if patches else sample_ids_of(view)
     image_mask, outside_samples = results.sample_rows(sample_ids)
-    if not patches and has_no_stages(view):  # every label of its samples: no table needed
+    if not patches and shows_every_label(view):  # every label of its samples: no table needed
         return SliceSelection(image_mask, None, None, outside_samples, 0)
 
     data = results.table().data

@@ -152,10 +152,14 @@ def test_insert_image_samples_writes_what_add_samples_writes():
         ds.delete()
 
 
-def test_has_no_stages_and_sample_ids_of(dataset):
-    assert private.has_no_stages(dataset) and private.has_no_stages(dataset.view())
-    view = dataset.skip(1)
-    assert not private.has_no_stages(view)
+def test_shows_every_label_and_sample_ids_of(dataset):
+    from fiftyone import ViewField as F
+
+    assert private.shows_every_label(dataset) and private.shows_every_label(dataset.view())
+    view = dataset.skip(1).sort_by("filepath").select(dataset.values("id")[:2]).limit(5)
+    assert private.shows_every_label(view)
+    assert not private.shows_every_label(view.filter_labels("gt", F("label") == "car"))
+    assert not private.shows_every_label(dataset.to_patches("gt"))
     assert private.sample_ids_of(dataset) == dataset.values("id")
     assert private.sample_ids_of(view) == view.values("id")
     assert private.sample_ids_of(dataset.sort_by("filepath", reverse=True)) == list(
