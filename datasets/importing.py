@@ -202,8 +202,8 @@ def plan_import(
         counter.start(label)
         source, chosen = resolve_auto_format(source)
         files = counter.share(len(images), label)
-        fingerprint = _fingerprint(source.path)  # before reading: a later change is seen
         read, report = read_label_source(source, images, skip_invalid, coco_join, files)
+        fingerprint = _fingerprint(source.path)  # once: the reader has checked the path
         counter.add(base + len(images) - counter.done, label)
         if chosen:
             report.notes.insert(0, chosen)
