@@ -327,18 +327,7 @@ class CellEvaluator:
             classes: ``(M, K)`` bool, the classes to evaluate in each partition (default:
                 all); the others are NaN.
         """
-        gt_cells, pred_cells = np.atleast_2d(gt_cells), np.atleast_2d(pred_cells)
-        if npig is None:
-            npig = self.num_gt(gt_cells, num_cells)  # (M, K, C)
-        total = np.zeros((len(gt_cells), _NUM_THRESHOLDS, self.num_classes, num_cells))
-        wanted = _pick_classes(classes, npig)
-        for m in range(len(gt_cells)):
-            cells = np.concatenate([gt_cells[m], pred_cells[m]]).astype(np.int8)
-            for block in self.classes:
-                if wanted[m, block.k]:
-                    total[m, :, block.k] = block.sums(cells, num_cells, npig[m, block.k])
-        ap = total.mean(axis=1) / len(RECALL_THRESHOLDS)
-        return np.where((npig > 0) & wanted[:, :, None], ap, np.nan)
+        return self._summed_ap(gt_cells, pred_cells, num_cells, npig, classes, "sums")
 
     def image_ap(
         self,
@@ -350,16 +339,21 @@ class CellEvaluator:
     ) -> np.ndarray:
         """:meth:`ap` for cells of whole images (every object and prediction takes its
         image's cell: pycocotools on those images), faster."""
+        return self._summed_ap(gt_cells, pred_cells, num_cells, npig, classes, "image_sums")
+
+    def _summed_ap(self, gt_cells, pred_cells, num_cells, npig, classes, sums: str):
+        """:meth:`ap` with each class block's ``sums`` method (``sums`` or ``image_sums``)."""
         gt_cells, pred_cells = np.atleast_2d(gt_cells), np.atleast_2d(pred_cells)
         if npig is None:
-            npig = self.num_gt(gt_cells, num_cells)
+            npig = self.num_gt(gt_cells, num_cells)  # (M, K, C)
         total = np.zeros((len(gt_cells), _NUM_THRESHOLDS, self.num_classes, num_cells))
         wanted = _pick_classes(classes, npig)
         for m in range(len(gt_cells)):
             cells = np.concatenate([gt_cells[m], pred_cells[m]]).astype(np.int8)
             for block in self.classes:
                 if wanted[m, block.k]:
-                    total[m, :, block.k] = block.image_sums(cells, num_cells, npig[m, block.k])
+                    method = getattr(block, sums)
+                    total[m, :, block.k] = method(cells, num_cells, npig[m, block.k])
         ap = total.mean(axis=1) / len(RECALL_THRESHOLDS)
         return np.where((npig > 0) & wanted[:, :, None], ap, np.nan)
 
