@@ -13,6 +13,7 @@ from detection_debugger.datasets.fiftyone_private import (
     aggregate_after_view,
     bulk_write,
     dataset_of,
+    shows_every_label,
 )
 
 __all__ = ["WRITE_BATCH", "split_per_sample", "write_object_attributes"]
@@ -34,9 +35,9 @@ def _stored_ids(samples, field: str) -> list:
 
 def _shows_every_object(samples, field: str, sample_ids: list) -> bool:
     """Whether ``samples`` shows every object of ``field`` of its samples, in stored order
-    (a dataset does; a view that filters labels does not)."""
+    (a dataset, or a view that only chooses samples, does; one that filters labels, not)."""
     dataset = dataset_of(samples)
-    if samples is dataset:
+    if samples is dataset or shows_every_label(samples):
         return True
     stored = _stored_ids(dataset.select(sample_ids, ordered=True), field)
     return _stored_ids(samples, field) == stored
