@@ -118,14 +118,15 @@ def insert_image_samples(dataset, rows: list[tuple[str, dict, dict]]) -> None:
     """
     from datetime import datetime, timezone
 
-    from bson import ObjectId
     from fiftyone.core.odm.sample import _generate_rand
+
+    from detection_debugger.datasets.object_ids import new_object_ids
 
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # BSON dates hold ms
     docs = [
         {
-            "_id": ObjectId(),
+            "_id": sample_id,
             "filepath": filepath,
             "tags": [],
             "metadata": {
@@ -139,7 +140,7 @@ def insert_image_samples(dataset, rows: list[tuple[str, dict, dict]]) -> None:
             "last_modified_at": now,
             **fields,
         }
-        for filepath, metadata, fields in rows
+        for sample_id, (filepath, metadata, fields) in zip(new_object_ids(len(rows)), rows)
     ]
     if docs:
         dataset._sample_collection.insert_many(docs, ordered=False)

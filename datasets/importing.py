@@ -13,13 +13,14 @@ import dataclasses
 import datetime as dt
 import os
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
-from bson import ObjectId
-
 from detection_debugger.datasets.fiftyone_private import insert_image_samples, set_stored_values
+from detection_debugger.datasets.object_ids import new_object_ids
 from detection_debugger.datasets.state import (
     COMPLETE,
     WRITING,
@@ -125,7 +126,8 @@ def existing_classes(dataset_name: str, gt_field: str = "ground_truth") -> list[
 
 
 def list_images(folder: str | os.PathLike) -> dict[str, str]:
-    """``{stem: absolute path}`` of the images in a folder (recursively)."""
+    """``{stem: absolute path}`` of the images in a folder (recursively; symbolic links to
+    folders are not followed, as ``Path.rglob``), in path order."""
     folder = Path(folder)
     if not folder.is_dir():
         found = os.path.lexists(folder)
@@ -133,17 +135,45 @@ def list_images(folder: str | os.PathLike) -> dict[str, str]:
             str(folder), "not a folder of images" if found else "images folder not found"
         )
     images: dict[str, str] = {}
-    for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
-            continue
-        if path.stem in images:
-            raise FormatError(
-                str(path), f"two images share the stem {path.stem!r} (also {images[path.stem]})"
-            )
-        images[path.stem] = str(path.resolve())
+    for stem, path in _image_paths(folder):
+        if stem in images:
+            raise FormatError(path, f"two images share the stem {stem!r} (also {images[stem]})")
+        images[stem] = path
     if not images:
         raise FormatError(str(folder), f"no images ({', '.join(IMAGE_EXTENSIONS)}) found")
     return images
+
+
+def _image_paths(folder: Path) -> list[tuple[str, str]]:
+    """``(stem, resolved path)`` of the image files under ``folder`` (the stem of the name in
+    the folder, a link's own), sorted as their ``Path`` objects sort."""
+    out = []
+    for _, entry in files_under(folder):
+        stem, extension = os.path.splitext(entry.name)
+        if extension.lower() in IMAGE_EXTENSIONS:
+            # The folders walked are real ones under the resolved root: only a link needs
+            # resolving.
+            out.append((stem, os.path.realpath(entry.path) if entry.is_symlink() else entry.path))
+    return out
+
+
+def files_under(folder: Path) -> list[tuple[tuple[str, ...], os.DirEntry]]:
+    """``(parts relative to folder, entry)`` of every file under ``folder`` (links to files
+    included; links to folders not followed, as ``Path.rglob``), sorted as ``Path`` objects
+    sort. One ``scandir`` per folder: no ``stat`` per file (the entries tell files, folders
+    and links apart), 3x faster than ``rglob`` at 100k files."""
+    found = []
+    pending = [(str(folder.resolve()), ())]
+    while pending:
+        real, parts = pending.pop()
+        with os.scandir(real) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((entry.path, (*parts, entry.name)))
+                elif entry.is_file():
+                    found.append(((*parts, entry.name), entry))
+    found.sort(key=itemgetter(0))
+    return found
 
 
 def _join_to_images(plan: LabelPlan, read, images: dict, class_map: ClassMap, known) -> None:
@@ -233,13 +263,18 @@ def _image_info(images: dict[str, str], counter: ProgressCounter) -> dict[str, d
     return info
 
 
-def _detections_doc(records: list[ObjectRecord], width: int, height: int) -> dict:
-    """A ``fo.Detections`` in FiftyOne's stored form (what ``Detections.to_mongo()`` gives):
-    building documents directly is ~50x faster than constructing label objects."""
+def _detections_doc(
+    records: list[ObjectRecord], width: int, height: int, ids: Iterator | None = None
+) -> dict:
+    """A ``fo.Detections`` in FiftyOne's stored form (what ``Detections.to_mongo()`` gives),
+    its objects' ids taken from ``ids`` (default: new ones): building documents directly is
+    ~50x faster than constructing label objects."""
+    if ids is None:
+        ids = iter(new_object_ids(len(records)))
     detections = []
-    for record in records:
+    for record, object_id in zip(records, ids):
         doc = {
-            "_id": ObjectId(),
+            "_id": object_id,
             "_cls": "Detection",
             "tags": [],
             "label": record.label,
@@ -301,14 +336,13 @@ def _fingerprint(path: str) -> str:
     import hashlib
 
     root = Path(path)
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    if root.is_dir():
+        files = [("/".join(parts), entry.stat()) for parts, entry in files_under(root)]
+    else:
+        files = [(root.name, root.stat())]
     digest = hashlib.sha256()
-    for file in files:
-        stat = file.stat()
-        digest.update(
-            f"{file.relative_to(root) if root.is_dir() else file.name}"
-            f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
-        )
+    for name, stat in files:
+        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -342,11 +376,13 @@ def _fields_to_write(dataset, plan: ImportPlan, replace: bool) -> tuple[list, di
 def _sample_rows(plan: ImportPlan, stems: list[str], todo: list) -> list[tuple]:
     """``(filepath, metadata, label fields)`` of the new samples of ``stems``."""
     rows = []
+    count = sum(len(lp.objects.get(stem, ())) for lp in todo for stem in stems)
+    ids = iter(new_object_ids(count))
     for stem in stems:
         info = plan.image_info[stem]
         fields = {
             lp.source.field: _detections_doc(
-                lp.objects.get(stem, []), info["width"], info["height"]
+                lp.objects.get(stem, []), info["width"], info["height"], ids
             )
             for lp in todo
         }

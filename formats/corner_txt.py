@@ -22,7 +22,7 @@ from detection_debugger.formats.records import (
     SkippedLine,
     note_scores_above_one,
 )
-from detection_debugger.formats.text_files import check_name, read_text_lines
+from detection_debugger.formats.text_files import check_name, files_in_order, read_text_lines
 
 __all__ = ["DIFFICULT", "parse_corner_line", "read_corner_txt_folder"]
 
@@ -87,7 +87,7 @@ def read_corner_txt_folder(
         raise FormatError(str(folder), "not a folder of .txt label files")
     report = ReadReport()
     images = []
-    for path in files_read(sorted(folder.glob("*.txt")), progress):
+    for path in files_read(files_in_order(folder, "*.txt"), progress):
         if path.name in _NOT_LABELS:
             continue
         report.files += 1

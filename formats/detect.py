@@ -19,7 +19,7 @@ from detection_debugger.formats.coco import read_json
 from detection_debugger.formats.corner_txt import DIFFICULT
 from detection_debugger.formats.errors import FormatError
 from detection_debugger.formats.numbers import parse_decimal
-from detection_debugger.formats.text_files import read_text_lines
+from detection_debugger.formats.text_files import files_in_order, read_text_lines
 
 __all__ = ["detect_format", "line_formats"]
 
@@ -164,8 +164,8 @@ def detect_format(path: str | os.PathLike, predictions: bool) -> tuple[str, str]
         if not os.path.lexists(path):
             raise FormatError(str(path), "not found")
         return _detect_json(path, predictions)  # read through text_files: FIFOs etc. refused
-    xml = sorted(path.glob("*.xml"))
-    txt = [p for p in sorted(path.glob("*.txt")) if p.name not in _NOT_LABELS]
+    xml = files_in_order(path, "*.xml")
+    txt = [p for p in files_in_order(path, "*.txt") if p.name not in _NOT_LABELS]
     if xml and txt:
         raise FormatError(
             str(path),

@@ -19,7 +19,7 @@ from detection_debugger.formats.numbers import format_number as _fmt
 from detection_debugger.formats.numbers import parse_column as _number
 from detection_debugger.formats.progress import files_read
 from detection_debugger.formats.records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
-from detection_debugger.formats.text_files import check_name, read_text_lines
+from detection_debugger.formats.text_files import check_name, files_in_order, read_text_lines
 
 __all__ = [
     "DONT_CARE",
@@ -135,7 +135,7 @@ def read_kitti_folder(
     report = ReadReport()
     images = []
     max_score = -math.inf
-    for path in files_read(sorted(folder.glob("*.txt")), progress):
+    for path in files_read(files_in_order(folder, "*.txt"), progress):
         report.files += 1
         image = ImageObjects(stem=path.stem)
         for number, line in enumerate(read_text_lines(path), start=1):

@@ -22,12 +22,14 @@ import errno
 import os
 import stat
 import unicodedata
+from operator import attrgetter
 from typing import Any
 
 from detection_debugger.formats.errors import FormatError
 
 __all__ = [
     "check_name",
+    "files_in_order",
     "load_json",
     "load_yaml",
     "read_bytes",
@@ -37,6 +39,15 @@ __all__ = [
 ]
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def files_in_order(folder, pattern: str) -> list:
+    """The paths of ``folder`` matching ``pattern`` (``Path.glob``), in path order.
+
+    Sorted on their parts, the order ``sorted`` gives ``Path`` objects on POSIX, ~10x faster
+    than comparing the objects (1.7M comparisons for 100k label files).
+    """
+    return sorted(folder.glob(pattern), key=attrgetter("parts"))
 
 
 def unreadable_reason(error: OSError) -> str:

@@ -17,7 +17,7 @@ from detection_debugger.formats.errors import FormatError
 from detection_debugger.formats.numbers import parse_decimal
 from detection_debugger.formats.progress import files_read
 from detection_debugger.formats.records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
-from detection_debugger.formats.text_files import check_name, read_bytes
+from detection_debugger.formats.text_files import check_name, files_in_order, read_bytes
 
 __all__ = ["parse_voc_file", "read_voc_folder"]
 
@@ -144,7 +144,7 @@ def read_voc_folder(
         raise FormatError(str(folder), "not a folder of Pascal VOC .xml files")
     report = ReadReport()
     images = []
-    for path in files_read(sorted(folder.glob("*.xml")), progress):
+    for path in files_read(files_in_order(folder, "*.xml"), progress):
         report.files += 1
         try:
             images.append(parse_voc_file(path, report, skip_invalid))

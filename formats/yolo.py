@@ -11,7 +11,7 @@ from detection_debugger.formats.errors import FormatError
 from detection_debugger.formats.numbers import format_number, parse_column
 from detection_debugger.formats.progress import files_read
 from detection_debugger.formats.records import ImageObjects, ObjectRecord, ReadReport, SkippedLine
-from detection_debugger.formats.text_files import check_name, read_text_lines
+from detection_debugger.formats.text_files import check_name, files_in_order, read_text_lines
 
 # Normalised values may exceed [0, 1] by this much (rounding in the writer).
 TOLERANCE = 1e-6
@@ -119,7 +119,7 @@ def read_yolo_folder(
         raise FormatError(str(folder), "not a folder of YOLO .txt files")
     report = ReadReport()
     images = []
-    for path in files_read(sorted(folder.glob("*.txt")), progress):
+    for path in files_read(files_in_order(folder, "*.txt"), progress):
         if path.name in ("classes.txt", "obj.names"):
             continue
         report.files += 1
