@@ -30,7 +30,7 @@ from detection_debugger.evaluation.confusion import (
 from detection_debugger.evaluation.detections import DetectionSet, InputError
 from detection_debugger.evaluation.results import ClassMetrics, EvaluationResult
 
-__all__ = ["MatchTable", "evaluate"]
+__all__ = ["MatchTable", "evaluate", "evaluation_result"]
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ class MatchTable:
         confusion matrix.
         """
         data, outcomes = self.data, self.outcomes
-        precision, recall = accumulate(self.coco, image_mask, gt_mask, pred_mask)
+        precision, recall = accumulate(self.coco, image_mask, gt_mask, pred_mask, every_curve=False)
         confusion = confusion_matrix(data, outcomes, image_mask, gt_mask, pred_mask)
         gt_keep, pred_keep = self.selection(image_mask, gt_mask, pred_mask)
         num_images = data.num_images if image_mask is None else int(np.sum(image_mask))
@@ -160,31 +160,37 @@ class MatchTable:
             data.pred_class[pred_keep & (outcomes.pred_outcome == Outcome.DUPLICATE)],
             minlength=num_classes,
         )
-        m = confusion.matrix
-        classes = {}
-        for k, (name, coco) in enumerate(
-            zip(data.class_names, per_class_metrics(precision, recall))
-        ):
-            classes[name] = ClassMetrics(
-                **coco,
-                num_gt=int(num_gt[k]),
-                num_pred=int(num_pred[k]),
-                tp=int(m[k, k]),
-                fn=int(m[k, -1]),
-                mispredicted=int(m[k, :-1].sum() - m[k, k]),
-                fp=int(m[-1, k]),
-                duplicate=int(duplicate[k]),
-            )
-        return EvaluationResult(
-            stats=summarize(precision, recall),
-            classes=classes,
-            confusion=confusion,
-            params={
-                "iou": outcomes.iou_threshold,
-                "score_threshold": outcomes.score_threshold,
-                "num_images": num_images,
-            },
+        params = {
+            "iou": outcomes.iou_threshold,
+            "score_threshold": outcomes.score_threshold,
+            "num_images": num_images,
+        }
+        return evaluation_result(
+            data.class_names, precision, recall, confusion, num_gt, num_pred, duplicate, params
         )
+
+
+def evaluation_result(
+    class_names, precision, recall, confusion, num_gt, num_pred, duplicate, params: dict
+) -> EvaluationResult:
+    """The result of a selection from its COCO ``precision``/``recall`` arrays, its 4-way
+    ``confusion`` matrix and its per-class counts (``(K,)`` each)."""
+    m = confusion.matrix
+    classes = {}
+    for k, (name, coco) in enumerate(zip(class_names, per_class_metrics(precision, recall))):
+        classes[name] = ClassMetrics(
+            **coco,
+            num_gt=int(num_gt[k]),
+            num_pred=int(num_pred[k]),
+            tp=int(m[k, k]),
+            fn=int(m[k, -1]),
+            mispredicted=int(m[k, :-1].sum() - m[k, k]),
+            fp=int(m[-1, k]),
+            duplicate=int(duplicate[k]),
+        )
+    return EvaluationResult(
+        stats=summarize(precision, recall), classes=classes, confusion=confusion, params=params
+    )
 
 
 def evaluate(
