@@ -21,18 +21,21 @@ def test_ids_are_distinct_increasing_and_stamped_now():
     assert new_object_ids(0) == []
 
 
-def test_ids_never_repeat_bson_ones_or_each_other():
-    made = set(new_object_ids(2000)) | set(new_object_ids(2000))
-    bson_ids = {ObjectId() for _ in range(2000)}
-    assert len(made) == 4000 and not made & bson_ids
+def test_ids_sort_after_earlier_ids_and_before_later_calls():
+    """Insertion order is id order: after bson's earlier ids, across calls too."""
+    earlier = ObjectId()
+    first, second = new_object_ids(300), new_object_ids(300)
+    made = first + second
+    assert made == sorted(made) and len(set(made)) == 600
+    assert earlier < made[0]
+    assert not set(made) & {ObjectId() for _ in range(2000)}
 
 
-def test_a_counter_near_its_end_starts_a_new_batch(monkeypatch):
-    """The 3-byte counter never wraps inside a batch: a new random prefix takes over."""
-    draws = iter([b"\x01" * 5, b"\xff\xff\xfd", b"\x02" * 5, b"\x00\x00\x00"])
-    monkeypatch.setattr(object_ids.os, "urandom", lambda n: next(draws))
-    ids = new_object_ids(5)
-    raw = [i.binary for i in ids]
-    assert [r[4:9] for r in raw] == [b"\x01" * 5] * 3 + [b"\x02" * 5] * 2
-    assert [int.from_bytes(r[9:], "big") for r in raw] == [0xFFFFFD, 0xFFFFFE, 0xFFFFFF, 0, 1]
-    assert len(set(ids)) == 5
+def test_the_counter_carries_into_the_upper_bytes(monkeypatch):
+    """Past a counter of 2**32 - 1 in the low bytes, the upper bytes count on."""
+    start = (int.from_bytes(ObjectId().binary, "big") >> 32 << 32) + 2**32 - 2
+    monkeypatch.setattr(object_ids, "_next", start + (1 << 60))
+    ids = new_object_ids(4)
+    values = [int.from_bytes(i.binary, "big") for i in ids]
+    assert values == [start + (1 << 60) + n for n in range(4)]
+    assert values[2] >> 32 == (values[0] >> 32) + 1
