@@ -58,7 +58,7 @@ class ImageSliceIndex:
         image_columns: ``(D,)`` int32 COCO columns (accumulation positions), by image.
         column_class: ``(D,)`` int16 class of each column (non-decreasing).
         column_rank: ``(D,)`` uint8 rank in its image and class, capped at 255.
-        codes: ``(A, D)`` uint32 outcome codes per area range (0: never counted).
+        codes: ``(D, A)`` uint32 outcome codes per area range (0: never counted).
     """
 
     class_names: tuple[str, ...]
@@ -164,8 +164,9 @@ class ImageSliceIndex:
         npig = positives[k, a]
         last = len(MAX_DETS) - 1
         recall[:, k, a, last] = per_row.reshape(num_thr, -1) / npig[None, :]
+        event_rank = ranks[event_column]
         for m in range(last):  # the smaller cuts: true positives ranked under the cut
-            under = ranks[event_column] < MAX_DETS[m]
+            under = event_rank < MAX_DETS[m]
             found = np.bincount(event_row[under], minlength=len(per_row))
             recall[:, k, a, m] = found.reshape(num_thr, -1) / npig[None, :]
         result = interpolated_precision(per_row, row_first, tp_precision, npig)
@@ -227,15 +228,15 @@ def _rows_of(starts: np.ndarray, images: np.ndarray) -> np.ndarray:
 
 
 def _outcome_codes(pred_tp: np.ndarray, pred_fp: np.ndarray) -> np.ndarray:
-    """``(A, D)`` uint32: bit ``t`` true positive, bit ``10 + t`` false positive at IoU
-    threshold ``t`` (from the ``(T, A, D)`` flags)."""
+    """``(D, A)`` uint32: bit ``t`` true positive, bit ``10 + t`` false positive at IoU
+    threshold ``t`` (from the ``(T, A, D)`` flags); a column's codes side by side."""
     num_thr, num_areas, num_cols = pred_tp.shape
     codes = np.zeros((num_areas, num_cols), np.uint32)
     for t in range(num_thr):
         for a in range(num_areas):
             codes[a] |= pred_tp[t, a].astype(np.uint32) << np.uint32(t)
             codes[a] |= pred_fp[t, a].astype(np.uint32) << np.uint32(_FP_SHIFT + t)
-    return codes
+    return np.ascontiguousarray(codes.T)
 
 
 def _slice_curves(index: ImageSliceIndex, columns: np.ndarray, positives: np.ndarray):
@@ -246,10 +247,12 @@ def _slice_curves(index: ImageSliceIndex, columns: np.ndarray, positives: np.nda
     classes = index.column_class[columns]
     ranks = index.column_rank[columns]
     curve_k, curve_a, lengths, codes, rank_parts = [], [], [], [], []
+    gathered = np.take(index.codes, columns, axis=0)  # (n, A): a row per column
     for a in range(len(AREA_RANGES)):
-        code = index.codes[a, columns]
-        keep = np.flatnonzero((code != 0) & (positives[classes, a] > 0))
-        with_gt = np.flatnonzero(positives[:, a] > 0)
+        code = gathered[:, a]
+        has_gt = positives[:, a] > 0
+        keep = np.flatnonzero((code != 0) & has_gt[classes])
+        with_gt = np.flatnonzero(has_gt)
         curve_k.append(with_gt)
         curve_a.append(np.full(len(with_gt), a))
         lengths.append(np.bincount(classes[keep], minlength=num_classes)[with_gt])
@@ -260,7 +263,7 @@ def _slice_curves(index: ImageSliceIndex, columns: np.ndarray, positives: np.nda
         return None
     lengths = np.concatenate(lengths)
     starts = np.cumsum(lengths) - lengths
-    curve_of = np.repeat(np.arange(len(k)), lengths)
+    curve_of = np.repeat(np.arange(len(k), dtype=np.int32), lengths)
     return (
         k,
         np.concatenate(curve_a),
@@ -285,26 +288,41 @@ def _true_positive_events(codes, curve_of, starts, num_curves):
     ``row_first`` the first one's place, ``tp_precision`` the precisions grouped by row,
     and per event its row and its position among the curves' predictions.
     """
-    num_positions = len(codes)
+    num_thr = len(IOU_THRESHOLDS)
     tp_bits = codes & np.uint32(_ALL_THRESHOLDS)
-    with_tp = np.flatnonzero(tp_bits)
-    t_event, j = _threshold_bits(tp_bits[with_tp])
-    position = with_tp[j]
+    with_tp = np.flatnonzero(tp_bits).astype(np.int32)
+    bits = tp_bits[with_tp]
+    # Threshold-major, then by position: rows (threshold, curve) come in order.
+    positions = [with_tp[(bits & np.uint32(1 << t)) != 0] for t in range(num_thr)]
+    position = np.concatenate(positions)
+    sizes = [len(p) for p in positions]
     curve = curve_of[position]
-    row = t_event * num_curves + curve  # non-decreasing: threshold-major, then position
-    per_row = np.bincount(row, minlength=len(IOU_THRESHOLDS) * num_curves)
+    row = np.repeat(np.arange(num_thr, dtype=np.int32) * np.int32(num_curves), sizes) + curve
+    per_row = np.bincount(row, minlength=num_thr * num_curves)
     row_first = np.cumsum(per_row) - per_row
-    ordinal = np.arange(len(row)) - row_first[row] + 1
-    # Predictions neither true nor false positive at a threshold (matched to an ignored
-    # object) are not counted there: as keys threshold * N + position, sorted.
+    ordinal = np.arange(1, len(row) + 1) - row_first[row]
+    seen = position - starts[curve] + 1  # predictions of the curve up to this one
+    _drop_ignored(seen, codes, curve_of, row, position, num_curves)
+    tp_precision = ordinal.astype(np.float64) / (seen.astype(np.float64) + np.spacing(1))
+    return per_row, row_first, tp_precision, row, position
+
+
+def _drop_ignored(seen, codes, curve_of, row, position, num_curves) -> None:
+    """Takes from ``seen`` (per event) the predictions of its row before it that are neither
+    true nor false positives at its threshold (matched to an ignored object): rare, so
+    each is placed among the events by one binary search and counted by a running sum."""
+    num_positions = len(codes)
     counted = (codes | codes >> np.uint32(_FP_SHIFT)) & np.uint32(_ALL_THRESHOLDS)
     mixed = np.flatnonzero(counted != _ALL_THRESHOLDS)
     t_ignored, i = _threshold_bits(~counted[mixed] & np.uint32(_ALL_THRESHOLDS))
-    ignored = t_ignored * num_positions + mixed[i]
-    base = t_event * num_positions
-    before = np.searchsorted(ignored, base + position) - np.searchsorted(
-        ignored, base + starts[curve]
-    )
-    seen = position - starts[curve] + 1 - before
-    tp_precision = ordinal.astype(np.float64) / (seen.astype(np.float64) + np.spacing(1))
-    return per_row, row_first, tp_precision, row, position
+    if not len(i):
+        return
+    ignored_row = t_ignored * num_curves + curve_of[mixed[i]]
+    ignored_key = ignored_row.astype(np.int64) * num_positions + mixed[i]  # sorted
+    event_key = row.astype(np.int64) * num_positions + position
+    # Ignored entries with a smaller key than each event, then those of earlier rows.
+    placed = np.searchsorted(event_key, ignored_key)
+    smaller = np.cumsum(np.bincount(placed, minlength=len(row) + 1)[: len(row)])
+    row_begins = np.arange(int(row[-1]) + 1, dtype=np.int64) * num_positions
+    before_row = np.searchsorted(ignored_key, row_begins)
+    seen -= (smaller - before_row[row]).astype(seen.dtype)
