@@ -158,17 +158,19 @@ class ImageSliceIndex:
         curves = _slice_curves(self, columns, positives)
         if curves is None:
             return precision, recall
-        k, a, starts, curve_of, codes, ranks = curves
+        k, a, starts, curve_of, codes, cuts = curves
         events = _true_positive_events(codes, curve_of, starts, len(k))
         per_row, row_first, tp_precision, event_row, event_column = events
         npig = positives[k, a]
         last = len(MAX_DETS) - 1
         recall[:, k, a, last] = per_row.reshape(num_thr, -1) / npig[None, :]
-        event_rank = ranks[event_column]
-        for m in range(last):  # the smaller cuts: true positives ranked under the cut
-            under = event_rank < MAX_DETS[m]
-            found = np.bincount(event_row[under], minlength=len(per_row))
-            recall[:, k, a, m] = found.reshape(num_thr, -1) / npig[None, :]
+        # The smaller cuts: a true positive counts under cut m when its rank is below it.
+        by_cut = np.bincount(
+            event_row * np.int32(last + 1) + cuts[event_column], minlength=len(per_row) * (last + 1)
+        ).reshape(-1, last + 1)
+        found = np.cumsum(by_cut, axis=1)
+        for m in range(last):
+            recall[:, k, a, m] = found[:, m].reshape(num_thr, -1) / npig[None, :]
         result = interpolated_precision(per_row, row_first, tp_precision, npig)
         precision[:, :, k, a, last] = result.transpose(0, 2, 1)
         return precision, recall
@@ -241,28 +243,32 @@ def _outcome_codes(pred_tp: np.ndarray, pred_fp: np.ndarray) -> np.ndarray:
 
 def _slice_curves(index: ImageSliceIndex, columns: np.ndarray, positives: np.ndarray):
     """The (class, area range) curves of the slice's ``columns`` at the largest max
-    detections: ``k``, ``a``, ``starts``, ``curve_of``, and per position its code and rank;
-    None without any."""
+    detections: ``k``, ``a``, ``starts``, ``curve_of``, and per position its code and its
+    cut (how many of the smaller max-detections cuts its rank reaches); None without any."""
     num_classes = index.num_classes
     classes = index.column_class[columns]
     ranks = index.column_rank[columns]
+    cut = np.zeros(len(columns), np.int32)
+    for max_dets in MAX_DETS[:-1]:
+        cut += ranks >= max_dets
     curve_k, curve_a, lengths, codes, rank_parts = [], [], [], [], []
-    gathered = np.take(index.codes, columns, axis=0)  # (n, A): a row per column
+    gathered = np.take(index.codes, columns, axis=0).T.copy()  # (A, n), rows contiguous
     for a in range(len(AREA_RANGES)):
-        code = gathered[:, a]
+        code = gathered[a]
         has_gt = positives[:, a] > 0
-        keep = np.flatnonzero((code != 0) & has_gt[classes])
+        counted = code != 0
+        keep = np.flatnonzero(counted if has_gt.all() else counted & has_gt[classes])
         with_gt = np.flatnonzero(has_gt)
         curve_k.append(with_gt)
         curve_a.append(np.full(len(with_gt), a))
         lengths.append(np.bincount(classes[keep], minlength=num_classes)[with_gt])
         codes.append(code[keep])
-        rank_parts.append(ranks[keep])
+        rank_parts.append(cut[keep])
     k = np.concatenate(curve_k)
     if not len(k):
         return None
     lengths = np.concatenate(lengths)
-    starts = np.cumsum(lengths) - lengths
+    starts = (np.cumsum(lengths) - lengths).astype(np.int32)
     curve_of = np.repeat(np.arange(len(k), dtype=np.int32), lengths)
     return (
         k,
