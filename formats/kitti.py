@@ -54,7 +54,8 @@ def parse_kitti_line(text: str, path: str, line: int, predictions: bool) -> Obje
             values = list(map(float, cols[1:])) if not rest.translate(_PLAIN_CHARACTERS) else ()
         except ValueError:  # "1e", "+-1", "..."
             values = ()
-        if values and -math.inf < min(values) and max(values) < math.inf:
+        # One sum tells all values are finite (an overflow or a NaN takes the checked path).
+        if values and math.isfinite(sum(values)):
             if values[5] >= values[3] and values[6] >= values[4]:
                 return _record(label, values, predictions, path, line)
     return _parse_checked(text, cols, path, line, predictions)
@@ -138,11 +139,12 @@ def read_kitti_folder(
     for path in files_read(files_in_order(folder, "*.txt"), progress):
         report.files += 1
         image = ImageObjects(stem=path.stem)
+        name = str(path)
         for number, line in enumerate(read_text_lines(path), start=1):
             if not line.strip():
                 continue
             try:
-                record = parse_kitti_line(line, str(path), number, predictions)
+                record = parse_kitti_line(line, name, number, predictions)
             except FormatError as error:
                 if not skip_invalid:
                     raise
