@@ -21,8 +21,10 @@ __all__ = [
     "open_clip_model_class",
     "root_dataset_of",
     "sample_ids_of",
+    "samples_collection",
     "set_stored_values",
     "shows_every_label",
+    "stage_dicts",
 ]
 
 
@@ -82,6 +84,22 @@ def sample_ids_of(samples) -> list[str]:
     each through FiftyOne: half a second at 100,000 samples)."""
     cursor = aggregate_after_view(samples, [{"$project": {"_id": 1}}])
     return [str(doc["_id"]) for doc in cursor]
+
+
+def stage_dicts(samples) -> list[dict]:
+    """The stages of a view as FiftyOne stores a saved view's, without the stages' random
+    uuids (``DatasetView._serialize(include_uuids=False)``): equal for views that apply the
+    same stages, however built; ``[]`` for a dataset."""
+    import fiftyone.core.view as fov
+
+    if not isinstance(samples, fov.DatasetView):
+        return []
+    return samples._serialize(include_uuids=False)
+
+
+def samples_collection(dataset):
+    """The pymongo collection holding the dataset's samples (``Dataset._sample_collection``)."""
+    return dataset._sample_collection
 
 
 def dataset_id(dataset) -> str:

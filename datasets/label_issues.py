@@ -44,7 +44,9 @@ from detection_debugger.datasets.issue_fields import (
 )
 from detection_debugger.datasets.object_writes import (
     WRITE_BATCH,
+    modified_now,
     split_per_sample,
+    stamped,
     write_object_attributes,
 )
 from detection_debugger.datasets.review import read_review_log, timestamp, write_review_log
@@ -396,10 +398,14 @@ def _write_missing(samples, gt_field: str, s: IssueScores, read: _Read, reviewed
     _declare_missing(dataset, missing)
     for start in range(0, len(sample_ids), WRITE_BATCH):
         batch = sample_ids[start : start + WRITE_BATCH]
+        now = modified_now()
         ops = [
             UpdateOne(
                 {"_id": ObjectId(sample_id)},
-                {"$set": {missing: {"_cls": "Detections", "detections": per_image[start + k]}}},
+                stamped(
+                    {"$set": {missing: {"_cls": "Detections", "detections": per_image[start + k]}}},
+                    now,
+                ),
             )
             for k, sample_id in enumerate(batch)
         ]

@@ -6,6 +6,7 @@ Used by the evaluation runs (outcome fields) and the label-issue finder (scores,
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 import numpy as np
 
@@ -16,9 +17,32 @@ from detection_debugger.datasets.fiftyone_private import (
     shows_every_label,
 )
 
-__all__ = ["WRITE_BATCH", "split_per_sample", "write_object_attributes"]
+__all__ = [
+    "WRITE_BATCH",
+    "modified_now",
+    "split_per_sample",
+    "stamped",
+    "write_object_attributes",
+]
 
 WRITE_BATCH = 1000  # samples per bulk write (and per progress report)
+
+
+def modified_now() -> datetime:
+    """Now as a sample's ``last_modified_at``: naive UTC, to the millisecond (what BSON
+    stores; FiftyOne's writes use ``datetime.utcnow()``)."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def stamped(update: dict | list, now: datetime) -> dict | list:
+    """``update`` (an update document or an update pipeline) also setting the sample's
+    ``last_modified_at`` to ``now``, as every FiftyOne write to a sample does: users sort and
+    filter by it, and :mod:`~detection_debugger.datasets.view_membership` trusts it. Take
+    ``now`` right before the write is sent (once per bulk write), not once per long job."""
+    if isinstance(update, list):
+        return [*update, {"$set": {"last_modified_at": now}}]
+    return {**update, "$set": {**update.get("$set", {}), "last_modified_at": now}}
 
 
 def split_per_sample(values: np.ndarray, image: np.ndarray, num_images: int) -> list[list]:
@@ -80,8 +104,6 @@ def write_object_attributes(
     Otherwise it falls back to ``set_values``. ``on_batch(samples)`` is called after each
     bulk write of :data:`WRITE_BATCH` samples (once at the end on the fallback).
     """
-    from datetime import datetime, timezone
-
     from bson import ObjectId
     from pymongo import UpdateOne
 
@@ -94,9 +116,9 @@ def write_object_attributes(
         if on_batch is not None:
             on_batch(len(sample_ids))
         return
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
     for start in range(0, len(sample_ids), WRITE_BATCH):
         batch = sample_ids[start : start + WRITE_BATCH]
+        now = modified_now()
         ops = []
         for i, sample_id in enumerate(batch, start=start):
             update = {name: values[i] for name, values in sample_values.items()}

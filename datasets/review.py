@@ -39,6 +39,7 @@ from detection_debugger.datasets.issue_fields import (
     issue_field,
     missing_field,
 )
+from detection_debugger.datasets.object_writes import modified_now, stamped
 from detection_debugger.datasets.state import INFO_KEY, writes_dataset
 from detection_debugger.datasets.views import issues_view
 from detection_debugger.evaluation.label_issues import (
@@ -534,6 +535,7 @@ def _apply(
     if not touched:
         return 0
     sample_ids = sorted({decided.records[i][0]["sample_id"] for i in touched})
+    stamp = modified_now()
     present = {}
     for sid, ids in zip(*dataset.select(sample_ids).values(["id", f"{fixed}.detections.id"])):
         present[sid] = None if ids is None else list(ids)
@@ -563,40 +565,52 @@ def _apply(
         if unset:
             update["$unset"] = unset
         oid = ObjectId(label_id)
+        update = stamped(update, stamp)
         sets.append(UpdateOne({"_id": ObjectId(sid)}, update, array_filters=[{"l._id": oid}]))
-    pull_ops = [
-        UpdateOne(
-            {"_id": ObjectId(sid)},
-            {"$pull": {f"{fixed}.detections": {"_id": {"$in": [ObjectId(i) for i in ids]}}}},
-        )
-        for sid, ids in pulls.items()
-    ]
+    pull_ops = [_pull_op(fixed, sid, ids, stamp) for sid, ids in pulls.items()]
     for sid, ids in pulls.items():
         present[sid] = [i for i in present[sid] if i not in ids]
-    push_ops = [_push_op(fixed, sid, docs, present[sid] is None) for sid, docs in pushes.items()]
-    restore_ops = _restore_ops(dataset, gt_field, fixed, restores, present)
+    push_ops = [
+        _push_op(fixed, sid, docs, present[sid] is None, stamp) for sid, docs in pushes.items()
+    ]
+    restore_ops = _restore_ops(dataset, gt_field, fixed, restores, present, stamp)
     for batch in (pull_ops, restore_ops, push_ops, sets):
         if batch:
             bulk_write(dataset, batch, sample_ids)
     return len(changes)
 
 
-def _push_op(fixed: str, sample_id: str, docs: list, empty: bool):
-    """Adds ``docs`` (stored form) at the end of a sample's corrected objects."""
+def _pull_op(fixed: str, sample_id: str, label_ids: list, stamp: datetime):
+    """Removes the objects ``label_ids`` from a sample's corrected objects, the sample's
+    ``last_modified_at`` set to ``stamp``."""
+    from bson import ObjectId
+    from pymongo import UpdateOne
+
+    ids = [ObjectId(i) for i in label_ids]
+    update = {"$pull": {f"{fixed}.detections": {"_id": {"$in": ids}}}}
+    return UpdateOne({"_id": ObjectId(sample_id)}, stamped(update, stamp))
+
+
+def _push_op(fixed: str, sample_id: str, docs: list, empty: bool, stamp: datetime):
+    """Adds ``docs`` (stored form) at the end of a sample's corrected objects, the sample's
+    ``last_modified_at`` set to ``stamp``."""
     from bson import ObjectId
     from pymongo import UpdateOne
 
     if empty:
-        value = {"_cls": "Detections", "detections": docs}
-        return UpdateOne({"_id": ObjectId(sample_id)}, {"$set": {fixed: value}})
-    update = {"$push": {f"{fixed}.detections": {"$each": docs}}}
-    return UpdateOne({"_id": ObjectId(sample_id)}, update)
+        update = {"$set": {fixed: {"_cls": "Detections", "detections": docs}}}
+    else:
+        update = {"$push": {f"{fixed}.detections": {"$each": docs}}}
+    return UpdateOne({"_id": ObjectId(sample_id)}, stamped(update, stamp))
 
 
-def _restore_ops(dataset, gt_field: str, fixed: str, restores: dict, present: dict) -> list:
+def _restore_ops(
+    dataset, gt_field: str, fixed: str, restores: dict, present: dict, stamp: datetime
+) -> list:
     """Updates that copy originals back into the corrected field (a spurious removal
     undone) at their original place, by the database (the stored documents stay exactly
-    as the first copy made them): one pipeline per sample, one stage per object."""
+    as the first copy made them): one pipeline per sample, one stage per object, and one
+    setting ``last_modified_at`` to ``stamp``."""
     from bson import ObjectId
     from pymongo import UpdateOne
 
@@ -616,7 +630,7 @@ def _restore_ops(dataset, gt_field: str, fixed: str, restores: dict, present: di
             stages.append(
                 {"$set": {f"{fixed}.detections": _insert_stage(gt_field, fixed, lid, at, drop)}}
             )
-        ops.append(UpdateOne({"_id": ObjectId(sid)}, stages))
+        ops.append(UpdateOne({"_id": ObjectId(sid)}, stamped(stages, stamp)))
     return ops
 
 
@@ -673,6 +687,7 @@ def _write_decisions(dataset, gt_field: str, decided: _Decided) -> None:
     missing = missing_field(gt_field)
     declared = set()
     ops, sample_ids = [], set()
+    stamp = modified_now()
     for label_id, statuses in decided.statuses.items():
         record, is_missing = decided.records[label_id]
         tags = list(record["tags"] or [])
@@ -689,7 +704,7 @@ def _write_decisions(dataset, gt_field: str, decided: _Decided) -> None:
             values["issue_review"] = statuses.get(record["issue_type"])
         declared.update(f"{field}.detections.{n}" for n in values if n != "tags")
         path = f"{field}.detections.$[l]"
-        update = {"$set": {f"{path}.{k}": v for k, v in values.items()}}
+        update = stamped({"$set": {f"{path}.{k}": v for k, v in values.items()}}, stamp)
         sid = record["sample_id"]
         filters = [{"l._id": ObjectId(label_id)}]
         ops.append(UpdateOne({"_id": ObjectId(sid)}, update, array_filters=filters))

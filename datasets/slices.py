@@ -23,12 +23,9 @@ from dataclasses import dataclass, replace
 import fiftyone as fo
 import numpy as np
 
-from detection_debugger.datasets.fiftyone_private import (
-    is_patches_view,
-    sample_ids_of,
-    shows_every_label,
-)
+from detection_debugger.datasets.fiftyone_private import is_patches_view, shows_every_label
 from detection_debugger.datasets.runs import DebuggerResults, debugger_runs, load_run
+from detection_debugger.datasets.view_membership import view_sample_ids
 from detection_debugger.evaluation import EvaluationResult
 
 __all__ = [
@@ -158,7 +155,7 @@ def slice_selection(results: DebuggerResults, view) -> SliceSelection:
     """The part of the run ``results`` that ``view`` (a slice) selects."""
     config = results.config
     patches = is_patches_view(view)  # patches views map to their samples
-    sample_ids = view.distinct("sample_id") if patches else sample_ids_of(view)
+    sample_ids = view.distinct("sample_id") if patches else view_sample_ids(view)
     image_mask, outside_samples = results.sample_rows(sample_ids)
     if not patches and shows_every_label(view):  # every label of its samples: no table needed
         return SliceSelection(image_mask, None, None, outside_samples, 0)

@@ -42,6 +42,8 @@ FIFTYONE_PRIVATE_NAMES = {
     "_clip_preprocess",
     "_tokenizer",
     "_delete_non_persistent_datasets_if_allowed",
+    "_sample_collection",
+    "_serialize",
 }
 MAX_FUNCTION_LINES = 60
 LONG_FUNCTION_MARK = "# long:"  # on the def line or the line above: why it stays long

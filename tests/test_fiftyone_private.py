@@ -173,3 +173,22 @@ def test_aggregate_after_view_runs_after_the_views_own_stages(dataset):
         private.aggregate_after_view(view, [{"$project": {"n": {"$size": "$gt.detections"}}}])
     )
     assert [d["n"] for d in docs] == [1, 1] and len(docs) == 2
+
+
+def test_stage_dicts_are_equal_for_views_with_the_same_stages(dataset):
+    from fiftyone import ViewField as F
+
+    ids = dataset.values("id")[:2]
+    stages = private.stage_dicts(dataset.match(F("gt.detections").length() > 0).select(ids))
+    assert stages == private.stage_dicts(dataset.match(F("gt.detections").length() > 0).select(ids))
+    assert [s["_cls"].rsplit(".", 1)[1] for s in stages] == ["Match", "Select"]
+    assert all("_uuid" not in s for s in stages)
+    assert stages != private.stage_dicts(dataset.select(ids))
+    assert private.stage_dicts(dataset) == []
+
+
+def test_samples_collection_holds_the_datasets_samples(dataset):
+    collection = private.samples_collection(dataset)
+    assert collection.estimated_document_count() == len(dataset)
+    assert {str(d["_id"]) for d in collection.find({}, {"_id": 1})} == set(dataset.values("id"))
+    assert "last_modified_at_1" in collection.index_information()
