@@ -36,6 +36,11 @@ import numpy as np
 from detection_debugger.datasets.arrays import detection_set_from_view
 from detection_debugger.datasets.fiftyone_private import dataset_of
 from detection_debugger.datasets.object_writes import split_per_sample, write_object_attributes
+from detection_debugger.datasets.run_index import (
+    delete_run_index,
+    rename_run_index,
+    save_run_index,
+)
 from detection_debugger.datasets.state import (
     INFO_KEY,
     dataset_lock,
@@ -52,6 +57,7 @@ from detection_debugger.evaluation import (
     TideTable,
     accumulate,
 )
+from detection_debugger.evaluation.image_slices import ImageSliceIndex
 from detection_debugger.evaluation.table_storage import pack_arrays, unpack_arrays
 from detection_debugger.formats.progress import ProgressCounter
 
@@ -60,6 +66,7 @@ __all__ = [
     "DebuggerEvaluation",
     "DebuggerEvaluationConfig",
     "DebuggerResults",
+    "check_run",
     "debugger_runs",
     "evaluate_detections",
     "load_run",
@@ -129,6 +136,7 @@ class DebuggerEvaluation(foud.DetectionEvaluation):
     def cleanup(self, samples, eval_key):
         super().cleanup(samples, eval_key)
         dataset = dataset_of(samples)
+        delete_run_index(dataset, eval_key)
         for path in self._extra_fields(eval_key):
             if dataset.has_field(path):
                 dataset.delete_sample_field(path, error_level=1)
@@ -138,6 +146,7 @@ class DebuggerEvaluation(foud.DetectionEvaluation):
     def rename(self, samples, eval_key, new_eval_key):
         super().rename(samples, eval_key, new_eval_key)
         dataset = dataset_of(samples)
+        rename_run_index(dataset, eval_key, new_eval_key)
         saved = saved_thresholds(dataset, eval_key)
         if saved is not None:
             _set_thresholds_doc(dataset, new_eval_key, saved)
@@ -541,6 +550,8 @@ def _evaluate_in_bulk(samples, method: DebuggerEvaluation, eval_key: str | None,
     if eval_key is not None:
         fields = (gt_field, pred_field)
         _write_object_fields(samples, table, ids, fields, classes, eval_key, tide, counter)
+        index = ImageSliceIndex.build(table)
+        save_run_index(dataset_of(samples), eval_key, index, ids["samples"])
     precision, recall = accumulate(table.coco)
     return DebuggerResults(
         samples,
@@ -611,8 +622,15 @@ def debugger_runs(dataset) -> list[str]:
     ]
 
 
-def load_run(dataset, eval_key: str) -> DebuggerResults:
-    """The results of a run of this plugin (cached by FiftyOne with its decoded table).
+def _not_ours(eval_key: str) -> str:
+    return (
+        f"evaluation {eval_key!r} was not made by detection-debugger: run "
+        "evaluate_detections of this plugin to re-evaluate slices exactly"
+    )
+
+
+def check_run(dataset, eval_key: str) -> None:
+    """Checks that ``eval_key`` is a run of this plugin (from its info: no results loaded).
 
     Raises:
         ValueError: no such run, or a run made by another method.
@@ -620,12 +638,21 @@ def load_run(dataset, eval_key: str) -> DebuggerResults:
     if not dataset.has_evaluation(eval_key):
         keys = ", ".join(debugger_runs(dataset)) or "none"
         raise ValueError(f"dataset {dataset.name!r} has no evaluation {eval_key!r} (runs: {keys})")
+    method = getattr(dataset.get_evaluation_info(eval_key).config, "method", None)
+    if method != METHOD:
+        raise ValueError(_not_ours(eval_key))
+
+
+def load_run(dataset, eval_key: str) -> DebuggerResults:
+    """The results of a run of this plugin (cached by FiftyOne with its decoded table).
+
+    Raises:
+        ValueError: no such run, or a run made by another method.
+    """
+    check_run(dataset, eval_key)
     results = dataset.load_evaluation_results(eval_key, cache=True)
     if not isinstance(results, DebuggerResults):
-        raise ValueError(
-            f"evaluation {eval_key!r} was not made by detection-debugger: run "
-            "evaluate_detections of this plugin to re-evaluate slices exactly"
-        )
+        raise ValueError(_not_ours(eval_key))
     return results
 
 

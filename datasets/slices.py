@@ -24,9 +24,11 @@ import fiftyone as fo
 import numpy as np
 
 from detection_debugger.datasets.fiftyone_private import is_patches_view, shows_every_label
-from detection_debugger.datasets.runs import DebuggerResults, debugger_runs, load_run
+from detection_debugger.datasets.run_index import RunIndex, load_run_index, save_run_index
+from detection_debugger.datasets.runs import DebuggerResults, check_run, debugger_runs, load_run
 from detection_debugger.datasets.view_membership import view_sample_ids
 from detection_debugger.evaluation import EvaluationResult
+from detection_debugger.evaluation.image_slices import ImageSliceIndex
 
 __all__ = [
     "SliceSelection",
@@ -200,18 +202,43 @@ def evaluate_slice(dataset, eval_key: str, slice_name: str | None = None) -> Eva
     """The run ``eval_key`` on the slice ``slice_name`` (default: the whole run).
 
     ``params`` of the result name the slice, its level (``images``/``objects``) and the
-    samples and labels of the slice that the run did not evaluate (left out).
+    samples and labels of the slice that the run did not evaluate (left out). An image
+    slice is evaluated from the run's by-image index (:mod:`~.run_index`) without loading
+    the run's results; an object slice from its match table.
     """
-    results = load_run(dataset, eval_key)
     if slice_name is None:
-        return _with_params(results.result, slice=None, selection="images")
-    result, selection = evaluate_view(results, load_slice(dataset, slice_name))
+        return _with_params(load_run(dataset, eval_key).result, slice=None, selection="images")
+    view = load_slice(dataset, slice_name)
+    if not is_patches_view(view) and shows_every_label(view):
+        run_index = _run_index(dataset, eval_key)
+        image_mask, outside_samples = run_index.image_mask(view_sample_ids(view))
+        result = _with_params(run_index.index.evaluate(image_mask), selection="images")
+        outside_labels = 0
+    else:
+        result, selection = evaluate_view(load_run(dataset, eval_key), view)
+        outside_samples, outside_labels = selection.outside_samples, selection.outside_labels
     return _with_params(
         result,
         slice=slice_name,
-        outside_samples=selection.outside_samples,
-        outside_labels=selection.outside_labels,
+        outside_samples=outside_samples,
+        outside_labels=outside_labels,
     )
+
+
+def _run_index(dataset, eval_key: str) -> RunIndex:
+    """The by-image index of the run ``eval_key``: stored with it, else built from its
+    results (a run stored before the index existed) and stored for next time.
+
+    Raises:
+        ValueError: no such run, or a run made by another method (see :func:`load_run`).
+    """
+    check_run(dataset, eval_key)
+    run_index = load_run_index(dataset, eval_key)
+    if run_index is None:
+        results = load_run(dataset, eval_key)
+        index = ImageSliceIndex.build(results.table())
+        run_index = save_run_index(dataset, eval_key, index, results.sample_ids)
+    return run_index
 
 
 def _with_params(result: EvaluationResult, **params) -> EvaluationResult:
