@@ -13,8 +13,11 @@ project ``mongod``, times each step a user takes, in one process, in order:
 - **evaluate operator**: the App's ``evaluate_detections`` operator through FiftyOne's
   operator executor (reading 4M boxes from MongoDB, the engine, every per-object field
   written, the run saved), twice (IoU 0.5 and 0.75, for ``compare``);
-- **slice, cold / warm**: a saved 10% slice re-evaluated from the stored run (cold: a freshly
-  loaded dataset decodes the run; warm: median of 10);
+- **slice, cold / warm**: a saved 10% image slice re-evaluated from the stored run (cold: a
+  freshly loaded dataset, our caches emptied: the run's by-image index read from MongoDB;
+  warm: median of 10 of the same slice; "another slice": median of 5 other 10% slices, each
+  resolved by MongoDB for the first time); and an **object slice** (``filter_labels``, 10%
+  of the images: the whole match table is decoded, cold then warm);
 - **panel first render** and **confusion-cell click**: the panel's ``on_load`` and
   ``on_cell_click`` through the executor, as the App calls them;
 - **label finder** (``find_label_issues``, one prediction set) and **compare**
@@ -96,8 +99,26 @@ def _panel(dataset, method: str, state: dict, **params):
     return state
 
 
-def _pipeline(dataset, figures: dict) -> dict:  # long: one timed step per line, in order
+def _fresh(name: str):
+    """The dataset as a new process sees it: loaded again, every cache of ours emptied."""
     import fiftyone as fo
+
+    from detection_debugger.datasets.run_index import clear_run_index_cache
+    from detection_debugger.datasets.view_membership import clear_view_cache
+
+    clear_run_index_cache()
+    clear_view_cache()
+    dataset = fo.load_dataset(name)
+    dataset.clear_cache()
+    return dataset
+
+
+def _first_class(dataset) -> str:
+    return dataset.distinct("ground_truth.detections.label")[0]
+
+
+def _pipeline(dataset, figures: dict) -> dict:  # long: one timed step per line, in order
+    from fiftyone import ViewField as F
 
     from detection_debugger.datasets import slices
     from detection_debugger.datasets.comparison import compare_runs
@@ -119,16 +140,37 @@ def _pipeline(dataset, figures: dict) -> dict:  # long: one timed step per line,
         "evaluate operator (IoU 0.75)",
         lambda: _operator(dataset, "evaluate_detections", eval_key="dd75", iou=0.75),
     )
-    chosen = dataset.take(max(1, len(dataset) // 10), seed=0).values("id")
-    slice_view = dataset.select(chosen, ordered=False)
-    slices.save_slice(dataset, "bench slice", slice_view)
+    tenth = max(1, len(dataset) // 10)
+    for seed in range(6):  # the bench slice, and five others for "another slice"
+        chosen = dataset.take(tenth, seed=seed).values("id")
+        name = "bench slice" if seed == 0 else f"bench slice {seed}"
+        slices.save_slice(dataset, name, dataset.select(chosen, ordered=False))
+    cars = dataset.filter_labels("ground_truth", F("label") == _first_class(dataset))
+    slices.save_slice(dataset, "bench object slice", cars.take(tenth, seed=0))
     name = dataset.name
-    fresh = fo.load_dataset(name)
-    fresh.clear_cache()
+    fresh = _fresh(name)
     _step(figures, "slice cold", lambda: slices.evaluate_slice(fresh, "dd", "bench slice"))
     _step(figures, "slice warm", lambda: slices.evaluate_slice(fresh, "dd", "bench slice"), 10)
-    fresh = fo.load_dataset(name)
-    fresh.clear_cache()
+    others = iter(f"bench slice {seed}" for seed in range(1, 6))
+    _step(
+        figures,
+        "slice warm, another slice",
+        lambda: slices.evaluate_slice(fresh, "dd", next(others)),
+        5,
+    )
+    fresh = _fresh(name)
+    _step(
+        figures,
+        "object slice cold",
+        lambda: slices.evaluate_slice(fresh, "dd", "bench object slice"),
+    )
+    _step(
+        figures,
+        "object slice warm",
+        lambda: slices.evaluate_slice(fresh, "dd", "bench object slice"),
+        3,
+    )
+    fresh = _fresh(name)
     state = _step(figures, "panel first render", lambda: _panel(fresh, "on_load", {}))
     _step(figures, "panel refresh (warm)", lambda: _panel(fresh, "on_load", {}))
     matrix_class = state["classes"][0]["class"].lstrip("★ ")
