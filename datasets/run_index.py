@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 BUCKET = "detection_debugger_run_indexes"
+FORMAT = 1  # raised when ImageSliceIndex's fields change: older files are then rebuilt
 CACHE_SIZE = 2
 _SAMPLE_IDS = "run.sample_ids"
 _cache: OrderedDict = OrderedDict()
@@ -97,7 +98,7 @@ def save_run_index(dataset, eval_key: str, index: ImageSliceIndex, sample_ids) -
     _bucket().upload_from_stream(
         _name(dataset, eval_key),
         pack_arrays(arrays),
-        metadata={"run_timestamp": _stamp(dataset, eval_key)},
+        metadata={"run_timestamp": _stamp(dataset, eval_key), "format": FORMAT},
     )
     _remember((_name(dataset, eval_key), _stamp(dataset, eval_key)), run_index)
     _delete_orphans()
@@ -123,9 +124,8 @@ def load_run_index(dataset, eval_key: str) -> RunIndex | None:
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
-    current = [
-        f for f in _files(dataset, eval_key) if (f.metadata or {}).get("run_timestamp") == stamp
-    ]
+    wanted = {"run_timestamp": stamp, "format": FORMAT}
+    current = [f for f in _files(dataset, eval_key) if _matches(f.metadata or {}, wanted)]
     if not current:
         return None
     arrays = unpack_arrays(_bucket().open_download_stream(current[-1]._id).read())
@@ -136,6 +136,10 @@ def load_run_index(dataset, eval_key: str) -> RunIndex | None:
 def clear_run_index_cache() -> None:
     """Empties the in-memory cache (the next load reads the database)."""
     _cache.clear()
+
+
+def _matches(metadata: dict, wanted: dict) -> bool:
+    return all(metadata.get(name) == value for name, value in wanted.items())
 
 
 def _remember(key, run_index: RunIndex) -> RunIndex:

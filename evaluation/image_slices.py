@@ -21,6 +21,7 @@ on those images) exactly: same integers, same float operations.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,9 +57,11 @@ class ImageSliceIndex:
         column_starts: ``(I + 1,)`` int64 offsets of each image's columns in
             ``image_columns``.
         image_columns: ``(D,)`` int32 COCO columns (accumulation positions), by image.
-        column_class: ``(D,)`` int16 class of each column (non-decreasing).
-        column_rank: ``(D,)`` uint8 rank in its image and class, capped at 255.
-        codes: ``(D, A)`` uint32 outcome codes per area range (0: never counted).
+        class_starts: ``(K + 1,)`` int64 first column of each class (the columns are in
+            accumulation order, class by class), then ``D``.
+        column_cut: ``(D,)`` uint8 how many of the smaller max-detections cuts (1, 10) the
+            column's rank in its image and class reaches (0: counted under every cut).
+        codes: ``(A, D)`` uint32 outcome codes per area range (0: never counted).
     """
 
     class_names: tuple[str, ...]
@@ -69,8 +72,8 @@ class ImageSliceIndex:
     count_values: np.ndarray
     column_starts: np.ndarray
     image_columns: np.ndarray
-    column_class: np.ndarray
-    column_rank: np.ndarray
+    class_starts: np.ndarray
+    column_cut: np.ndarray
     codes: np.ndarray
 
     @property
@@ -87,6 +90,7 @@ class ImageSliceIndex:
         if len(IOU_THRESHOLDS) > _FP_SHIFT:
             raise ValueError("outcome codes hold at most 10 IoU thresholds")
         coco, num_images = table.coco, table.data.num_images
+        num_classes = table.data.num_classes
         num_cells = _num_cells(table.data.num_classes)
         images, cells = _count_entries(table)
         keys, values = np.unique(images * num_cells + cells, return_counts=True)
@@ -100,8 +104,8 @@ class ImageSliceIndex:
             count_values=values.astype(np.int32),
             column_starts=_starts(coco.pred_image[order], num_images),
             image_columns=order.astype(np.int32),
-            column_class=coco.pred_class.astype(np.int16),
-            column_rank=np.minimum(coco.pred_rank, 255).astype(np.uint8),
+            class_starts=np.searchsorted(coco.pred_class, np.arange(num_classes + 1)),
+            column_cut=_cuts(coco.pred_rank),
             codes=_outcome_codes(coco.pred_tp, coco.pred_fp),
         )
 
@@ -123,16 +127,13 @@ class ImageSliceIndex:
         images = np.flatnonzero(np.asarray(image_mask, bool))
         num_classes = self.num_classes
         side = num_classes + 1
-        entries = _rows_of(self.count_starts, images)
-        counts = np.bincount(
-            self.count_cells[entries],
-            weights=self.count_values[entries],
-            minlength=_num_cells(num_classes),
-        ).astype(np.int64)
+        counting = _threads().submit(self._counts, images)  # while the columns are sorted
+        columns = np.sort(self.image_columns[_rows_of(self.column_starts, images)])
+        counts = counting.result()
         confusion, counts = counts[: side * side].reshape(side, side), counts[side * side :]
         num_gt, num_pred, duplicate = np.split(counts[: 3 * num_classes], 3)
         positives = counts[3 * num_classes :].reshape(num_classes, len(AREA_RANGES))
-        precision, recall = self._accumulate(images, positives)
+        precision, recall = self._accumulate(columns, positives)
         return evaluation_result(
             self.class_names,
             precision,
@@ -148,32 +149,70 @@ class ImageSliceIndex:
             },
         )
 
-    def _accumulate(self, images: np.ndarray, positives: np.ndarray):
-        """``accumulate(..., every_curve=False)`` of the slice's columns."""
+    def _counts(self, images: np.ndarray) -> np.ndarray:
+        """Every count of :func:`_num_cells`, summed over ``images``."""
+        entries = _rows_of(self.count_starts, images)
+        return np.bincount(
+            self.count_cells[entries],
+            weights=self.count_values[entries],
+            minlength=_num_cells(self.num_classes),
+        ).astype(np.int64)
+
+    def _accumulate(self, columns: np.ndarray, positives: np.ndarray):
+        """``accumulate(..., every_curve=False)`` of the slice's ``columns`` (sorted): the
+        area range "all" and the three size ranges (about half the work each) on two
+        threads (numpy releases the GIL: two cores, nearly half the time)."""
         num_thr, num_rec = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS)
         shape = (self.num_classes, len(AREA_RANGES), len(MAX_DETS))
         precision = -np.ones((num_thr, num_rec, *shape))
         recall = -np.ones((num_thr, *shape))
-        columns = np.sort(self.image_columns[_rows_of(self.column_starts, images)])
-        curves = _slice_curves(self, columns, positives)
-        if curves is None:
-            return precision, recall
-        k, a, starts, curve_of, codes, cuts = curves
-        events = _true_positive_events(codes, curve_of, starts, len(k))
-        per_row, row_first, tp_precision, event_row, event_column = events
-        npig = positives[k, a]
-        last = len(MAX_DETS) - 1
-        recall[:, k, a, last] = per_row.reshape(num_thr, -1) / npig[None, :]
-        # The smaller cuts: a true positive counts under cut m when its rank is below it.
-        by_cut = np.bincount(
-            event_row * np.int32(last + 1) + cuts[event_column], minlength=len(per_row) * (last + 1)
-        ).reshape(-1, last + 1)
-        found = np.cumsum(by_cut, axis=1)
-        for m in range(last):
-            recall[:, k, a, m] = found[:, m].reshape(num_thr, -1) / npig[None, :]
-        result = interpolated_precision(per_row, row_first, tp_precision, npig)
-        precision[:, :, k, a, last] = result.transpose(0, 2, 1)
+        # Columns are in accumulation order, class by class: each class is a range of them.
+        bounds = np.searchsorted(columns, self.class_starts)
+        cuts = self.column_cut[columns]
+        parts = [
+            _threads().submit(_area_curves, self, columns, bounds, cuts, positives, areas)
+            for areas in _AREA_GROUPS
+        ]
+        for part in parts:
+            curves = part.result()
+            if curves is None:
+                continue
+            k, a, curve_recall, curve_precision = curves
+            recall[:, k, a, :] = curve_recall
+            precision[:, :, k, a, -1] = curve_precision
         return precision, recall
+
+
+_AREA_GROUPS = ((0,), tuple(range(1, len(AREA_RANGES))))  # "all"; small, medium, large
+_pool: ThreadPoolExecutor | None = None
+
+
+def _threads() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=len(_AREA_GROUPS), thread_name_prefix="slices")
+    return _pool
+
+
+def _area_curves(index, columns, bounds, cuts, positives, areas):
+    """The curves of the area ranges ``areas``: ``k``, ``a``, recall ``(T, C, M)`` and
+    precision at the largest max detections ``(T, R, C)``; None without any."""
+    curves = _slice_curves(index, columns, bounds, cuts, positives, areas)
+    if curves is None:
+        return None
+    k, a, starts, curve_of, codes, code_cuts = curves
+    per_row, row_first, tp_precision, event_row, event_cut = _true_positive_events(
+        codes, code_cuts, curve_of, starts, len(k)
+    )
+    num_thr, num_cuts = len(IOU_THRESHOLDS), len(MAX_DETS)
+    npig = positives[k, a]
+    # A true positive counts under the cut m when its rank is below it (its cut <= m).
+    by_cut = np.bincount(
+        event_row * np.int32(num_cuts) + event_cut, minlength=len(per_row) * num_cuts
+    ).reshape(num_thr, len(k), num_cuts)
+    recall = np.cumsum(by_cut, axis=2) / npig[None, :, None]
+    result = interpolated_precision(per_row, row_first, tp_precision, npig)
+    return k, a, recall, result.transpose(0, 2, 1)
 
 
 def _num_cells(num_classes: int) -> int:
@@ -230,40 +269,44 @@ def _rows_of(starts: np.ndarray, images: np.ndarray) -> np.ndarray:
 
 
 def _outcome_codes(pred_tp: np.ndarray, pred_fp: np.ndarray) -> np.ndarray:
-    """``(D, A)`` uint32: bit ``t`` true positive, bit ``10 + t`` false positive at IoU
-    threshold ``t`` (from the ``(T, A, D)`` flags); a column's codes side by side."""
+    """``(A, D)`` uint32: bit ``t`` true positive, bit ``10 + t`` false positive at IoU
+    threshold ``t`` (from the ``(T, A, D)`` flags)."""
     num_thr, num_areas, num_cols = pred_tp.shape
     codes = np.zeros((num_areas, num_cols), np.uint32)
     for t in range(num_thr):
         for a in range(num_areas):
             codes[a] |= pred_tp[t, a].astype(np.uint32) << np.uint32(t)
             codes[a] |= pred_fp[t, a].astype(np.uint32) << np.uint32(_FP_SHIFT + t)
-    return np.ascontiguousarray(codes.T)
+    return codes
 
 
-def _slice_curves(index: ImageSliceIndex, columns: np.ndarray, positives: np.ndarray):
-    """The (class, area range) curves of the slice's ``columns`` at the largest max
-    detections: ``k``, ``a``, ``starts``, ``curve_of``, and per position its code and its
-    cut (how many of the smaller max-detections cuts its rank reaches); None without any."""
-    num_classes = index.num_classes
-    classes = index.column_class[columns]
-    ranks = index.column_rank[columns]
-    cut = np.zeros(len(columns), np.int32)
+def _cuts(ranks: np.ndarray) -> np.ndarray:
+    """Per rank, how many of the smaller max-detections cuts it reaches (``>=``)."""
+    cuts = np.zeros(len(ranks), np.uint8)
     for max_dets in MAX_DETS[:-1]:
-        cut += ranks >= max_dets
-    curve_k, curve_a, lengths, codes, rank_parts = [], [], [], [], []
-    gathered = np.take(index.codes, columns, axis=0).T.copy()  # (A, n), rows contiguous
-    for a in range(len(AREA_RANGES)):
-        code = gathered[a]
-        has_gt = positives[:, a] > 0
+        cuts += ranks >= max_dets
+    return cuts
+
+
+def _slice_curves(index, columns, bounds, cuts, positives, areas):
+    """The (class, area range) curves of the slice's ``columns`` (its classes' ranges
+    ``bounds``, their cuts ``cuts``) in the area ranges ``areas``, at the largest max
+    detections: ``k``, ``a``, ``starts``, ``curve_of``, and per position its code and its
+    cut; None without any."""
+    curve_k, curve_a, lengths, codes, cut_parts = [], [], [], [], []
+    for a in areas:
+        code = np.take(index.codes[a], columns)
         counted = code != 0
-        keep = np.flatnonzero(counted if has_gt.all() else counted & has_gt[classes])
-        with_gt = np.flatnonzero(has_gt)
+        with_gt = positives[:, a] > 0
+        for k in np.flatnonzero(~with_gt):  # classes without objects to find: no curve
+            counted[bounds[k] : bounds[k + 1]] = False
+        keep = np.flatnonzero(counted)
+        with_gt = np.flatnonzero(with_gt)
         curve_k.append(with_gt)
         curve_a.append(np.full(len(with_gt), a))
-        lengths.append(np.bincount(classes[keep], minlength=num_classes)[with_gt])
+        lengths.append(np.diff(np.searchsorted(keep, bounds))[with_gt])
         codes.append(code[keep])
-        rank_parts.append(cut[keep])
+        cut_parts.append(cuts[keep])
     k = np.concatenate(curve_k)
     if not len(k):
         return None
@@ -276,59 +319,57 @@ def _slice_curves(index: ImageSliceIndex, columns: np.ndarray, positives: np.nda
         starts,
         curve_of,
         np.concatenate(codes),
-        np.concatenate(rank_parts),
+        np.concatenate(cut_parts),
     )
 
 
-def _threshold_bits(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(t, j)`` of every set bit ``t`` (below the number of thresholds) of ``values[j]``,
-    threshold-major."""
-    shifts = np.arange(len(IOU_THRESHOLDS), dtype=np.uint32)[:, None]
-    return np.nonzero((values[None, :] >> shifts) & np.uint32(1))
-
-
-def _true_positive_events(codes, curve_of, starts, num_curves):
+def _true_positive_events(codes, cuts, curve_of, starts, num_curves):  # long: commented steps
     """Every (threshold, true positive) of the curves, with its precision.
 
     Returns ``per_row`` ``(T*C,)`` true positives of each (threshold, curve) row,
     ``row_first`` the first one's place, ``tp_precision`` the precisions grouped by row,
-    and per event its row and its position among the curves' predictions.
+    and per event its row and its cut.
     """
     num_thr = len(IOU_THRESHOLDS)
     tp_bits = codes & np.uint32(_ALL_THRESHOLDS)
-    with_tp = np.flatnonzero(tp_bits).astype(np.int32)
+    with_tp = np.flatnonzero(tp_bits)
     bits = tp_bits[with_tp]
-    # Threshold-major, then by position: rows (threshold, curve) come in order.
-    positions = [with_tp[(bits & np.uint32(1 << t)) != 0] for t in range(num_thr)]
-    position = np.concatenate(positions)
-    sizes = [len(p) for p in positions]
-    curve = curve_of[position]
-    row = np.repeat(np.arange(num_thr, dtype=np.int32) * np.int32(num_curves), sizes) + curve
+    # Per column with a true positive somewhere: its curve and its 1-based place there.
+    curve_w = curve_of[with_tp]
+    place_w = (with_tp - starts[curve_w] + 1).astype(np.int32)
+    ignored = _ignored_positions(codes)
+    rows, seen, picked = [], [], []
+    for t in range(num_thr):  # threshold-major, then by position: rows come in order
+        j = np.flatnonzero(bits & np.uint32(1 << t))
+        curve = curve_w[j]
+        place = place_w[j]
+        if len(ignored[t]):
+            # Predictions of the curve before each one that are neither true nor false
+            # positives here (matched to an ignored object): rare, so each is placed among
+            # the events after the first of them by a binary search and counted by a
+            # running sum.
+            position = with_tp[j]
+            after = int(np.searchsorted(position, ignored[t][0]))
+            placed = np.searchsorted(position[after:], ignored[t])
+            smaller = np.cumsum(np.bincount(placed, minlength=len(j) - after + 1)[:-1])
+            in_curve = np.searchsorted(ignored[t], starts)[curve[after:]]
+            place[after:] -= (smaller - in_curve).astype(np.int32)
+        rows.append(curve + np.int32(t * num_curves))
+        seen.append(place)
+        picked.append(j)
+    row, seen, picked = np.concatenate(rows), np.concatenate(seen), np.concatenate(picked)
     per_row = np.bincount(row, minlength=num_thr * num_curves)
     row_first = np.cumsum(per_row) - per_row
     ordinal = np.arange(1, len(row) + 1) - row_first[row]
-    seen = position - starts[curve] + 1  # predictions of the curve up to this one
-    _drop_ignored(seen, codes, curve_of, row, position, num_curves)
-    tp_precision = ordinal.astype(np.float64) / (seen.astype(np.float64) + np.spacing(1))
-    return per_row, row_first, tp_precision, row, position
+    # Integers convert exactly: the same floats as (seen.astype(float) + eps), in fewer passes.
+    tp_precision = ordinal / (seen + np.spacing(1))
+    return per_row, row_first, tp_precision, row, cuts[with_tp][picked]
 
 
-def _drop_ignored(seen, codes, curve_of, row, position, num_curves) -> None:
-    """Takes from ``seen`` (per event) the predictions of its row before it that are neither
-    true nor false positives at its threshold (matched to an ignored object): rare, so
-    each is placed among the events by one binary search and counted by a running sum."""
-    num_positions = len(codes)
+def _ignored_positions(codes: np.ndarray) -> list[np.ndarray]:
+    """Per threshold, the sorted positions that are neither true nor false positives there
+    while counted at another threshold (matched to an ignored object)."""
     counted = (codes | codes >> np.uint32(_FP_SHIFT)) & np.uint32(_ALL_THRESHOLDS)
     mixed = np.flatnonzero(counted != _ALL_THRESHOLDS)
-    t_ignored, i = _threshold_bits(~counted[mixed] & np.uint32(_ALL_THRESHOLDS))
-    if not len(i):
-        return
-    ignored_row = t_ignored * num_curves + curve_of[mixed[i]]
-    ignored_key = ignored_row.astype(np.int64) * num_positions + mixed[i]  # sorted
-    event_key = row.astype(np.int64) * num_positions + position
-    # Ignored entries with a smaller key than each event, then those of earlier rows.
-    placed = np.searchsorted(event_key, ignored_key)
-    smaller = np.cumsum(np.bincount(placed, minlength=len(row) + 1)[: len(row)])
-    row_begins = np.arange(int(row[-1]) + 1, dtype=np.int64) * num_positions
-    before_row = np.searchsorted(ignored_key, row_begins)
-    seen -= (smaller - before_row[row]).astype(seen.dtype)
+    missing = ~counted[mixed]
+    return [mixed[(missing & np.uint32(1 << t)) != 0] for t in range(len(IOU_THRESHOLDS))]

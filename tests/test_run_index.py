@@ -140,3 +140,14 @@ def test_an_index_stamped_for_another_run_is_not_used(dataset):
     assert slices.evaluate_slice(dataset, "run", "some images").stats == expected.stats
     stamps = [f.metadata["run_timestamp"] for f in run_index._bucket().find({"filename": name})]
     assert stamps == [str(dataset.get_evaluation_info("run").timestamp)]
+
+
+def test_an_index_of_another_format_is_rebuilt(dataset):
+    expected = _table_result(dataset, "run", "some images")
+    files = fodm.get_db_conn()[f"{run_index.BUCKET}.files"]
+    name = run_index._name(dataset, "run")
+    files.update_many({"filename": name}, {"$set": {"metadata.format": run_index.FORMAT - 1}})
+    run_index.clear_run_index_cache()
+    assert run_index.load_run_index(dataset, "run") is None
+    assert slices.evaluate_slice(dataset, "run", "some images").stats == expected.stats
+    assert run_index.load_run_index(dataset, "run") is not None
