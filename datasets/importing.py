@@ -185,15 +185,21 @@ def _join_to_images(plan: LabelPlan, read, images: dict, class_map: ClassMap, kn
         if image.stem not in images:
             plan.files_without_image.append(image.stem)
             continue
-        records = []
-        for record in image.objects:
-            name = resolved.get(record.label)
+        renamed = {}
+        for label in {record.label for record in image.objects}:  # a few names an image
+            name = resolved.get(label)
             if name is None:
-                name = resolved[record.label] = class_map.resolve(record.label, known)
-            records.append(
-                record if name == record.label else dataclasses.replace(record, label=name)
-            )
-        plan.objects[image.stem] = records
+                name = resolved[label] = class_map.resolve(label, known)
+            if name != label:
+                renamed[label] = name
+        plan.objects[image.stem] = (
+            [
+                dataclasses.replace(r, label=renamed[r.label]) if r.label in renamed else r
+                for r in image.objects
+            ]
+            if renamed
+            else image.objects
+        )
 
 
 def plan_import(
@@ -297,7 +303,7 @@ def _declare_field(dataset, field: str, plan: LabelPlan) -> None:
     kinds: dict[str, type] = {}
     for records in plan.objects.values():
         for record in records:
-            if record.attributes.keys() - kinds.keys():
+            if not record.attributes.keys() <= kinds.keys():
                 for key, value in record.attributes.items():
                     kinds.setdefault(key, type(value))
             if record.crowd:

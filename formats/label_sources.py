@@ -29,6 +29,7 @@ from detection_debugger.formats import (
     read_voc_folder,
     read_yolo_folder,
 )
+from detection_debugger.formats.image_headers import header_size
 
 GT_FORMATS = ("coco", "kitti", "yolo", "voc", "txt", "auto")
 PRED_FORMATS = ("tao", "coco", "yolo", "ultralytics", "txt", "auto")
@@ -69,11 +70,14 @@ def read_image_info(images: dict[str, str]) -> dict[str, dict]:
     from PIL import Image
 
     info = {}
+    mime_types: dict[str, str] = {}  # by extension: guess_type costs more than the header
     for stem, path in images.items():
         try:
-            with Image.open(path) as image:
-                width, height = image.size
-                channels = len(image.getbands())
+            size = header_size(path)  # JPEG and PNG; None: PIL reads (and judges) it
+            if size is None:
+                with Image.open(path) as image:
+                    size = (*image.size, len(image.getbands()))
+            width, height, channels = size
         except Image.UnidentifiedImageError:
             empty = os.path.getsize(path) == 0
             reason = "an empty file" if empty else "not an image format PIL reads, or corrupt"
@@ -81,9 +85,12 @@ def read_image_info(images: dict[str, str]) -> dict[str, dict]:
         except (OSError, ValueError, Image.DecompressionBombError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise FormatError(path, f"cannot read the image ({reason})") from None
+        extension = os.path.splitext(path)[1].lower()
+        if extension not in mime_types:
+            mime_types[extension] = mimetypes.guess_type(path)[0] or "image"
         info[stem] = {
             "size_bytes": os.path.getsize(path),
-            "mime_type": mimetypes.guess_type(path)[0] or "image",
+            "mime_type": mime_types[extension],
             "width": width,
             "height": height,
             "num_channels": channels,

@@ -100,3 +100,14 @@ def test_the_index_survives_storage_exactly():
     mask = np.random.default_rng(3).random(table.data.num_images) < 0.4
     assert_identical(again.evaluate(mask), table.evaluate(mask))
     assert again.class_names == index.class_names
+
+
+def test_counting_and_sorting_the_count_keys_agree():
+    from detection_debugger.evaluation import image_slices
+
+    keys = np.random.default_rng(4).integers(0, 5000, 20000)
+    counted = image_slices._count_keys(keys, 5000)
+    sorted_ = np.unique(keys, return_counts=True)
+    for got, expected in zip(counted, sorted_):
+        np.testing.assert_array_equal(got, expected)
+    assert image_slices._count_keys(keys, 10**9)[0].tolist() == sorted_[0].tolist()
