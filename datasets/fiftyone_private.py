@@ -81,9 +81,21 @@ def shows_every_label(samples) -> bool:
 
 def sample_ids_of(samples) -> list[str]:
     """The ids of the samples of ``samples``, in order, read raw (``values("id")`` converts
-    each through FiftyOne: half a second at 100,000 samples)."""
-    cursor = aggregate_after_view(samples, [{"$project": {"_id": 1}}])
-    return [str(doc["_id"]) for doc in cursor]
+    each through FiftyOne: half a second at 100,000 samples).
+
+    The server joins them into one document of strings (``$group``/``$push``, as FiftyOne's
+    own ``values()``): 0.3 s at 100k samples against 0.8-1.2 s for a cursor over 100k
+    documents. Past MongoDB's 16 MB document limit (about 500k samples) the cursor reads
+    them."""
+    from pymongo.errors import OperationFailure
+
+    joined = [{"$group": {"_id": None, "ids": {"$push": {"$toString": "$_id"}}}}]
+    try:
+        docs = list(aggregate_after_view(samples, joined))
+    except OperationFailure:  # the joined document would be too large
+        cursor = aggregate_after_view(samples, [{"$project": {"_id": 1}}])
+        return [str(doc["_id"]) for doc in cursor]
+    return docs[0]["ids"] if docs else []
 
 
 def stage_dicts(samples) -> list[dict]:

@@ -167,6 +167,22 @@ def test_shows_every_label_and_sample_ids_of(dataset):
     )
 
 
+def test_sample_ids_of_an_empty_view_and_past_the_document_limit(dataset, monkeypatch):
+    from pymongo.errors import OperationFailure
+
+    assert private.sample_ids_of(dataset.limit(0)) == []
+    expected = dataset.sort_by("filepath", reverse=True).values("id")
+    aggregate = private.aggregate_after_view
+
+    def too_large(samples, stages):  # what MongoDB answers past 16 MB of joined ids
+        if "$group" in stages[0]:
+            raise OperationFailure("BSONObjectTooLarge", code=10334)
+        return aggregate(samples, stages)
+
+    monkeypatch.setattr(private, "aggregate_after_view", too_large)
+    assert private.sample_ids_of(dataset.sort_by("filepath", reverse=True)) == expected
+
+
 def test_aggregate_after_view_runs_after_the_views_own_stages(dataset):
     view = dataset.limit(2)
     docs = list(
