@@ -148,7 +148,7 @@ def _image_paths(folder: Path) -> list[tuple[str, str]]:
     """``(stem, resolved path)`` of the image files under ``folder`` (the stem of the name in
     the folder, a link's own), sorted as their ``Path`` objects sort."""
     out = []
-    for _, entry in files_under(folder):
+    for _, entry in _files_under(folder):
         stem, extension = os.path.splitext(entry.name)
         if extension.lower() in IMAGE_EXTENSIONS:
             # The folders walked are real ones under the resolved root: only a link needs
@@ -157,7 +157,7 @@ def _image_paths(folder: Path) -> list[tuple[str, str]]:
     return out
 
 
-def files_under(folder: Path) -> list[tuple[tuple[str, ...], os.DirEntry]]:
+def _files_under(folder: Path) -> list[tuple[tuple[str, ...], os.DirEntry]]:
     """``(parts relative to folder, entry)`` of every file under ``folder`` (links to files
     included; links to folders not followed, as ``Path.rglob``), sorted as ``Path`` objects
     sort. One ``scandir`` per folder: no ``stat`` per file (the entries tell files, folders
@@ -343,7 +343,7 @@ def _fingerprint(path: str) -> str:
 
     root = Path(path)
     if root.is_dir():
-        files = [("/".join(parts), entry.stat()) for parts, entry in files_under(root)]
+        files = [("/".join(parts), entry.stat()) for parts, entry in _files_under(root)]
     else:
         files = [(root.name, root.stat())]
     digest = hashlib.sha256()
