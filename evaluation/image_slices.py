@@ -91,7 +91,7 @@ class ImageSliceIndex:
             raise ValueError("outcome codes hold at most 10 IoU thresholds")
         coco, num_images = table.coco, table.data.num_images
         num_classes = table.data.num_classes
-        num_cells = _num_cells(table.data.num_classes)
+        num_cells = _num_cells(num_classes)
         images, cells = _count_entries(table)
         keys, values = _count_keys(images * num_cells + cells, num_images * num_cells)
         order = np.argsort(coco.pred_image, kind="stable")
