@@ -21,6 +21,7 @@ on those images) exactly: same integers, same float operations.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -192,6 +193,15 @@ def _threads() -> ThreadPoolExecutor:
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=len(_AREA_GROUPS), thread_name_prefix="slices")
     return _pool
+
+
+def _forget_threads() -> None:
+    """A forked child has none of the parent's threads: it makes its own pool."""
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_threads)
 
 
 def _area_curves(index, columns, bounds, cuts, positives, areas):

@@ -111,3 +111,23 @@ def test_counting_and_sorting_the_count_keys_agree():
     for got, expected in zip(counted, sorted_):
         np.testing.assert_array_equal(got, expected)
     assert image_slices._count_keys(keys, 10**9)[0].tolist() == sorted_[0].tolist()
+
+
+def test_a_forked_child_evaluates_slices_too():
+    """The slice threads do not survive a fork: the child must make its own, not wait on
+    the parent's forever."""
+    import multiprocessing
+
+    gt, results = make_coco(random_config(903))
+    table = MatchTable.build(DetectionSet.from_coco(gt, results))
+    index = ImageSliceIndex.build(table)
+    mask = np.ones(table.data.num_images, bool)
+    expected = index.evaluate(mask).stats["AP"]  # the parent's pool now exists
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        got = pool.apply_async(_ap_of, (index, mask)).get(timeout=60)
+    assert got == expected
+
+
+def _ap_of(index, mask):
+    return index.evaluate(mask).stats["AP"]
