@@ -25,6 +25,7 @@ import gridfs
 import numpy as np
 
 from detection_debugger.datasets.fiftyone_private import dataset_id
+from detection_debugger.datasets.id_lookup import IdLookup
 from detection_debugger.evaluation.image_slices import ImageSliceIndex
 from detection_debugger.evaluation.table_storage import pack_arrays, unpack_arrays
 
@@ -54,21 +55,15 @@ class RunIndex:
     sample_ids: np.ndarray
 
     @cached_property
-    def _sorted_ids(self) -> tuple[np.ndarray, np.ndarray]:
-        order = np.argsort(self.sample_ids)
-        return self.sample_ids[order], order
+    def _lookup(self) -> IdLookup:
+        return IdLookup(self.sample_ids)
 
     def image_mask(self, sample_ids) -> tuple[np.ndarray, int]:
         """``(I,)`` bool mask of the given samples, and how many are not in the run."""
-        known, order = self._sorted_ids
-        wanted = np.asarray(list(sample_ids), dtype="S24")
-        mask = np.zeros(len(known), bool)
-        if not len(wanted) or not len(known):
-            return mask, len(wanted)
-        place = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
-        found = known[place] == wanted
-        mask[order[place[found]]] = True
-        return mask, int(len(wanted) - found.sum())
+        positions = self._lookup.positions(sample_ids)
+        mask = np.zeros(len(self.sample_ids), bool)
+        mask[positions[positions >= 0]] = True
+        return mask, int((positions < 0).sum())
 
 
 def _bucket() -> gridfs.GridFSBucket:

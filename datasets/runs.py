@@ -35,6 +35,7 @@ import numpy as np
 
 from detection_debugger.datasets.arrays import detection_set_from_view
 from detection_debugger.datasets.fiftyone_private import dataset_of
+from detection_debugger.datasets.id_lookup import IdLookup
 from detection_debugger.datasets.object_writes import split_per_sample, write_object_attributes
 from detection_debugger.datasets.run_index import (
     delete_run_index,
@@ -218,7 +219,7 @@ class DebuggerResults(fouc.COCODetectionResults):
         self._table = None
         self._tide_table = None
         self._label_ids: dict = {}
-        self._sorted_ids: dict = {}
+        self._id_lookups: dict = {}
         self._sample_index = None
         if matches is None:  # built from the match table when first asked for
             for name in MATCH_COLUMNS:
@@ -317,18 +318,9 @@ class DebuggerResults(fouc.COCODetectionResults):
     def label_positions(self, side: str, label_ids) -> np.ndarray:
         """Row of each label id in the table's ``"gt"`` or ``"pred"`` objects, -1 for the ones
         the run did not evaluate."""
-        stored = self.label_ids(side)
-        if self._sorted_ids.get(side) is None:
-            order = np.argsort(stored, kind="stable")
-            self._sorted_ids[side] = (stored[order], order)
-        sorted_ids, order = self._sorted_ids[side]
-        wanted = np.array(list(label_ids), dtype=stored.dtype)
-        out = np.full(len(wanted), -1, dtype=np.int64)
-        if len(wanted) and len(sorted_ids):
-            pos = np.minimum(np.searchsorted(sorted_ids, wanted), len(sorted_ids) - 1)
-            found = sorted_ids[pos] == wanted
-            out[found] = order[pos[found]]
-        return out
+        if self._id_lookups.get(side) is None:
+            self._id_lookups[side] = IdLookup(self.label_ids(side))
+        return self._id_lookups[side].positions(label_ids)
 
     def label_rows(self, side: str, label_ids) -> tuple[np.ndarray, int]:
         """``(G,)`` or ``(P,)`` bool mask of the given label ids (``side`` is ``"gt"`` or
